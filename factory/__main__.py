@@ -1,0 +1,3 @@
+from factory.cli import app
+
+app(prog_name="factory")

@@ -1,0 +1,1 @@
+"""painfactory's trainer: ViTPain and its baselines on painfactory shards, with Ray Train."""
