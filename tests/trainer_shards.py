@@ -1,0 +1,70 @@
+"""A stand-in for `factory generate` for the reader's unit tests: shards in the exact format of docs/DATA.md
+(manifest.json, one sample per identity, meta.json from the real planner), with simple drawn faces whose
+pain is visible: a dark brow band as wide as the PSPI, on a face of the identity's own skin tone."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import fsspec
+import numpy as np
+from PIL import Image, ImageDraw
+
+from factory.expressions import ExpressionConfig
+from factory.plan import PlanConfig, plan_identity
+
+
+def draw_face(size: int, tone: float, background: tuple, pspi: int, yaw: float) -> bytes:
+    image = Image.new("RGB", (size, size), tuple(int(255 * c) for c in background))
+    draw = ImageDraw.Draw(image)
+    skin = tuple(int(255 * c) for c in (0.95 - 0.55 * tone, 0.8 - 0.5 * tone, 0.7 - 0.45 * tone))
+    shift = yaw / 90 * size * 0.15
+    draw.ellipse([size * 0.2 + shift, size * 0.1, size * 0.8 + shift, size * 0.95], fill=skin)
+    width = size * 0.5 * pspi / 16
+    if pspi:
+        draw.rectangle([size / 2 - width / 2 + shift, size * 0.3, size / 2 + width / 2 + shift, size * 0.42], fill=(40, 10, 10))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def write_dataset(url: str, identities: int, image_size: int = 64, pain_expressions: int = 4, views: tuple = (0.0,),
+                  per_shard: int = 2, seed: int = 0) -> list[dict]:
+    """Write `identities` identities as shards of `per_shard` under `url`; returns their meta.json dicts."""
+    from webdataset import TarWriter
+
+    config = PlanConfig(expressions=ExpressionConfig(pain_expressions=pain_expressions), view_yaws=views)
+    fs, root = fsspec.url_to_fs(url)
+    metas, shards = [], []
+    for first in range(0, identities, per_shard):
+        path = f"shards/shard-{first // per_shard:06d}.tar"
+        buffer = io.BytesIO()
+        writer = TarWriter(buffer, mtime=0)
+        count = min(per_shard, identities - first)
+        for index in range(first, first + count):
+            spec = plan_identity(index, seed, config).to_dict()
+            meta = {key: spec[key] for key in ("id", "index", "seed", "demographics", "identity", "skin", "expressions", "light", "background")}
+            meta["views"] = [{"name": view["name"], "yaw": view["yaw"]} for view in spec["views"]]
+            meta["image_size"] = image_size
+            sample = {"__key__": meta["id"], "meta.json": json.dumps(meta).encode()}
+            for view in meta["views"]:
+                for expression in meta["expressions"]:
+                    sample[f"{expression['name']}.{view['name']}.jpg"] = draw_face(
+                        image_size, meta["skin"]["tone"], meta["background"]["top"], expression["pspi"], view["yaw"])
+            writer.write(sample)
+            metas.append(meta)
+        writer.close()
+        data = buffer.getvalue()
+        fs.makedirs(f"{root}/shards", exist_ok=True)
+        fs.pipe_file(f"{root}/{path}", data)
+        shards.append({"path": path, "first_index": first, "count": count, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    manifest = {"format": "painfactory-dataset/1", "package_version": "0.1.0", "seed": seed, "config": {},
+                "identities": identities, "shards": shards}
+    fs.pipe_file(f"{root}/manifest.json", json.dumps(manifest).encode())
+    return metas
+
+
+def pspi_of(metas: list[dict]) -> np.ndarray:
+    return np.array([e["pspi"] for m in metas for e in m["expressions"]], float)

@@ -1,0 +1,253 @@
+"""From painfactory shards to training batches, streamed: no local copy of the dataset.
+
+    manifest.json ─▶ shard URLs ─▶ this rank's shards ─▶ tar stream (fsspec) ─▶ identity samples
+        ─▶ keep this split's identities ─▶ (pain, neutral reference) pairs ─▶ shuffle buffer ─▶ augment ─▶ batches
+
+A sample is one identity, so a pain image and its neutral reference arrive together. Each identity gives, per
+view, one pair per non-neutral expression (pain, or PSPI-0 hard negatives) with the neutral face of that view
+as reference, plus one neutral–neutral pair labelled PSPI 0 (told apart only by their augmentations), so the
+model sees "no change" as often as it sees each view.
+
+The train/val/test split is identity-disjoint: a seeded hash of the identity id, independent of shard layout,
+worker count and dataset size (70/20/10 by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import posixpath
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import fsspec
+import numpy as np
+import torch
+from PIL import Image
+
+SPLITS = ("train", "val", "test")
+PSPI_AUS = ("AU4", "AU6", "AU7", "AU9", "AU10", "AU43")  # the order of the model's AU outputs
+AU_MAXIMA = (5, 5, 5, 5, 5, 1)
+DEMOGRAPHIC_KEYS = ("age_band", "gender", "ethnicity")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training example: encoded images and labels. `group` holds the demographics metrics break down by."""
+
+    key: str  # "id-0000123/pain03.v1"
+    pain: bytes
+    reference: bytes
+    pspi: float
+    aus: tuple[float, ...]  # the six PSPI AUs scaled to 0..1
+    group: dict
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    seed: int = 0
+    fractions: tuple[float, float, float] = (0.7, 0.2, 0.1)
+
+    def __post_init__(self) -> None:
+        if len(self.fractions) != 3 or min(self.fractions) < 0 or not math.isclose(sum(self.fractions), 1.0):
+            raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {self.fractions}")
+
+    def split_of(self, identity: str) -> str:
+        """'train', 'val' or 'test' for an identity id, from a seeded hash: stable across runs and machines."""
+        digest = hashlib.sha256(f"{self.seed}:{identity}".encode()).digest()
+        position = int.from_bytes(digest[:8], "big") / 2**64
+        train, val, _ = self.fractions
+        return "train" if position < train else "val" if position < train + val else "test"
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    return split
+
+
+def scaled_aus(aus: dict) -> tuple[float, ...]:
+    return tuple(float(aus.get(au, 0)) / top for au, top in zip(PSPI_AUS, AU_MAXIMA))
+
+
+# ---------------------------------------------------------------------------------------------- the shards
+
+
+def dataset_shards(url: str) -> list[str]:
+    """URLs of the shards a dataset's manifest.json lists, in order. Paths stay inside the dataset folder."""
+    root = url.rstrip("/")
+    try:
+        with fsspec.open(f"{root}/manifest.json", "rt") as handle:
+            manifest = json.load(handle)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no manifest.json in {url}: not a painfactory dataset (see docs/DATA.md)") from None
+    if not str(manifest.get("format", "")).startswith("painfactory-dataset/"):
+        raise ValueError(f"{url}/manifest.json is not a painfactory dataset manifest (format {manifest.get('format')!r})")
+    shards = []
+    for entry in manifest.get("shards", []):
+        path = posixpath.normpath(entry["path"])
+        if path.startswith(("..", "/")) or "://" in path:
+            raise ValueError(f"manifest shard path {entry['path']!r} leaves the dataset folder")
+        shards.append(f"{root}/{path}")
+    if not shards:
+        raise ValueError(f"the manifest of {url} lists no shards (is the dataset still being generated?)")
+    return shards
+
+
+def iter_samples(shard_urls: Iterable[str]) -> Iterator[dict]:
+    """WebDataset samples ({"__key__": …, "meta.json": bytes, "neutral.v0.jpg": bytes, …}), one per identity,
+    streamed shard by shard through fsspec (local paths, file://, s3://)."""
+    from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+    for url in shard_urls:
+        with fsspec.open(url, "rb") as stream:
+            files = ({**entry, "__url__": url} for entry in tar_file_iterator(stream))
+            yield from group_by_keys(files)
+
+
+def identity_pairs(sample: dict) -> list[Pair]:
+    """Every (expression image, neutral reference of the same view) pair of one identity, plus neutral–neutral."""
+    meta = json.loads(sample["meta.json"])
+    group = {k: meta["demographics"][k] for k in DEMOGRAPHIC_KEYS if k in meta.get("demographics", {})}
+    pairs = []
+    for view in (v["name"] for v in meta["views"]):
+        reference = sample.get(f"neutral.{view}.jpg")
+        if reference is None:
+            continue
+        for expression in meta["expressions"]:
+            image = sample.get(f"{expression['name']}.{view}.jpg")
+            if image is not None:
+                pairs.append(Pair(key=f"{meta['id']}/{expression['name']}.{view}", pain=image, reference=reference,
+                                  pspi=float(expression["pspi"]), aus=scaled_aus(expression["aus"]), group=group))
+    return pairs
+
+
+@dataclass(frozen=True)
+class ShardPairs:
+    """Pairs of a painfactory dataset at `url`, one split of it, divided between ranks."""
+
+    url: str
+    split: SplitConfig = SplitConfig()
+
+    def describe(self) -> dict:
+        return {"kind": "painfactory-shards", "url": self.url, "split_seed": self.split.seed, "fractions": list(self.split.fractions)}
+
+    def pairs(self, split: str, rank: int = 0, world: int = 1, epoch: int = 0, shuffle: bool = False) -> Iterator[Pair]:
+        """With at least as many shards as ranks, each rank streams its own shards; otherwise every rank
+        streams all shards and keeps every world-th identity. Shard order is shuffled per epoch when asked."""
+        check_split(split)
+        shards = dataset_shards(self.url)
+        if shuffle:
+            random.Random(hash_seed(self.split.seed, epoch)).shuffle(shards)
+        by_shard = len(shards) >= world
+        if by_shard:
+            shards = shards[rank::world]
+        for position, sample in enumerate(iter_samples(shards)):
+            if not by_shard and position % world != rank:
+                continue
+            meta = json.loads(sample["meta.json"])
+            if self.split.split_of(meta["id"]) == split:
+                yield from identity_pairs(sample)
+
+
+def hash_seed(*parts: int) -> int:
+    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+# ---------------------------------------------------------------------------------------- images to tensors
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The official ViTPain augmentations. The geometric ones (flip, rotation, affine) are drawn once per pair
+    and applied to both faces so their tokens stay aligned; colour jitter and blur are drawn per image."""
+
+    flip: float = 0.5  # probability
+    rotate_deg: float = 5.0
+    translate: float = 0.05  # fraction of the image size
+    scale: float = 0.05  # relative ±
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    blur: float = 0.2  # probability of a Gaussian blur
+
+
+@dataclass(frozen=True)
+class PairTransform:
+    image_size: int
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    augmentation: Augmentation | None = None
+
+    def decode(self, data: bytes) -> torch.Tensor:
+        image = Image.open(io.BytesIO(data)).convert("RGB").resize((self.image_size, self.image_size), Image.BILINEAR)
+        return torch.from_numpy(np.asarray(image, np.float32) / 255.0).permute(2, 0, 1)
+
+    def __call__(self, pair: Pair, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
+        pain, reference = self.decode(pair.pain), self.decode(pair.reference)
+        if self.augmentation is not None:
+            pain, reference = augment_pair(pain, reference, self.augmentation, rng)
+        mean, std = torch.tensor(self.mean).view(3, 1, 1), torch.tensor(self.std).view(3, 1, 1)
+        return (pain - mean) / std, (reference - mean) / std
+
+
+def augment_pair(pain: torch.Tensor, reference: torch.Tensor, aug: Augmentation, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.transforms.v2 import functional as TF
+
+    flip = rng.random() < aug.flip
+    angle = rng.uniform(-aug.rotate_deg, aug.rotate_deg)
+    size = pain.shape[-1]
+    shift = [round(rng.uniform(-aug.translate, aug.translate) * size) for _ in range(2)]
+    scale = rng.uniform(1 - aug.scale, 1 + aug.scale)
+
+    def geometry(image: torch.Tensor) -> torch.Tensor:
+        image = TF.horizontal_flip(image) if flip else image
+        return TF.affine(image, angle=angle, translate=shift, scale=scale, shear=[0.0, 0.0])
+
+    def colour(image: torch.Tensor) -> torch.Tensor:
+        image = TF.adjust_brightness(image, rng.uniform(1 - aug.brightness, 1 + aug.brightness))
+        image = TF.adjust_contrast(image, rng.uniform(1 - aug.contrast, 1 + aug.contrast))
+        image = TF.adjust_saturation(image, rng.uniform(1 - aug.saturation, 1 + aug.saturation))
+        if rng.random() < aug.blur:
+            image = TF.gaussian_blur(image, kernel_size=[3, 3], sigma=[rng.uniform(0.1, 1.0)] * 2)
+        return image.clamp(0, 1)
+
+    return colour(geometry(pain)), colour(geometry(reference))
+
+
+def shuffled(pairs: Iterable[Pair], buffer_size: int, rng: random.Random) -> Iterator[Pair]:
+    """A streaming shuffle: hold up to `buffer_size` pairs and emit a random one as each new one arrives."""
+    buffer: list[Pair] = []
+    for pair in pairs:
+        buffer.append(pair)
+        if len(buffer) >= buffer_size:
+            yield buffer.pop(rng.randrange(len(buffer)))
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def batches(pairs: Iterable[Pair], transform: PairTransform, batch_size: int, rng: random.Random, drop_last: bool) -> Iterator[dict]:
+    """Batches of {"pain", "reference": [B, 3, S, S], "pspi": [B], "aus": [B, 6], "keys", "groups"}."""
+    chunk: list[Pair] = []
+    for pair in pairs:
+        chunk.append(pair)
+        if len(chunk) == batch_size:
+            yield collate(chunk, transform, rng)
+            chunk = []
+    if chunk and not drop_last:
+        yield collate(chunk, transform, rng)
+
+
+def collate(chunk: list[Pair], transform: PairTransform, rng: random.Random) -> dict:
+    images = [transform(pair, rng) for pair in chunk]
+    return {
+        "pain": torch.stack([pain for pain, _ in images]),
+        "reference": torch.stack([reference for _, reference in images]),
+        "pspi": torch.tensor([pair.pspi for pair in chunk], dtype=torch.float32),
+        "aus": torch.tensor([pair.aus for pair in chunk], dtype=torch.float32),
+        "keys": [pair.key for pair in chunk],
+        "groups": [pair.group for pair in chunk],
+    }

@@ -1,0 +1,113 @@
+"""Pain-estimation metrics in plain numpy: regression (MAE, RMSE, Pearson, ICC(3,1)), detection at PSPI ≥ k
+(AUROC, F1 at a threshold calibrated on other predictions) and MAE per demographic group.
+
+The score for detection is the predicted PSPI itself, so every model (with or without binary heads) is judged
+the same way, as UNBC-McMaster papers threshold predicted PSPI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+PSPI_THRESHOLDS = (1, 2, 3)
+
+
+def mae(pred: np.ndarray, target: np.ndarray) -> float:
+    return float(np.mean(np.abs(pred - target)))
+
+
+def rmse(pred: np.ndarray, target: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((pred - target) ** 2)))
+
+
+def pearson(pred: np.ndarray, target: np.ndarray) -> float:
+    """Pearson's r; NaN when either side is constant (r is undefined there, not 0)."""
+    dp, dt = pred - pred.mean(), target - target.mean()
+    denominator = math.sqrt(float(np.sum(dp**2) * np.sum(dt**2)))
+    return float(np.sum(dp * dt) / denominator) if denominator > 0 else math.nan
+
+
+def icc_3_1(pred: np.ndarray, target: np.ndarray) -> float:
+    """ICC(3,1), Shrout & Fleiss: two-way mixed, consistency, single rater; the two 'raters' are model and label.
+    ICC = (MS_rows − MS_error) / (MS_rows + (k − 1) MS_error) with k = 2 raters and n targets (rows)."""
+    ratings = np.stack([pred, target], axis=1).astype(float)
+    n, k = ratings.shape
+    grand = ratings.mean()
+    ss_rows = k * np.sum((ratings.mean(axis=1) - grand) ** 2)
+    ss_cols = n * np.sum((ratings.mean(axis=0) - grand) ** 2)
+    ss_error = np.sum((ratings - grand) ** 2) - ss_rows - ss_cols
+    ms_rows, ms_error = ss_rows / (n - 1), ss_error / ((n - 1) * (k - 1))
+    denominator = ms_rows + (k - 1) * ms_error
+    return float((ms_rows - ms_error) / denominator) if denominator > 0 else math.nan
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), float)
+    sorted_values = values[order]
+    start = 0
+    for end in range(1, len(values) + 1):
+        if end == len(values) or sorted_values[end] != sorted_values[start]:
+            ranks[order[start:end]] = (start + 1 + end) / 2
+            start = end
+    return ranks
+
+
+def auroc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve via the Mann–Whitney U statistic (ties count one half); NaN with one class only."""
+    positive = positive.astype(bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    u = average_ranks(score)[positive].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
+def f1(predicted: np.ndarray, positive: np.ndarray) -> float:
+    predicted, positive = predicted.astype(bool), positive.astype(bool)
+    tp = int(np.sum(predicted & positive))
+    fp, fn = int(np.sum(predicted & ~positive)), int(np.sum(~predicted & positive))
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan
+
+
+def best_f1_threshold(score: np.ndarray, positive: np.ndarray) -> float:
+    """The score threshold (predict positive when score ≥ t) that maximises F1 on these predictions;
+    candidates are the midpoints between distinct scores, plus one below all of them."""
+    distinct = np.unique(score)
+    candidates = np.concatenate([[distinct[0] - 1.0], (distinct[:-1] + distinct[1:]) / 2]) if len(distinct) else np.array([0.5])
+    scores = [f1(score >= t, positive) for t in candidates]
+    scores = [-1.0 if math.isnan(s) else s for s in scores]
+    return float(candidates[int(np.argmax(scores))])
+
+
+def calibrate_thresholds(pred: np.ndarray, target: np.ndarray) -> dict[int, float]:
+    """F1-optimal PSPI-score thresholds for PSPI ≥ 1, 2, 3, chosen on training/validation predictions."""
+    return {k: best_f1_threshold(pred, target >= k) for k in PSPI_THRESHOLDS}
+
+
+def pain_metrics(pred: Sequence[float], target: Sequence[float], thresholds: Mapping[int, float]) -> dict[str, float]:
+    """Every metric of one split. `thresholds` come from `calibrate_thresholds` on another split."""
+    pred, target = np.asarray(pred, float), np.asarray(target, float)
+    if len(pred) != len(target) or len(pred) < 2:
+        raise ValueError(f"need at least 2 predictions with as many targets, got {len(pred)} and {len(target)}")
+    metrics = {"n": len(pred), "mae": mae(pred, target), "rmse": rmse(pred, target),
+               "pcc": pearson(pred, target), "icc": icc_3_1(pred, target)}
+    for k in PSPI_THRESHOLDS:
+        metrics[f"auroc_ge{k}"] = auroc(pred, target >= k)
+        metrics[f"f1_ge{k}"] = f1(pred >= thresholds[k], target >= k)
+        metrics[f"threshold_ge{k}"] = thresholds[k]
+    return metrics
+
+
+def mae_by_group(pred: Sequence[float], target: Sequence[float], groups: Sequence[Mapping[str, str]]) -> dict[str, dict[str, float]]:
+    """MAE per value of each demographic attribute: {"gender": {"female": 1.2, …}, "age_band": {…}, …}."""
+    errors: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for p, t, group in zip(pred, target, groups):
+        for attribute, value in group.items():
+            errors[attribute][str(value)].append(abs(p - t))
+    return {attribute: {value: float(np.mean(e)) for value, e in sorted(values.items())} for attribute, values in sorted(errors.items())}

@@ -1,0 +1,36 @@
+"""Model registry, timm-style: each model file registers its class under a short name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from trainer.models.backbone import BackboneConfig
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str):
+    def decorate(cls):
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        _MODELS[name] = cls
+        return cls
+    return decorate
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_model(name: str, backbone: BackboneConfig | None = None, fusion_heads: int = 4) -> nn.Module:
+    """Build a registered pain model ('vitpain', 'vit', 'vit-diff') on the given backbone."""
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    return _MODELS[name](backbone or BackboneConfig(), fusion_heads=fusion_heads)
+
+
+def is_backbone_parameter(name: str) -> bool:
+    """Backbone parameters (or their LoRA adapters) get the backbone learning rate; the rest the heads'."""
+    return name.startswith(("encoder.", "reference_encoder."))

@@ -1,0 +1,241 @@
+"""Training on Ray Train: one `TorchTrainer`, N workers, each streaming its own part of the pairs.
+
+Per epoch every worker trains on its share of the training split (DDP keeps the models equal), then all
+workers predict their share of the validation split and rank 0 writes a checkpoint with the epoch's metrics:
+`RUN/checkpoint_epochNNNN/`. Run the same command again after a crash (or let `FailureConfig` restart the
+workers) and training resumes after the latest checkpoint: Ray Train restores its checkpoint list from the run
+folder, and `ray.train.get_checkpoint()` hands it to the workers.
+
+DDP needs every rank to take the same number of steps, but a rank's share of a streamed split is only known
+once read; so before each step the ranks agree (an all-reduce of "I have a batch") and stop together when
+the first one runs dry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from trainer.checkpoint import checkpoint_dir_name, load_weights, local_checkpoint, read_info, save_checkpoint
+from trainer.data import Augmentation, PairTransform, batches, shuffled
+from trainer.metrics import icc_3_1, mae, pearson, rmse
+from trainer.models import BackboneConfig, LossWeights, create_model, is_backbone_parameter, pain_loss
+from trainer.models.backbone import input_normalization
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters; defaults are the official ViTPain's (150 epochs, batch 48, AdamW 1e-4 heads /
+    1e-5 backbone or LoRA, weight decay 0.1, cosine), the backbone a ViT-S/16 at 224 px."""
+
+    model: str = "vitpain"
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    fusion_heads: int = 4
+    epochs: int = 150
+    batch_size: int = 48
+    lr: float = 1e-4  # heads, fusion
+    backbone_lr: float = 1e-5  # the backbone, or its LoRA adapters
+    weight_decay: float = 0.1
+    loss: LossWeights = field(default_factory=LossWeights)
+    augmentation: Augmentation | None = field(default_factory=Augmentation)
+    shuffle_buffer: int = 256
+    seed: int = 0
+    init_checkpoint: str | None = None  # a checkpoint folder URL to start from (fine-tuning); model and backbone must match it
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.shuffle_buffer < 1:
+            raise ValueError("epochs, batch_size and shuffle_buffer must be >= 1")
+        if self.lr <= 0 or self.backbone_lr < 0 or self.weight_decay < 0:
+            raise ValueError("lr must be > 0, backbone_lr and weight_decay >= 0")
+
+    def model_info(self) -> dict:
+        mean, std = input_normalization(self.backbone.name)
+        return {"model": self.model, "backbone": self.backbone.to_dict(), "fusion_heads": self.fusion_heads,
+                "mean": list(mean), "std": list(std)}
+
+
+# ------------------------------------------------------------------------------------------- on each worker
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    import ray.train
+    import ray.train.torch
+
+    config: TrainConfig = loop_config["config"]
+    source = loop_config["source"]
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.manual_seed(config.seed)
+    info = config.model_info()
+    model = create_model(config.model, config.backbone, fusion_heads=config.fusion_heads)
+    if config.init_checkpoint:
+        with local_checkpoint(config.init_checkpoint) as directory:
+            model.load_state_dict(load_weights(directory))
+    optimizer = make_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+
+    start_epoch = 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            model.load_state_dict(load_weights(directory))
+            state = load_weights(directory, "training.pt")
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start_epoch = read_info(directory)["epoch"] + 1
+    model = ray.train.torch.prepare_model(model)
+    device = ray.train.torch.get_device()
+    train_transform = PairTransform(config.backbone.image_size, tuple(info["mean"]), tuple(info["std"]), config.augmentation)
+    eval_transform = dataclasses.replace(train_transform, augmentation=None)
+
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        rng = random.Random(f"{config.seed}:{epoch}:{rank}")
+        pairs = shuffled(source.pairs("train", rank, world, epoch, shuffle=True), config.shuffle_buffer, rng)
+        train = train_epoch(model, optimizer, lockstep(batches(pairs, train_transform, config.batch_size, rng, drop_last=True)),
+                            config.loss, device, show_progress=rank == 0, epoch=epoch)
+        scheduler.step()
+        prediction = gather(predict(model, source, "val", eval_transform, config.batch_size, device, rank, world))
+        metrics = {"epoch": epoch, "started_at_epoch": start_epoch, **train,
+                   "pairs_per_s": train["pairs"] * world / (time.perf_counter() - started), **validation_metrics(prediction)}
+        if rank == 0:
+            print(format_epoch(metrics, config.epochs), flush=True)
+        with tempfile.TemporaryDirectory() as directory:
+            report_checkpoint = None
+            if rank == 0:
+                unwrapped = model.module if hasattr(model, "module") else model
+                save_checkpoint(directory, unwrapped, {**info, "epoch": epoch, "started_at_epoch": start_epoch,
+                                                       "metrics": metrics, "source": source.describe()},
+                                {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()})
+                report_checkpoint = ray.train.Checkpoint.from_directory(directory)
+            ray.train.report(metrics, checkpoint=report_checkpoint, checkpoint_dir_name=checkpoint_dir_name(epoch))
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with two learning rates: the backbone (or its LoRA adapters) slow, everything else fast."""
+    backbone, heads = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (backbone if is_backbone_parameter(name) else heads).append(parameter)
+    groups = [{"params": heads, "lr": config.lr}]
+    if backbone and config.backbone_lr > 0:
+        groups.append({"params": backbone, "lr": config.backbone_lr})
+    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+
+
+def lockstep(batch_iterator):
+    """Yield batches while every rank still has one; all ranks stop at the same step (DDP needs it)."""
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    iterator = iter(batch_iterator)
+    while True:
+        batch = next(iterator, None)
+        if distributed:
+            have = torch.tensor([0 if batch is None else 1])
+            torch.distributed.all_reduce(have, op=torch.distributed.ReduceOp.MIN)
+            if not have.item():
+                return
+        elif batch is None:
+            return
+        yield batch
+
+
+def train_epoch(model, optimizer, batch_iterator, weights: LossWeights, device, show_progress: bool, epoch: int) -> dict:
+    from tqdm import tqdm
+
+    model.train()
+    totals: dict[str, float] = {}
+    steps = pairs = 0
+    for batch in tqdm(batch_iterator, desc=f"epoch {epoch}", unit="batch", disable=not show_progress, leave=False):
+        outputs = model(batch["pain"].to(device), batch["reference"].to(device))
+        losses = pain_loss(outputs, batch["pspi"].to(device), batch["aus"].to(device), weights)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
+        for name, value in losses.items():
+            totals[name] = totals.get(name, 0.0) + float(value.detach())
+        steps += 1
+        pairs += len(batch["keys"])
+    if steps == 0:
+        raise RuntimeError("no training batch on some worker: the training split is smaller than one batch per worker "
+                           "(use fewer workers, a smaller --batch-size or more identities)")
+    return {"train_" + name: total / steps for name, total in totals.items()} | {"steps": steps, "pairs": pairs}
+
+
+@torch.no_grad()
+def predict(model, source, split: str, transform: PairTransform, batch_size: int, device, rank: int = 0, world: int = 1) -> dict:
+    """Predicted and true PSPI, keys and demographic groups of this rank's share of a split."""
+    model.eval()
+    rng = random.Random(0)  # unused without augmentation; batches() takes one for symmetry
+    result = {"pred": [], "target": [], "keys": [], "groups": []}
+    for batch in batches(source.pairs(split, rank, world), transform, batch_size, rng, drop_last=False):
+        result["pred"] += model(batch["pain"].to(device), batch["reference"].to(device))["pspi"].float().cpu().tolist()
+        result["target"] += batch["pspi"].tolist()
+        result["keys"] += batch["keys"]
+        result["groups"] += batch["groups"]
+    return result
+
+
+def gather(prediction: dict) -> dict:
+    """Every rank's predictions, concatenated, on every rank."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return prediction
+    parts = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, prediction)
+    return {name: sum((part[name] for part in parts), []) for name in prediction}
+
+
+def validation_metrics(prediction: dict) -> dict:
+    pred, target = np.asarray(prediction["pred"]), np.asarray(prediction["target"])
+    if len(pred) < 2:
+        return {"val_n": len(pred)}
+    return {"val_n": len(pred), "val_mae": mae(pred, target), "val_rmse": rmse(pred, target),
+            "val_pcc": pearson(pred, target), "val_icc": icc_3_1(pred, target)}
+
+
+def format_epoch(metrics: dict, epochs: int) -> str:
+    shown = [f"epoch {metrics['epoch'] + 1}/{epochs}", f"loss {metrics['train_loss']:.4f}", f"{metrics['pairs_per_s']:.1f} pairs/s"]
+    shown += [f"{name} {metrics[name]:.3f}" for name in ("val_mae", "val_pcc") if name in metrics and not math.isnan(metrics[name])]
+    return " · ".join(shown)
+
+
+# -------------------------------------------------------------------------------------------- on the driver
+
+
+def run_location(out: str) -> tuple[str, str]:
+    """(storage_path, name) for Ray Train from a run URL: its parent folder and its last path component."""
+    out = out.rstrip("/")
+    if "://" not in out:
+        out = os.path.abspath(out)
+    parent, _, name = out.rpartition("/")
+    if not name or not parent:
+        raise ValueError(f"--out must name a run folder inside a parent folder, got {out!r}")
+    return parent, name
+
+
+def fit(source, config: TrainConfig, out: str, workers: int = 1, use_gpu: bool = False, max_failures: int = 2):
+    """Train `config.model` on `source` with Ray Train; checkpoints land in `out`. Returns Ray's Result."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    storage_path, name = run_location(out)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": config, "source": source},
+        scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=use_gpu),
+        run_config=ray.train.RunConfig(
+            name=name, storage_path=storage_path,
+            failure_config=ray.train.FailureConfig(max_failures=max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
+        ),
+    )
+    return trainer.fit()
