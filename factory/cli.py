@@ -87,5 +87,46 @@ def generate(
         fail(str(error))
     typer.echo(summary.text())
 
+
+@app.command()
+def verify(
+    url: str = typer.Argument(..., help="Dataset folder or URL (the folder holding manifest.json)."),
+    storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> None:
+    """Check every shard against the manifest: present, size, sha256, every member readable, counts, PSPI.
+
+    Exits 1 at the first problem, naming the shard and member.
+    """
+    from factory.storage import StorageError, default_storage_options, parse_storage_options
+    from factory.verify import VerifyError, verify_dataset
+
+    try:
+        options = {**default_storage_options(url), **parse_storage_options(storage_option or [])}
+        report = verify_dataset(url, options, progress=progress)
+    except (VerifyError, StorageError) as error:
+        typer.secho(f"FAILED: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+    typer.echo(report.text())
+
+
+@app.command("inspect")
+def inspect_dataset(
+    url: str = typer.Argument(..., help="Dataset folder or URL (the folder holding manifest.json)."),
+    storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable."),
+) -> None:
+    """Summarise a dataset: identities, images, the PSPI histogram and the demographic balance."""
+    from factory.dataset_summary import summarize_dataset
+    from factory.manifest import ManifestError
+    from factory.shards import ShardError
+    from factory.storage import StorageError, default_storage_options, parse_storage_options
+
+    try:
+        options = {**default_storage_options(url), **parse_storage_options(storage_option or [])}
+        summary = summarize_dataset(url, options, progress=True)
+    except (FileNotFoundError, ManifestError, ShardError, StorageError) as error:
+        fail(str(error))
+    typer.echo(summary.text())
+
 if __name__ == "__main__":
     app()
