@@ -1,13 +1,12 @@
 """ViT backbones from timm: built by name, from scratch or from local weights, optionally LoRA-adapted.
 
 Weights are never downloaded. `pretrained` is either a path to a weight file (.safetensors, .pth, .bin, as
-timm's `load_state_dict` reads them, pickles through torch's weights-only unpickler) or "hub", which reads the
-Hugging Face cache offline (HF_HUB_OFFLINE=1) and fails with a clear error when the weights are not cached.
+timm's `load_state_dict` reads them, pickles through torch's weights-only unpickler) or "hub", which looks the
+weights up in the Hugging Face cache (no network) and fails with a clear error when the weights are not cached.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,32 +55,31 @@ def create_backbone(config: BackboneConfig) -> nn.Module:
     kwargs = dict(num_classes=0, img_size=config.image_size, **config.overrides)
     if config.pretrained is None:
         model = timm.create_model(config.name, pretrained=False, **kwargs)
-    elif config.pretrained == "hub":
-        model = _from_hf_cache(config.name, kwargs)
     else:
-        model = timm.create_model(config.name, pretrained=True, pretrained_cfg_overlay={"file": str(config.pretrained)}, **kwargs)
+        weights = cached_hub_weights(config.name) if config.pretrained == "hub" else str(config.pretrained)
+        model = timm.create_model(config.name, pretrained=True, pretrained_cfg_overlay={"file": weights}, **kwargs)
     if config.lora_rank:
         model = add_lora(model, config.lora_rank, config.lora_alpha)
     return model
 
 
-def _from_hf_cache(name: str, kwargs: dict) -> nn.Module:
+def cached_hub_weights(name: str) -> str:
+    """The local path of `name`'s weights in the Hugging Face cache, looked up without any network access."""
     import timm
+    from huggingface_hub import try_to_load_from_cache
 
-    previous = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"  # the cache or nothing: never a download
-    try:
-        return timm.create_model(name, pretrained=True, **kwargs)
-    except Exception as error:  # huggingface_hub raises several types for "not in the cache"
-        raise FileNotFoundError(
-            f"pretrained weights for {name!r} are not in the Hugging Face cache ({error.__class__.__name__}); "
-            "download them once elsewhere, or pass a local weight file"
-        ) from error
-    finally:
-        if previous is None:
-            del os.environ["HF_HUB_OFFLINE"]
-        else:
-            os.environ["HF_HUB_OFFLINE"] = previous
+    cfg = timm.get_pretrained_cfg(name)
+    repo = cfg.hf_hub_id if cfg else None
+    if not repo:
+        raise FileNotFoundError(f"timm has no Hugging Face weights for {name!r}; pass a local weight file instead")
+    for filename in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+        path = try_to_load_from_cache(repo, filename)
+        if isinstance(path, str):
+            return path
+    raise FileNotFoundError(
+        f"pretrained weights for {name!r} ({repo}) are not in the Hugging Face cache; "
+        "download them once elsewhere, or pass a local weight file"
+    )
 
 
 def add_lora(model: nn.Module, rank: int, alpha: int) -> nn.Module:

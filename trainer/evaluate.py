@@ -1,0 +1,32 @@
+"""Evaluate a checkpoint on one split: every metric of trainer.metrics, with F1 thresholds calibrated on the
+validation split's predictions (the training split's when validation is empty) and applied to this split."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from trainer.checkpoint import load_checkpoint
+from trainer.data import PairTransform, check_split
+from trainer.metrics import calibrate_thresholds, mae_by_group, pain_metrics
+from trainer.train import predict
+
+
+def evaluate(checkpoint: str, source, split: str = "test", batch_size: int = 32) -> dict:
+    check_split(split)
+    model, info = load_checkpoint(checkpoint)
+    transform = PairTransform(info["backbone"]["image_size"], tuple(info["mean"]), tuple(info["std"]))
+    device = torch.device("cpu")
+    result = predict(model, source, split, transform, batch_size, device)
+    if len(result["pred"]) < 2:
+        raise ValueError(f"the {split} split has {len(result['pred'])} pairs; at least 2 are needed to evaluate")
+    calibration_split = "val" if split != "val" else "train"
+    calibration = predict(model, source, calibration_split, transform, batch_size, device)
+    if len(calibration["pred"]) < 2 and calibration_split == "val":
+        calibration_split = "train"
+        calibration = predict(model, source, calibration_split, transform, batch_size, device)
+    thresholds = calibrate_thresholds(np.asarray(calibration["pred"]), np.asarray(calibration["target"]))
+    metrics = pain_metrics(result["pred"], result["target"], thresholds)
+    metrics["mae_by_group"] = mae_by_group(result["pred"], result["target"], result["groups"])
+    metrics.update(split=split, calibrated_on=calibration_split, epoch=info["epoch"], model=info["model"])
+    return metrics
