@@ -5,7 +5,7 @@
     ROOT/Frame_Labels/FACS/<subject>/<sequence>/<frame>_facs.txt   rows "AU intensity [onset offset]"
 
 Each frame is paired with a neutral reference of the same subject: the nearest other PSPI-0 frame of its own
-sequence, or, when the sequence has none, the subject's first PSPI-0 frame elsewhere. Splits are subject-wise:
+sequence, or, when the sequence has none, the subject's first other PSPI-0 frame. Splits are subject-wise:
 k-fold (subjects dealt into k folds after a seeded shuffle; fold K is the test set, fold K+1 the validation
 set) or leave-one-subject-out (subject K is the test set, the next subject the validation set).
 The archive itself is licensed to its users and never ships with this project.
@@ -70,20 +70,22 @@ def scan_frames(root: Path) -> list[Frame]:
 
 
 def neutral_references(frames: list[Frame]) -> dict[Path, Path]:
-    """For each frame, the image of its neutral reference (see the module docstring)."""
+    """For each frame, the image of its neutral reference (see the module docstring). A neutral frame is
+    paired with itself only when it is its subject's one PSPI-0 frame."""
     by_sequence: dict[tuple[str, str], list[int]] = {}
-    first_neutral: dict[str, Path] = {}
+    by_subject: dict[str, list[int]] = {}
     for index, frame in enumerate(frames):
         if frame.pspi == 0:
             by_sequence.setdefault((frame.subject, frame.sequence), []).append(index)
-            first_neutral.setdefault(frame.subject, frame.image)
+            by_subject.setdefault(frame.subject, []).append(index)
     references = {}
     for index, frame in enumerate(frames):
-        candidates = [k for k in by_sequence.get((frame.subject, frame.sequence), []) if k != index]
-        if candidates:
-            references[frame.image] = frames[min(candidates, key=lambda k: abs(k - index))].image
-        elif frame.subject in first_neutral:
-            references[frame.image] = first_neutral[frame.subject]
+        in_sequence = [k for k in by_sequence.get((frame.subject, frame.sequence), []) if k != index]
+        in_subject = [k for k in by_subject.get(frame.subject, []) if k != index] or by_subject.get(frame.subject, [])
+        if in_sequence:
+            references[frame.image] = frames[min(in_sequence, key=lambda k: abs(k - index))].image
+        elif in_subject:
+            references[frame.image] = frames[in_subject[0]].image
         else:
             raise ValueError(f"subject {frame.subject} has no PSPI-0 frame to serve as a neutral reference")
     return references

@@ -1,0 +1,123 @@
+"""The shard reader: manifest, identity-disjoint split, pairs, per-rank streaming (local and S3), augmentation."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from tests.trainer_shards import write_dataset
+from trainer.data import (SPLITS, Augmentation, PairTransform, ShardPairs, SplitConfig, batches, dataset_shards,
+                          identity_pairs, iter_samples, shuffled)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shards") / "ds"
+    metas = write_dataset(str(root), identities=10, image_size=32, pain_expressions=3, views=(0.0, -35.0), per_shard=3)
+    return str(root), metas
+
+
+def test_split_is_seeded_stable_and_roughly_70_20_10():
+    split = SplitConfig(seed=0)
+    ids = [f"id-{i:07d}" for i in range(2000)]
+    first = [split.split_of(i) for i in ids]
+    assert first == [SplitConfig(seed=0).split_of(i) for i in ids]
+    shares = {name: first.count(name) / len(ids) for name in SPLITS}
+    assert abs(shares["train"] - 0.7) < 0.04 and abs(shares["val"] - 0.2) < 0.04 and abs(shares["test"] - 0.1) < 0.03
+    assert first != [SplitConfig(seed=1).split_of(i) for i in ids]
+    with pytest.raises(ValueError, match="summing to 1"):
+        SplitConfig(fractions=(0.5, 0.2, 0.2))
+
+
+def test_samples_stream_in_manifest_order(dataset):
+    url, metas = dataset
+    samples = list(iter_samples(dataset_shards(url)))
+    assert [s["__key__"] for s in samples] == [m["id"] for m in metas]
+
+
+def test_pairs_of_an_identity(dataset):
+    url, metas = dataset
+    sample = next(iter_samples(dataset_shards(url)))
+    pairs = identity_pairs(sample)
+    meta = metas[0]
+    assert len(pairs) == len(meta["views"]) * len(meta["expressions"])  # 4 expressions (neutral + 3) × 2 views
+    for pair in pairs:
+        expression, view = pair.key.split("/")[1].split(".")
+        assert pair.reference == sample[f"neutral.{view}.jpg"]  # the reference is the neutral face of the same view
+        assert pair.pain == sample[f"{expression}.{view}.jpg"]
+        assert pair.pspi == next(e["pspi"] for e in meta["expressions"] if e["name"] == expression)
+        assert pair.group == {k: meta["demographics"][k] for k in ("age_band", "gender", "ethnicity")}
+    neutral = [p for p in pairs if "/neutral." in p.key]
+    assert len(neutral) == 2 and all(p.pspi == 0 and p.aus == (0.0,) * 6 for p in neutral)
+
+
+def test_splits_are_identity_disjoint_and_cover_everything(dataset):
+    url, metas = dataset
+    source = ShardPairs(url, SplitConfig(seed=3, fractions=(0.5, 0.25, 0.25)))
+    identities = {split: {p.key.split("/")[0] for p in source.pairs(split)} for split in SPLITS}
+    assert not identities["train"] & identities["val"] and not identities["train"] & identities["test"] and not identities["val"] & identities["test"]
+    assert set().union(*identities.values()) == {m["id"] for m in metas}
+
+
+@pytest.mark.parametrize("world", [2, 5])  # fewer shards than ranks (4 shards, 5 ranks) switches to per-identity
+def test_ranks_share_a_split_without_overlap(dataset, world):
+    url, _ = dataset
+    source = ShardPairs(url, SplitConfig(fractions=(1.0, 0.0, 0.0)))
+    everything = sorted(p.key for p in source.pairs("train"))
+    per_rank = [sorted(p.key for p in source.pairs("train", rank, world)) for rank in range(world)]
+    assert sorted(k for keys in per_rank for k in keys) == everything
+    assert all(keys for keys in per_rank)
+
+
+def test_s3_stream_equals_local(dataset, s3, tmp_path):
+    url, _ = dataset
+    remote = f"s3://{s3.bucket}/datasets/ds"
+    s3.filesystem().put(url + "/", remote, recursive=True)
+    local = [(p.key, p.pain, p.pspi) for p in ShardPairs(url).pairs("train", 0, 2, epoch=1, shuffle=True)]
+    streamed = [(p.key, p.pain, p.pspi) for p in ShardPairs(remote).pairs("train", 0, 2, epoch=1, shuffle=True)]
+    assert local == streamed and local
+
+
+def test_manifest_problems_are_named(tmp_path, dataset):
+    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+        dataset_shards(str(tmp_path))
+    url, _ = dataset
+    manifest = json.loads(open(f"{url}/manifest.json").read())
+    manifest["shards"][0]["path"] = "../../etc/passwd"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="leaves the dataset folder"):
+        dataset_shards(str(tmp_path))
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ValueError, match="not a painfactory dataset"):
+        dataset_shards(str(tmp_path))
+
+
+def test_batches_are_deterministic_and_augment_both_faces_alike(dataset):
+    url, _ = dataset
+    source = ShardPairs(url, SplitConfig(fractions=(1.0, 0.0, 0.0)))
+    transform = PairTransform(32, augmentation=Augmentation(flip=1.0, rotate_deg=0, translate=0, scale=0, brightness=0,
+                                                             contrast=0, saturation=0, blur=0))
+    plain = PairTransform(32)
+
+    def first_batch(transform, seed):
+        rng = random.Random(seed)
+        return next(batches(shuffled(source.pairs("train"), 8, rng), transform, 4, rng, drop_last=True))
+
+    one, again, other = first_batch(plain, 0), first_batch(plain, 0), first_batch(plain, 1)
+    assert one["keys"] == again["keys"] and torch.equal(one["pain"], again["pain"])
+    assert one["keys"] != other["keys"]
+    flipped = first_batch(transform, 0)
+    assert flipped["keys"] == one["keys"]
+    # A flip that always happens: both faces of a pair are mirrored together.
+    assert torch.allclose(flipped["pain"], one["pain"].flip(-1)) and torch.allclose(flipped["reference"], one["reference"].flip(-1))
+    assert one["pain"].shape == (4, 3, 32, 32) and one["aus"].shape == (4, 6)
+
+
+def test_default_augmentation_changes_pixels_within_range(dataset):
+    url, _ = dataset
+    pair = next(ShardPairs(url, SplitConfig(fractions=(1.0, 0.0, 0.0))).pairs("train"))
+    augmented = PairTransform(32, augmentation=Augmentation())
+    pain, reference = augmented(pair, random.Random(5))
+    plain_pain, _ = PairTransform(32)(pair, random.Random(5))
+    assert not torch.allclose(pain, plain_pain) and pain.min() >= -1 and pain.max() <= 1
