@@ -22,9 +22,9 @@ def draw_face(size: int, tone: float, background: tuple, pspi: int, yaw: float) 
     skin = tuple(int(255 * c) for c in (0.95 - 0.55 * tone, 0.8 - 0.5 * tone, 0.7 - 0.45 * tone))
     shift = yaw / 90 * size * 0.15
     draw.ellipse([size * 0.2 + shift, size * 0.1, size * 0.8 + shift, size * 0.95], fill=skin)
-    width = size * 0.5 * pspi / 16
+    width = size * 0.75 * pspi / 16
     if pspi:
-        draw.rectangle([size / 2 - width / 2 + shift, size * 0.3, size / 2 + width / 2 + shift, size * 0.42], fill=(40, 10, 10))
+        draw.rectangle([size / 2 - width / 2 + shift, size * 0.28, size / 2 + width / 2 + shift, size * 0.45], fill=(40, 10, 10))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=92)
     return buffer.getvalue()

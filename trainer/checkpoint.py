@@ -56,6 +56,7 @@ def build_model(info: dict) -> nn.Module:
 def latest_checkpoint(url: str) -> str | None:
     """The checkpoint folder at `url` itself, or the highest-epoch checkpoint folder inside a run folder."""
     fs, path = fsspec.url_to_fs(url)
+    fs.invalidate_cache()  # object stores' listings are cached per process; a run folder changes under us
     if fs.exists(f"{path.rstrip('/')}/{INFO}"):
         return url
     if not fs.isdir(path):
