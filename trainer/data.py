@@ -141,7 +141,7 @@ class ShardPairs:
         check_split(split)
         shards = dataset_shards(self.url)
         if shuffle:
-            random.Random(hash_seed(self.split.seed, epoch)).shuffle(shards)
+            random.Random(f"{self.split.seed}:{epoch}").shuffle(shards)
         by_shard = len(shards) >= world
         if by_shard:
             shards = shards[rank::world]
@@ -151,10 +151,6 @@ class ShardPairs:
             meta = json.loads(sample["meta.json"])
             if self.split.split_of(meta["id"]) == split:
                 yield from identity_pairs(sample)
-
-
-def hash_seed(*parts: int) -> int:
-    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big")
 
 
 # ---------------------------------------------------------------------------------------- images to tensors

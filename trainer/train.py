@@ -100,7 +100,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         started = time.perf_counter()
         rng = random.Random(f"{config.seed}:{epoch}:{rank}")
         pairs = shuffled(source.pairs("train", rank, world, epoch, shuffle=True), config.shuffle_buffer, rng)
-        train = train_epoch(model, optimizer, lockstep(batches(pairs, train_transform, config.batch_size, rng, drop_last=True)),
+        train = train_epoch(model, optimizer, lockstep(batches(pairs, train_transform, config.batch_size, rng, drop_last=True), device),
                             config.loss, device, show_progress=rank == 0, epoch=epoch)
         scheduler.step()
         prediction = gather(predict(model, source, "val", eval_transform, config.batch_size, device, rank, world))
@@ -131,14 +131,14 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
 
 
-def lockstep(batch_iterator):
+def lockstep(batch_iterator, device):
     """Yield batches while every rank still has one; all ranks stop at the same step (DDP needs it)."""
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     iterator = iter(batch_iterator)
     while True:
         batch = next(iterator, None)
         if distributed:
-            have = torch.tensor([0 if batch is None else 1])
+            have = torch.tensor([0 if batch is None else 1], device=device)  # NCCL reduces GPU tensors only
             torch.distributed.all_reduce(have, op=torch.distributed.ReduceOp.MIN)
             if not have.item():
                 return
@@ -235,7 +235,6 @@ def fit(source, config: TrainConfig, out: str, workers: int = 1, use_gpu: bool =
         run_config=ray.train.RunConfig(
             name=name, storage_path=storage_path,
             failure_config=ray.train.FailureConfig(max_failures=max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
         ),
     )
     return trainer.fit()
