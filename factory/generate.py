@@ -29,6 +29,10 @@ from factory.storage import Storage
 from factory.workers import ShardResult, ShardWorker
 
 ACTOR_NAMESPACE = "painfactory"  # actors are named "<run id>-worker-<n>" there, so `ray list actors` shows whose they are
+# Storage settings a user sets in the driver's shell; actors on other nodes (or on a cluster started before the
+# variables were set) would not see them otherwise. Ray keeps them in the job's runtime environment.
+FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION",
+                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE")
 # How often one shard may lose its actor before the run gives up: a shard that kills every process it runs in
 # (out of memory, a crashing driver library) would otherwise be retried forever.
 MAX_ACTOR_LOSSES_PER_SHARD = 3
@@ -194,7 +198,9 @@ class WorkerPool:
         c = self.config
         name = f"{self.run_id}-worker-{self.started}"
         self.started += 1
-        options = dict(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0, max_task_retries=0, name=name, namespace=ACTOR_NAMESPACE)
+        env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
+        options = dict(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0, max_task_retries=0, name=name,
+                       namespace=ACTOR_NAMESPACE, runtime_env={"env_vars": env})
         return self.actor_class.options(**options).remote(c.seed, c.plan, c.render, c.out, dict(c.storage_options))
 
     def run(self, tasks: list[ShardTask], commit: Callable[[ShardResult], None]) -> None:

@@ -47,7 +47,7 @@ class IdentityRenderer:
         return layers
 
     def encode_sample(self, spec, layers):
-        members = {"meta.json": json.dumps(spec.to_dict(), sort_keys=True).encode()}
+        members = {"meta.json": json.dumps({**spec.to_dict(), "image_size": self.config.image_size}, sort_keys=True).encode()}
         for name, pixels in layers.items():
             buffer = io.BytesIO()
             Image.fromarray(pixels).save(buffer, format="JPEG", quality=self.config.jpeg_quality)
