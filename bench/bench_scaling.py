@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a source tree; the Ray workers get the same path below
 
 from factory.config import GenerateConfig  # noqa: E402
 from factory.generate import generate  # noqa: E402
@@ -74,7 +75,8 @@ def main() -> None:
 
     import ray
 
-    ray.init(num_cpus=max(2, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=max(2, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
     with tempfile.TemporaryDirectory() as temp:
         one, shas_one = run(1, args, Path(temp))
         two, shas_two = run(2, args, Path(temp))

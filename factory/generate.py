@@ -229,11 +229,11 @@ class WorkerPool:
             actor, task = in_flight.pop(ready)
             try:
                 result = ray.get(ready)
-            except RayActorError:
+            except RayActorError as error:
                 losses[task.number] = losses.get(task.number, 0) + 1
                 if losses[task.number] > MAX_ACTOR_LOSSES_PER_SHARD:
-                    raise GenerateError(f"{task.path} lost its worker {losses[task.number]} times; giving up "
-                                        "(see the Ray logs under /tmp/ray/session_latest/logs)") from None
+                    raise GenerateError(f"{task.path} lost its worker {losses[task.number]} times; giving up. "
+                                        f"Last loss: {error}") from None
                 self.lost_actors += 1
                 self.actors.remove(actor)
                 actor = self.start_actor()
