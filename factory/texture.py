@@ -43,14 +43,20 @@ ICT_VERTEX_COUNT = 26719
 
 # Atlas cells: UV tile → (x, y, size) of its square in the texture, as fractions of the side (y down).
 # The face gets most of the texels; the eyeballs get their own cell because they overlap the face in tile 0.
-# Each eyeball is two nested spheres (sclera, then an inner iris shell) whose UV maps differ but overlap, so
-# each shell gets a cell of its own.
-FACE_CELL, SCLERA_CELL, IRIS_CELL = "face", "sclera", "iris"
+# Each eyeball is two nested spheres (sclera, then an inner iris shell) whose UV maps differ, and the two eyes
+# share one UV layout, mirrored; overlapping UVs cannot hold different colours, so each shell of each eye gets a
+# cell of its own.
+EYE_CELLS = {  # cell name → vertex range
+    "sclera_left": (EYEBALLS[0], IRIS_SHELLS[0][0] - 1), "iris_left": IRIS_SHELLS[0],
+    "sclera_right": (IRIS_SHELLS[0][1] + 1, IRIS_SHELLS[1][0] - 1), "iris_right": IRIS_SHELLS[1],
+}
 ATLAS_CELLS = {
-    FACE_CELL: (0.0, 0.0, 0.625),  # tile 0 without the eyeballs: face, brows, lips
+    0: (0.0, 0.0, 0.625),  # tile 0 without the eyeballs: face, brows, lips
     1: (0.625, 0.0, 0.375),  # head and neck, mouth socket, eye sockets
-    SCLERA_CELL: (0.625, 0.375, 0.1875),
-    IRIS_CELL: (0.8125, 0.375, 0.1875),
+    "sclera_left": (0.625, 0.375, 0.1875),
+    "sclera_right": (0.8125, 0.375, 0.1875),
+    "iris_left": (0.75, 0.5625, 0.125),
+    "iris_right": (0.875, 0.5625, 0.125),
     3: (0.0, 0.625, 0.375),  # teeth
     2: (0.375, 0.625, 0.375),  # gums and tongue
 }
@@ -88,18 +94,13 @@ class UVAtlas:
         uvs = model.uvs[model.face_uvs[face_index]]  # (Fr, 3, 2)
         tile = torch.floor(uvs[..., 0].mean(dim=1)).long()
         eyeball = vertex_range(faces, EYEBALLS)
-        iris = vertex_range(faces, IRIS_SHELLS[0]) | vertex_range(faces, IRIS_SHELLS[1])
         corner_uvs = torch.zeros_like(uvs)
         margin = CELL_MARGIN
         for cell, (x, y, side) in ATLAS_CELLS.items():
-            if cell == FACE_CELL:
-                chosen, tile_u = (tile == 0) & ~eyeball, 0
-            elif cell == SCLERA_CELL:
-                chosen, tile_u = eyeball & ~iris, 0
-            elif cell == IRIS_CELL:
-                chosen, tile_u = iris, 0
+            if cell in EYE_CELLS:
+                chosen, tile_u = vertex_range(faces, EYE_CELLS[cell]), 0
             else:
-                chosen, tile_u = tile == cell, cell
+                chosen, tile_u = (tile == cell) & ~eyeball, cell
             local = uvs[chosen] - torch.tensor([float(tile_u), 0.0])
             inner = side - 2 * margin
             u = x + margin + local[..., 0] * inner
@@ -282,17 +283,21 @@ class ProceduralTexturer(Texturer):
 
     def _eye_geometry(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, S) radial distance of each eyeball texel from its eye's optical axis, as a share of the iris radius,
-        and its angle around that axis. Each eye's centre and radius come from its own vertices."""
+        and its angle around that axis. The axis runs along +z through the apex of the eye's iris shell (the eyes
+        of the template do not look exactly straight ahead, so the sphere's centre would put the pupil off)."""
         neutral, atlas = self.model.neutral, self.atlas
         radial = torch.full((atlas.size, atlas.size), 9.0)
         angle = torch.zeros(atlas.size, atlas.size)
-        for first, last in ((EYEBALLS[0], IRIS_SHELLS[0][1]), (IRIS_SHELLS[0][1] + 1, EYEBALLS[1])):
+        eyes = ((EYEBALLS[0], IRIS_SHELLS[0][1]), (IRIS_SHELLS[0][1] + 1, EYEBALLS[1]))
+        for (first, last), (iris_first, iris_last) in zip(eyes, IRIS_SHELLS):
             vertices = neutral[first : last + 1]
-            centre = (vertices.min(0).values + vertices.max(0).values) / 2
+            iris = neutral[iris_first : iris_last + 1]
+            apex = iris[iris[:, 2].argmax()]
+            centre_z = float((vertices[:, 2].min() + vertices[:, 2].max()) / 2)
             eye_radius = float((vertices.max(0).values - vertices.min(0).values)[:2].max() / 2)
             texels = atlas.in_range((first, last))
-            offset = atlas.texel_position - centre
-            front = offset[..., 2] > 0
+            offset = atlas.texel_position - apex
+            front = atlas.texel_position[..., 2] > centre_z
             r = offset[..., :2].norm(dim=-1) / (IRIS_RADIUS * eye_radius)
             radial = torch.where(texels & front, r, radial)
             angle = torch.where(texels, torch.atan2(offset[..., 1], offset[..., 0]), angle)
