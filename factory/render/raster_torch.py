@@ -22,8 +22,9 @@ from typing import NamedTuple
 import torch
 
 NEAR = 1e-3  # triangles with a vertex nearer than this (camera units) are dropped, not clipped
-# Window sides used for bucketing, ratio ≤ 1.5 between neighbours so a window wastes at most ~2.25× its box.
-WINDOW_SIDES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+# Window sides for bucketing: powers of two waste at most 4× a box (about 1.6× on the ICT head), and keep the
+# number of buckets, each a handful of torch calls, small.
+WINDOW_SIDES = tuple(2**k for k in range(13))  # 1 … 4096
 MAX_CANDIDATES = 1 << 22  # candidates tested at once; bounds memory for big triangles
 EMPTY_KEY = torch.iinfo(torch.int64).max
 
@@ -33,7 +34,7 @@ def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int,
     batch, num_faces, size = screen.shape[0], faces.shape[0], image_size
     if size > WINDOW_SIDES[-1]:
         raise ValueError(f"image_size {size} is larger than the torch rasterizer supports ({WINDOW_SIDES[-1]})")
-    corners = screen[:, faces].reshape(batch * num_faces, 3, 3).float()  # (N·F, corner, xyz)
+    corners = screen.float().index_select(1, faces.reshape(-1)).reshape(batch * num_faces, 3, 3)  # (N·F, corner, xyz)
     triangles, buckets = setup_triangles(corners, size, cull_backfaces)
 
     keys = torch.full((batch * size * size,), EMPTY_KEY, dtype=torch.int64, device=screen.device)
@@ -46,16 +47,16 @@ def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int,
             keys.scatter_reduce_(0, pixel, key, reduce="amin")
 
     pixel = (keys != EMPTY_KEY).nonzero().squeeze(1)
-    row = keys[pixel] & 0xFFFFFFFF
-    depth = (keys[pixel] >> 32).to(torch.int32).view(torch.float32)
+    winner = keys.index_select(0, pixel)
+    row = winner & 0xFFFFFFFF
+    depth = (winner >> 32).to(torch.int32).view(torch.float32)
     bary = perspective_barycentrics(triangles, row, pixel % (size * size), size)
 
-    pix_to_face = torch.full((batch * size * size,), -1, dtype=torch.int64, device=screen.device)
-    pix_to_face[pixel] = triangles.ids[row] % num_faces
-    zbuf = torch.full((batch * size * size,), -1.0, device=screen.device)
-    zbuf[pixel] = depth
-    bary_coords = torch.full((batch * size * size, 3), -1.0, device=screen.device)
-    bary_coords[pixel] = bary
+    pixels = batch * size * size
+    pix_to_face = torch.full((pixels,), -1, dtype=torch.int64, device=screen.device)
+    pix_to_face.index_copy_(0, pixel, triangles.ids.index_select(0, row) % num_faces)
+    zbuf = torch.full((pixels,), -1.0, device=screen.device).index_copy_(0, pixel, depth)
+    bary_coords = torch.full((pixels, 3), -1.0, device=screen.device).index_copy_(0, pixel, bary)
     shape = (batch, size, size)
     return pix_to_face.view(shape), zbuf.view(shape), bary_coords.view(*shape, 3)
 
@@ -78,9 +79,11 @@ class Triangles(NamedTuple):
 def setup_triangles(corners: torch.Tensor, size: int, cull_backfaces: bool):
     """Triangles that can cover a pixel, sorted by bucket, and the buckets as (start, stop, width, height)."""
     xy, z = corners[..., :2], corners[..., 2]
-    low = xy.amin(1).ceil().clamp(min=0)  # the box holds the pixel centres (integers) inside the triangle's extent
-    high = xy.amax(1).floor().clamp(max=size - 1)
-    e1, e2 = xy[:, 1] - xy[:, 0], xy[:, 2] - xy[:, 0]
+    p0, p1, p2 = xy.unbind(1)
+    # The box holds the pixel centres (integers) within the triangle's extent. (Pairwise minimum: faster than amin.)
+    low = torch.minimum(torch.minimum(p0, p1), p2).ceil().clamp(min=0)
+    high = torch.maximum(torch.maximum(p0, p1), p2).floor().clamp(max=size - 1)
+    e1, e2 = p1 - p0, p2 - p0
     area2 = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]  # twice the signed area; > 0 is clockwise on screen (y down)
     keep = (high >= low).all(1) & (z > NEAR).all(1) & (area2.abs() > 1e-12)
     if cull_backfaces:
@@ -88,19 +91,20 @@ def setup_triangles(corners: torch.Tensor, size: int, cull_backfaces: bool):
         keep &= area2 < 0
     box_size = (high - low + 1).long()
     ids = keep.nonzero().squeeze(1)
-    ids, buckets = sort_into_buckets(ids, box_size[ids])
-    origin, local, area2 = low[ids], xy[ids] - low[ids, None], area2[ids]  # corners relative to the box, for precision
+    ids, buckets = sort_into_buckets(ids, box_size.index_select(0, ids))
+    origin, area2 = low.index_select(0, ids), area2.index_select(0, ids)
+    local = xy.index_select(0, ids) - origin[:, None]  # corners relative to the box, for precision
 
     # Barycentric i is the edge function of the edge opposite corner i, divided by the area.
-    start, end = local[:, [1, 2, 0]], local[:, [2, 0, 1]]
+    start, end = local.roll(-1, dims=1), local.roll(-2, dims=1)  # corners (1, 2, 0) and (2, 0, 1)
     a = -(end[..., 1] - start[..., 1])
     b = end[..., 0] - start[..., 0]
     c = -(a * start[..., 0] + b * start[..., 1])
     edges = torch.stack([a, b, c], dim=-1) / area2[:, None, None]
-    corner_inverse_depth = 1.0 / z[ids]
+    corner_inverse_depth = 1.0 / z.index_select(0, ids)
     inverse_depth = (edges * corner_inverse_depth[..., None]).sum(1)
     planes = torch.cat([edges, inverse_depth[:, None]], dim=1)
-    return Triangles(ids, origin.long(), box_size[ids], planes, corner_inverse_depth), buckets
+    return Triangles(ids, origin.long(), box_size.index_select(0, ids), planes, corner_inverse_depth), buckets
 
 
 def sort_into_buckets(ids: torch.Tensor, box_size: torch.Tensor):
@@ -117,34 +121,35 @@ def sort_into_buckets(ids: torch.Tensor, box_size: torch.Tensor):
 
 
 @lru_cache(maxsize=None)
-def window(width: int, height: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The pixel offsets (dx, dy) of a width × height window as float rows, and their flat offsets in the image."""
+def window(width: int, height: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pixel offsets (dx, dy) of a width × height window as floats, and as flat offsets in a size² image."""
     offsets = torch.arange(width * height, device=device)
     dx, dy = offsets % width, offsets // width
-    return dx.float(), dy.float(), dy, dx
+    return dx.float(), dy.float(), dy * size + dx
 
 
 def window_candidates(triangles: Triangles, rows: slice, first_pixel: torch.Tensor, width: int, height: int, size: int):
     """The pixels of a width × height window inside each triangle of `rows`: (flat pixel index, depth, row)."""
-    dx, dy, line, column = window(width, height, first_pixel.device)
-    planes, box = triangles.planes[rows], triangles.box_size[rows]
+    dx, dy, offset = window(width, height, size, first_pixel.device)
+    planes, box = triangles.planes[rows, :, :, None], triangles.box_size[rows]
     inside = (dx < box[:, :1]) & (dy < box[:, 1:])  # also keeps clamped boxes inside the image
     for i in range(3):
-        a, b, c = planes[:, i, :, None].unbind(1)
-        inside &= torch.addcmul(c + b * dy, a, dx) >= 0
-    hit_row, hit_offset = inside.nonzero(as_tuple=True)
-    a, b, c = planes[hit_row, 3].unbind(1)
-    depth = 1.0 / torch.addcmul(c + b * dy[hit_offset], a, dx[hit_offset])
-    pixel = first_pixel[hit_row] + line[hit_offset] * size + column[hit_offset]
-    return pixel, depth, hit_row + rows.start
+        inside &= torch.addcmul(planes[:, i, 2] + planes[:, i, 1] * dy, planes[:, i, 0], dx) >= 0
+    hit = inside.view(-1).nonzero().squeeze(1)
+    # Depth and pixel are planes over the window too: evaluate them densely, then keep the hits. On CPU,
+    # index_select of a contiguous tensor is far cheaper than tensor[index] gathers of the per-triangle values.
+    inverse_depth = torch.addcmul(planes[:, 3, 2] + planes[:, 3, 1] * dy, planes[:, 3, 0], dx)
+    depth = 1.0 / inverse_depth.view(-1).index_select(0, hit)
+    pixel = (first_pixel[:, None] + offset).view(-1).index_select(0, hit)
+    return pixel, depth, hit // (width * height) + rows.start
 
 
 def perspective_barycentrics(triangles: Triangles, row: torch.Tensor, pixel: torch.Tensor, size: int) -> torch.Tensor:
     """(P, 3) perspective-correct barycentrics of triangle `row` at each `pixel` (flat index within its image)."""
-    origin = triangles.origin[row]
+    origin = triangles.origin.index_select(0, row)
     dx = (pixel % size - origin[:, 0]).float()
     dy = (pixel // size - origin[:, 1]).float()
-    edges = triangles.planes[row, :3]
+    edges = triangles.planes[:, :3].index_select(0, row)
     screen = torch.addcmul(edges[..., 2] + edges[..., 1] * dy[:, None], edges[..., 0], dx[:, None])
-    weighted = screen * triangles.corner_inverse_depth[row]
+    weighted = screen * triangles.corner_inverse_depth.index_select(0, row)
     return weighted / weighted.sum(1, keepdim=True)
