@@ -29,8 +29,8 @@ def hot_colormap(values: torch.Tensor) -> torch.Tensor:
     return torch.stack([(3 * values).clamp(0, 1), (3 * values - 1).clamp(0, 1), (3 * values - 2).clamp(0, 1)], dim=-1)
 
 
-def heatmap_layer(pixels: CoveredPixels, heat: torch.Tensor, faces: torch.Tensor) -> np.ndarray:
+def heatmap_layer(pixels: CoveredPixels, heat: torch.Tensor) -> np.ndarray:
     """(N, H, W, 3) uint8 heatmaps from per-vertex heat (N, V) and the covered pixels of the pain meshes."""
-    values = pixels.interpolate_vertex(heat[..., None], faces)[:, 0]
+    values = pixels.interpolate_vertex(heat[..., None])[:, 0]
     image = pixels.scatter(hot_colormap(values), fill=0.0)
     return (image * 255).round().to(torch.uint8).numpy()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -82,6 +83,7 @@ class IdentityRenderer:
         self.texturer = make_texturer(self.config.texturer, self.model, self.config.texture_size)
         atlas = self.texturer.atlas
         self.faces, self.corner_uvs, self.face_part = atlas.faces, atlas.corner_uvs, atlas.face_part
+        self.stopwatch = Stopwatch()  # seconds per stage of the last render/encode (bench/bench_identity.py)
 
     def render(self, spec: IdentitySpec) -> dict[str, object]:
         """All layers of one identity. Arrays are indexed [expression, view, …] in spec order."""
@@ -89,42 +91,55 @@ class IdentityRenderer:
         from factory.render.camera import bounding_sphere, head_camera
         from factory.render.layers import depth_layer, landmarks_layer, rgb_layer, segmentation_layer
         from factory.render.raster import rasterize
-        from factory.render.shading import CoveredPixels, background_image, shade, vertex_normals
+        from factory.render.shading import GAMMA, CoveredPixels, background_image, shade, vertex_normals
 
         size = self.config.image_size
+        clock = self.stopwatch
+        clock.start()
         verts = self.rig.vertices(torch.tensor(spec.identity, dtype=torch.float32), [e.aus for e in spec.expressions])
-        texture = self.texturer.texture(spec.skin, spec.demographics)
+        normals = vertex_normals(verts, self.faces)  # once per expression, shared by its views
+        clock.lap("rig")
+        texture = self.texturer.texture(spec.skin, spec.demographics)  # once per identity
+        linear_texture = texture.image ** GAMMA
+        clock.lap("texture")
         centre, radius = bounding_sphere(verts[0, :FRAMED_VERTICES])
         cameras = [head_camera(view, size, centre, radius) for view in spec.views]
-        normals = vertex_normals(verts, self.faces)
         background = background_image(spec.background, size)
         landmarks_3d = verts[:, self.model.landmarks]
 
         per_view = {"rgb": [], "segmentation": [], "depth": [], "landmarks_2d": [], "landmarks_visible": []}
         frontal_pixels = None
         for view, camera in zip(spec.views, cameras):
-            fragments = rasterize(verts, self.faces, camera, backend=self.config.backend)
-            pixels = CoveredPixels(fragments)
-            colour = shade(pixels, verts, normals, self.faces, self.corner_uvs, self.face_part, self.model.part_names,
-                           texture.image, spec.light, camera.center)
+            clock.lap("other")
+            fragments = rasterize(verts, self.faces, camera, backend=self.config.backend)  # all expressions at once
+            clock.lap("raster")
+            pixels = CoveredPixels(fragments, self.faces, verts.shape[1])
+            colour = shade(pixels, verts, normals, self.corner_uvs, self.face_part, self.model.part_names,
+                           linear_texture, spec.light, camera.center)
             per_view["rgb"].append(rgb_layer(pixels, colour, background))
+            clock.lap("shade")
             per_view["segmentation"].append(segmentation_layer(fragments, self.face_part))
             per_view["depth"].append(depth_layer(fragments))
             points, visible = landmarks_layer(landmarks_3d, camera, fragments)
             per_view["landmarks_2d"].append(points)
             per_view["landmarks_visible"].append(visible)
+            clock.lap("layers")
             if frontal_pixels is None:
                 frontal_pixels = pixels
 
         layers: dict[str, object] = {name: np.stack(values, axis=1) for name, values in per_view.items()}
         layers["mask"] = layers["segmentation"] > 0
+        clock.lap("layers")
         heat = vertex_heat(verts, verts[0])
-        layers["heatmap"] = heatmap_layer(frontal_pixels, heat, self.faces)  # (X, H, W, 3); the neutral's is black
+        # The frontal view's fragments of the pain meshes are reused: no extra raster pass for the heatmaps.
+        layers["heatmap"] = heatmap_layer(frontal_pixels, heat)  # (X, H, W, 3); the neutral's is black
+        clock.lap("heatmap")
         layers["landmarks_3d"] = landmarks_3d.numpy()
         layers["vertices"] = verts.numpy()
         layers["texture"] = (texture.image * 255).round().to(torch.uint8).numpy()
         layers["texture_parameters"] = texture.parameters
         layers["cameras"] = cameras
+        clock.lap("other")
         return layers
 
     def meta(self, spec: IdentitySpec, layers: dict[str, object]) -> dict:
@@ -153,6 +168,7 @@ class IdentityRenderer:
 
     def encode_sample(self, spec: IdentitySpec, layers: dict[str, object]) -> dict[str, bytes]:
         """The sample members of docs/DATA.md (names without the sample key), in a fixed order."""
+        self.stopwatch.start()
         members = {"meta.json": json.dumps(self.meta(spec, layers), sort_keys=True, separators=(",", ":")).encode()}
         for x, expression in enumerate(spec.expressions):
             for v, view in enumerate(spec.views):
@@ -165,7 +181,28 @@ class IdentityRenderer:
                 members[f"{expression.name}.heat.png"] = encode_png(layers["heatmap"][x])
         members["mesh.obj"] = encode_obj(layers["vertices"][0], self.faces.numpy(), self.corner_uvs.numpy())
         members["texture.png"] = encode_png(layers["texture"])
+        self.stopwatch.lap("encode")
         return members
+
+
+class Stopwatch:
+    """Accumulates wall time per named stage; `start` resets the lap clock, `lap(name)` books the time since."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def start(self) -> None:
+        self.last = time.perf_counter()
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.start()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
+        self.last = now
 
 
 def resolved_backend() -> str:
@@ -194,11 +231,7 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
 def encode_png(image: np.ndarray) -> bytes:
     """8-bit grey, 16-bit grey (uint16) or RGB PNG."""
     buffer = io.BytesIO()
-    if image.dtype == np.uint16:
-        picture = Image.fromarray(image.astype("<u2"), mode="I;16")
-    else:
-        picture = Image.fromarray(image)
-    picture.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 

@@ -39,6 +39,8 @@ EYE_SHELLS = (24591, 25350)  # lacrimal fluid, eye blend and eye occlusion: tran
 LASH_CARDS = (25351, 26718)  # eyelash cards: cut-outs through an alpha map, not rendered (see UVAtlas)
 EYE_SOCKETS = (13294, 14061)
 MOUTH_SOCKET = (11248, 13293)
+GUMS_TONGUE = (14062, 17038)
+TEETH = (17039, 21450)
 ICT_VERTEX_COUNT = 26719
 
 # Atlas cells: UV tile → (x, y, size) of its square in the texture, as fractions of the side (y down).
@@ -246,22 +248,25 @@ def blur(mask: torch.Tensor, sigma_texels: float) -> torch.Tensor:
     return image[0, 0]
 
 
-def dilate(image: torch.Tensor, valid: torch.Tensor, steps: int) -> torch.Tensor:
-    """Grow the charts into the gutters by `steps` texels (mean of covered neighbours), so that bilinear lookups at
-    chart borders never mix in the empty gutter colour."""
-    colour = (image * valid[..., None]).permute(2, 0, 1)[None]
-    weight = valid[None, None].float()
+def gutter_sources(covered: torch.Tensor, steps: int) -> torch.Tensor:
+    """(S·S,) for each texel, the flat index of the texel whose colour it takes: itself when covered, else a covered
+    texel up to `steps` away (grown one ring at a time), else itself. Filling the gutters around every chart this
+    way keeps bilinear lookups at chart borders from mixing in the empty gutter colour."""
+    size = covered.shape[0]
+    source = torch.where(covered.reshape(-1), torch.arange(size * size, dtype=torch.float64), -1.0).view(1, 1, size, size)
     for _ in range(steps):
-        summed = F.avg_pool2d(colour, 3, stride=1, padding=1, count_include_pad=False)
-        count = F.avg_pool2d(weight, 3, stride=1, padding=1, count_include_pad=False)
-        grown = summed / count.clamp(min=1e-6)
-        colour = torch.where(weight > 0, colour, grown * (count > 0))
-        weight = torch.where(weight > 0, weight, (count > 0).float())
-    return colour[0].permute(1, 2, 0)
+        grown = F.max_pool2d(source, 3, stride=1, padding=1)
+        source = torch.where(source >= 0, source, grown)
+    source = source.reshape(-1).long()
+    return torch.where(source >= 0, source, torch.arange(size * size))
 
 
 class ProceduralTexturer(Texturer):
-    """Skin tone, regional colour, noise, age lines, eyes, mouth and lashes from a few seeded numbers."""
+    """Skin tone, regional colour, noise, age lines, eyes, mouth and lash line from a few seeded numbers.
+
+    Everything that depends on the template only (where the cheeks, brows, lid margins and wrinkle lines are; the
+    eyes' radial coordinates) is computed once, here; `texture` then only mixes colours and evaluates noise, and
+    only at the texels of the region it paints."""
 
     name = "procedural"
     version = 1
@@ -273,13 +278,152 @@ class ProceduralTexturer(Texturer):
         self.low = model.neutral.min(dim=0).values - 1
         self.high = model.neutral.max(dim=0).values + 1
         self.covered = atlas.texel_face >= 0
+        self.gutter_source = gutter_sources(self.covered, steps=max(2, texture_size // 128))
         self.eyeball = atlas.in_range(EYEBALLS)
-        self.mouth = atlas.in_range((MOUTH_SOCKET[0], 21450))  # socket, gums, tongue, teeth
-        self.eye_socket = atlas.in_range(EYE_SOCKETS)
+        self.teeth = atlas.in_range(TEETH)
+        self.gums = atlas.in_range(GUMS_TONGUE)
+        self.mouth = atlas.in_range(MOUTH_SOCKET) | self.gums | self.teeth
         self.skin = self.covered & ~self.eyeball & ~self.mouth
         self.eye_geometry = self._eye_geometry()
-        self.lash_line = self._lash_line()
-        self.brow_density = self._brow_density()
+        # Per skin texel (flattened, in the order of `skin_index`): the template-fixed maps.
+        self.skin_index = torch.nonzero(self.skin.reshape(-1)).squeeze(1)
+        p = atlas.texel_position.reshape(-1, 3)[self.skin_index]
+        self.skin_points = p
+        lm = self.landmarks
+        eye_right, eye_left = lm[36:42].mean(0), lm[42:48].mean(0)
+        self.cheeks = sum(gaussian(p, (eye + mouth) / 2 + torch.tensor([side * 1.2, 0.0, 0.0]), (1.6, 1.3, 2.5))
+                          for eye, mouth, side in ((eye_right, lm[48], -1), (eye_left, lm[54], 1)))
+        self.nose_tip = gaussian(p, lm[30], (0.9, 0.8, 1.5))
+        self.under_eyes = sum(gaussian(p, eye + torch.tensor([0.0, -1.0, 0.2]), (1.1, 0.45, 1.5)) for eye in (eye_right, eye_left))
+        self.freckle_zone = gaussian(p, lm[30] + torch.tensor([0.0, 0.5, -1.0]), (3.2, 2.2, 3.0))
+        self.eye_socket = self._on_skin(atlas.in_range(EYE_SOCKETS).float())
+        self.lips = self._on_skin(blur(atlas.texel_part == model.part_names.index("lips"), texture_size / 400))
+        self.brow_density = self._brow_density(p)
+        self.lash_line = self._lash_line(p)
+        self.wrinkles = self._wrinkle_lines(p)
+
+    def _on_skin(self, image: torch.Tensor) -> torch.Tensor:
+        """(S, S) map → its values at the skin texels."""
+        return image.reshape(-1)[self.skin_index]
+
+    def texture(self, skin: Skin, demographics: Demographics) -> Texture:
+        rng = np.random.default_rng([skin.texture_seed, 0x7E47])
+        noise = {cell: ValueNoise(rng, self.low, self.high, cell) for cell in (3.0, 1.0, 0.35, 0.12)}
+        base = skin_base_srgb(skin.tone, skin.undertone)
+        hair = torch.tensor(HAIR_SRGB[skin.hair])
+        aging = age_factor(demographics.age)
+
+        colour = torch.zeros(self.texture_size * self.texture_size, 3)
+        colour[self.skin_index] = self._skin(base, hair, skin, aging, noise, rng)
+        eyes = self.eyeball.reshape(-1)
+        colour[eyes] = self._eyes(skin.iris, rng)
+        mouth = self.mouth.reshape(-1)
+        colour[mouth] = self._mouth(mouth, aging, noise)
+        image = colour.clamp(0, 1).index_select(0, self.gutter_source).view(self.texture_size, self.texture_size, 3)
+        parameters = {
+            "name": self.name, "version": self.version, "texture_size": self.texture_size,
+            "skin_srgb": [round(float(c), 4) for c in base], "hair_srgb": list(HAIR_SRGB[skin.hair]),
+            "iris_srgb": list(IRIS_SRGB[skin.iris]), "wrinkle_depth": round(aging, 4),
+            "redness": skin.redness, "freckles": skin.freckles, "texture_seed": skin.texture_seed,
+        }
+        return Texture(image=image, parameters=parameters)
+
+    def _skin(self, base, hair, skin, aging, noise, rng) -> torch.Tensor:
+        """(P, 3) colour of the skin texels: tone, blood, shadows, texture, freckles, age lines, brows, lashes."""
+        p = self.skin_points
+        colour = torch.tensor(base, dtype=torch.float32).expand(p.shape[0], 3)
+
+        # Blood: cheeks and nose tip, more with `redness`, patchy; lips darker and redder.
+        flush = (0.35 + 0.65 * skin.redness) * (0.55 * self.cheeks + 0.35 * self.nose_tip) * (1 + 0.3 * noise[1.0](p))
+        colour = colour * (1 + flush[:, None] * torch.tensor([0.0, -0.16, -0.12]))  # toward red: less green, blue
+        lip_colour = colour * torch.tensor([0.86, 0.58, 0.60]) * (0.9 + 0.1 * skin.redness)
+        colour = torch.lerp(colour, lip_colour, self.lips[:, None] * 0.9)
+
+        # Shadows: darker under the eyes and inside the eye sockets.
+        colour = colour * (1 - 0.14 * self.under_eyes[:, None] * torch.tensor([1.0, 1.05, 0.95]))
+        colour = torch.lerp(colour, colour * torch.tensor([0.8, 0.62, 0.62]), self.eye_socket[:, None])
+
+        # Skin texture: blotches at three scales, a little hue wander, then pores at the texel scale.
+        fine = noise[0.35](p)
+        luminance = 0.05 * noise[3.0](p) + 0.035 * noise[1.0](p + 17.0) + 0.03 * fine + 0.02 * noise[0.12](p)
+        colour = colour * (1 + luminance[:, None] + 0.02 * noise[0.35](p + 17.0)[:, None] * torch.tensor([0.5, -0.5, -0.5]))
+        pores = torch.from_numpy(rng.standard_normal(p.shape[0], dtype=np.float32))
+        colour = colour * (1 + 0.025 * pores[:, None])
+
+        # Freckles: spots where fine noise peaks, on the nose and cheeks.
+        if skin.freckles > 0:
+            spots = ((noise[0.12](p - 5.0) - (1 - 0.5 * skin.freckles)) * 4).clamp(0, 1)
+            colour = colour * (1 - (0.35 * self.freckle_zone * spots)[:, None] * torch.tensor([0.7, 0.9, 1.0]))
+
+        colour = colour * (1 - aging * self.wrinkles * (0.75 + 0.25 * fine))[:, None]
+
+        # Brow hair: strokes from noise stretched along the brow; lash line along the lid margins.
+        strokes = noise[0.12](p * torch.tensor([0.3, 3.0, 1.0])) * 0.5 + 0.5
+        brows = (self.brow_density * (0.45 + 0.7 * strokes)).clamp(0, 1)[:, None] * 0.85
+        colour = torch.lerp(colour, hair.expand_as(colour), brows)
+        return torch.lerp(colour, (hair * 0.4 + 0.02).expand_as(colour), self.lash_line[:, None])
+
+    def _brow_density(self, p: torch.Tensor) -> torch.Tensor:
+        """(P,) 0..1 brow coverage: a band around each brow's landmark line (17–21, 22–26), thick at the inner
+        end and thin at the tail, soft at its edges, on the front of the face only."""
+        density = torch.zeros(p.shape[0])
+        for line in (self.landmarks[17:22], self.landmarks[22:27].flip(0)):  # each from the tail to the inner end
+            distance = torch.full((p.shape[0],), 1e3)
+            along = torch.zeros(p.shape[0])
+            for k, (a, b) in enumerate(zip(line[:-1], line[1:])):
+                d = segment_distance(p[:, :2], a[:2], b[:2])
+                closer = d < distance
+                distance, along = torch.where(closer, d, distance), torch.where(closer, torch.full_like(d, k / 3), along)
+            half_height = 0.22 + 0.25 * along  # cm
+            front = (p[:, 2] > float(line[:, 2].min()) - 1.5).float()
+            density = density + front * (1 - ((distance - half_height) / 0.12).clamp(0, 1))
+        return density.clamp(0, 1)
+
+    def _lash_line(self, p: torch.Tensor) -> torch.Tensor:
+        """(P,) 0..0.9 darkening along the lid margins where the lashes grow: wider on the upper lid."""
+        from factory.rig import find_margins
+
+        near_eyes = (p[:, 1] > float(self.landmarks[29, 1])) & (p[:, 1] < float(self.landmarks[19, 1]))
+        points = p[near_eyes]
+        line = torch.zeros(points.shape[0])
+        for margin in find_margins(self.model):
+            if not margin.region.startswith("eye"):
+                continue
+            for vertices, width in ((margin.upper, 0.16), (torch.cat([margin.lower_a, margin.lower_b]).unique(), 0.06)):
+                distance = torch.cdist(points, self.model.neutral[vertices]).min(dim=1).values
+                line = torch.maximum(line, 1 - (distance / width).clamp(0, 1) ** 2)
+        result = torch.zeros(p.shape[0])
+        result[near_eyes] = line * 0.9
+        return result
+
+    def _wrinkle_lines(self, p: torch.Tensor) -> torch.Tensor:
+        """(P,) darkening of the age lines at full age (scaled by `age_factor`): forehead, crow's feet, nasolabial
+        folds. Their waviness comes from a fixed noise, so every face has its own lines only through its shape."""
+        lm = self.landmarks
+        x, y = p[:, 0], p[:, 1]
+        wobble = 0.25 * ValueNoise(np.random.default_rng(0x3121), self.low, self.high, 1.0)(p)
+        brow_top = float(lm[17:27, 1].max())
+        width = float(lm[26, 0] - lm[17, 0]) / 2
+        # Between the brows and the hairline, on the front of the head only (the scalp stays smooth).
+        front = (p[:, 2] > float(lm[17:27, 2].min()) - 1.0).float()
+        band = ((y > brow_top + 0.8) & (y < brow_top + 4.0)).float() * torch.exp(-0.5 * (x / width) ** 4) * front
+        forehead = band * torch.cos(2 * math.pi * (y + wobble) / 1.1).clamp(min=0) ** 12
+
+        crows = torch.zeros_like(x)
+        for corner, side in ((lm[36], -1), (lm[45], 1)):
+            offset = p - corner
+            distance = offset[:, :2].norm(dim=-1)
+            lateral = (side * offset[:, 0] > 0.2).float()
+            fan = torch.cos(9 * torch.atan2(offset[:, 1], side * offset[:, 0]) + wobble).clamp(min=0) ** 10
+            crows = crows + lateral * fan * torch.exp(-0.5 * ((distance - 1.2) / 0.6) ** 2)
+
+        folds = torch.zeros_like(x)
+        for wing, corner, side in ((lm[31], lm[48], -1), (lm[35], lm[54], 1)):
+            start = wing + torch.tensor([side * 0.9, 0.2, 0.0])
+            end = corner + torch.tensor([side * 0.6, -0.3, 0.0])
+            d = segment_distance(p[:, :2], start[:2], end[:2])
+            folds = folds + torch.exp(-0.5 * (d / 0.12) ** 2) * (p[:, 2] > float(end[2]) - 2.0).float()
+        return 0.22 * forehead + 0.16 * crows + 0.22 * folds
 
     def _eye_geometry(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, S) radial distance of each eyeball texel from its eye's optical axis, as a share of the iris radius,
@@ -303,160 +447,30 @@ class ProceduralTexturer(Texturer):
             angle = torch.where(texels, torch.atan2(offset[..., 1], offset[..., 0]), angle)
         return radial, angle
 
-    def texture(self, skin: Skin, demographics: Demographics) -> Texture:
-        rng = np.random.default_rng([skin.texture_seed, 0x7E47])
-        position = self.atlas.texel_position
-        noise = {cell: ValueNoise(rng, self.low, self.high, cell) for cell in (3.0, 1.0, 0.35, 0.12)}
-        base = skin_base_srgb(skin.tone, skin.undertone)
-        hair = np.array(HAIR_SRGB[skin.hair])
-        aging = age_factor(demographics.age)
-
-        colour = self._skin(position, base, skin, aging, noise, rng)
-        colour = self._brows(colour, position, hair, noise)
-        lashes = torch.tensor(hair * 0.4 + 0.02, dtype=torch.float32)
-        colour = torch.lerp(colour, lashes.expand_as(colour), self.lash_line[..., None])
-        colour = torch.where(self.eyeball[..., None], self._eyes(skin.iris, noise, rng), colour)
-        colour = torch.where(self.mouth[..., None], self._mouth(position, aging, noise), colour)
-        image = dilate(colour.clamp(0, 1), self.covered, steps=max(2, self.texture_size // 128))
-        parameters = {
-            "name": self.name, "version": self.version, "texture_size": self.texture_size,
-            "skin_srgb": [round(float(c), 4) for c in base], "hair_srgb": list(HAIR_SRGB[skin.hair]),
-            "iris_srgb": list(IRIS_SRGB[skin.iris]), "wrinkle_depth": round(aging, 4),
-            "redness": skin.redness, "freckles": skin.freckles, "texture_seed": skin.texture_seed,
-        }
-        return Texture(image=image.contiguous(), parameters=parameters)
-
-    def _skin(self, p, base, skin, aging, noise, rng) -> torch.Tensor:
-        lm = self.landmarks
-        eye_right, eye_left = lm[36:42].mean(0), lm[42:48].mean(0)
-        mouth_right, mouth_left = lm[48], lm[54]
-        colour = torch.tensor(base, dtype=torch.float32).expand(*p.shape[:-1], 3).clone()
-
-        # Blood: cheeks, nose tip, lips (lips through the part labels, softened), more with `redness`.
-        cheeks = sum(gaussian(p, (eye + mouth) / 2 + torch.tensor([side * 1.2, 0.0, 0.0]), (1.6, 1.3, 2.5))
-                     for eye, mouth, side in ((eye_right, mouth_right, -1), (eye_left, mouth_left, 1)))
-        nose = gaussian(p, lm[30], (0.9, 0.8, 1.5))
-        flush = (0.35 + 0.65 * skin.redness) * (0.55 * cheeks + 0.35 * nose) * (1 + 0.3 * noise[1.0](p))
-        red = torch.tensor([0.0, -0.16, -0.12])  # toward red: take green and blue out
-        colour = colour * (1 + flush[..., None] * red)
-
-        lips = blur(self.atlas.texel_part == self.model.part_names.index("lips"), self.texture_size / 400)
-        lip_colour = colour * torch.tensor([0.86, 0.58, 0.60]) * (0.9 + 0.1 * skin.redness)
-        colour = torch.lerp(colour, lip_colour, lips[..., None] * 0.9)
-
-        # Shadows: darker under the eyes and in the eye sockets.
-        under_eye = sum(gaussian(p, eye + torch.tensor([0.0, -1.0, 0.2]), (1.1, 0.45, 1.5)) for eye in (eye_right, eye_left))
-        colour = colour * (1 - 0.14 * under_eye[..., None] * torch.tensor([1.0, 1.05, 0.95]))
-        colour = torch.where(self.eye_socket[..., None], colour * torch.tensor([0.8, 0.62, 0.62]), colour)
-
-        # Skin texture: blotches at three scales, then pores at the texel scale.
-        luminance = 0.05 * noise[3.0](p) + 0.035 * noise[1.0](p) + 0.03 * noise[0.35](p) + 0.02 * noise[0.12](p)
-        colour = colour * (1 + luminance[..., None])
-        colour = colour * (1 + 0.04 * noise[0.35](p + 17.0)[..., None] * torch.tensor([0.5, -0.5, -0.5]))
-        pores = torch.from_numpy(rng.standard_normal(p.shape[:-1], dtype=np.float32))
-        colour = colour * (1 + 0.025 * pores[..., None])
-
-        # Freckles: spots where fine noise peaks, on the front of the face (nose and cheeks).
-        if skin.freckles > 0:
-            front = gaussian(p, lm[30] + torch.tensor([0.0, 0.5, -1.0]), (3.2, 2.2, 3.0))
-            spots = (noise[0.12](p - 5.0) - (1 - 0.5 * skin.freckles)).clamp(min=0) * 4
-            colour = colour * (1 - (0.35 * front * spots.clamp(max=1))[..., None] * torch.tensor([0.7, 0.9, 1.0]))
-
-        return colour * (1 - self._wrinkles(p, aging, noise))[..., None]
-
-    def _wrinkles(self, p, aging, noise) -> torch.Tensor:
-        """(S, S) darkening of age lines: forehead, crow's feet, nasolabial folds; 0 for the young."""
-        if aging <= 0:
-            return torch.zeros(p.shape[:-1])
-        lm = self.landmarks
-        x, y = p[..., 0], p[..., 1]
-        brow_top = float(lm[17:27, 1].max())
-        width = float(lm[26, 0] - lm[17, 0]) / 2
-        wobble = 0.25 * noise[1.0](p + 31.0)
-        forehead_band = ((y > brow_top + 0.8) & (y < brow_top + 5.0)).float() * torch.exp(-0.5 * (x / width) ** 4)
-        forehead = forehead_band * torch.cos(2 * math.pi * (y + wobble) / 1.1).clamp(min=0) ** 12
-
-        crows = torch.zeros_like(x)
-        for corner, side in ((lm[36], -1), (lm[45], 1)):
-            offset = p - corner
-            distance = offset[..., :2].norm(dim=-1)
-            lateral = (side * offset[..., 0] > 0.2).float()
-            fan = torch.cos(9 * torch.atan2(offset[..., 1], side * offset[..., 0]) + wobble).clamp(min=0) ** 10
-            crows = crows + lateral * fan * torch.exp(-0.5 * ((distance - 1.2) / 0.6) ** 2)
-
-        folds = torch.zeros_like(x)
-        for wing, corner, side in ((lm[31], lm[48], -1), (lm[35], lm[54], 1)):
-            start = wing + torch.tensor([side * 0.9, 0.2, 0.0])
-            end = corner + torch.tensor([side * 0.6, -0.3, 0.0])
-            d = segment_distance(p[..., :2], start[:2], end[:2])
-            folds = folds + torch.exp(-0.5 * (d / 0.12) ** 2) * (p[..., 2] > float(end[2]) - 2.0).float()
-
-        strength = 0.22 * forehead + 0.16 * crows + 0.22 * folds
-        return aging * strength * (0.75 + 0.25 * noise[0.35](p + 7.0))
-
-    def _brow_density(self) -> torch.Tensor:
-        """(S, S) 0..1 brow coverage: a band around each brow's landmark line (17–21, 22–26), thick at the inner
-        end and thin at the tail, soft at its edges, on the front of the face only."""
-        p = self.atlas.texel_position
-        density = torch.zeros(p.shape[:-1])
-        for line in (self.landmarks[17:22], self.landmarks[22:27].flip(0)):  # each from the tail to the inner end
-            distance = torch.full(p.shape[:-1], 1e3)
-            along = torch.zeros(p.shape[:-1])
-            for k, (a, b) in enumerate(zip(line[:-1], line[1:])):
-                d = segment_distance(p[..., :2], a[:2], b[:2])
-                closer = d < distance
-                distance, along = torch.where(closer, d, distance), torch.where(closer, torch.full_like(d, k / 3), along)
-            half_height = 0.22 + 0.25 * along  # cm
-            front = (p[..., 2] > float(line[:, 2].min()) - 1.5).float()
-            density = density + front * (1 - ((distance - half_height) / 0.12).clamp(0, 1))
-        return density.clamp(0, 1) * self.skin
-
-    def _brows(self, colour, p, hair, noise) -> torch.Tensor:
-        """Brow hair: strokes from noise stretched along the brow, over the brow band."""
-        strokes = noise[0.12](p * torch.tensor([0.3, 3.0, 1.0])) * 0.5 + 0.5
-        density = (self.brow_density * (0.45 + 0.7 * strokes)).clamp(0, 1)[..., None] * 0.85
-        return torch.lerp(colour, torch.tensor(hair, dtype=torch.float32).expand_as(colour), density)
-
-    def _lash_line(self) -> torch.Tensor:
-        """(S, S) 0..1 darkening along the lid margins where the lashes grow: wider on the upper lid."""
-        from factory.rig import find_margins
-
-        p = self.atlas.texel_position
-        face = self.skin & (p[..., 1] > float(self.landmarks[29, 1])) & (p[..., 1] < float(self.landmarks[19, 1]))
-        points = p[face]
-        line = torch.zeros(points.shape[0])
-        for margin in find_margins(self.model):
-            if not margin.region.startswith("eye"):
-                continue
-            for vertices, width in ((margin.upper, 0.16), (torch.cat([margin.lower_a, margin.lower_b]).unique(), 0.06)):
-                distance = torch.cdist(points, self.model.neutral[vertices]).min(dim=1).values
-                line = torch.maximum(line, 1 - (distance / width).clamp(0, 1) ** 2)
-        result = torch.zeros(p.shape[:-1])
-        result[face] = line * 0.9
-        return result
-
-    def _eyes(self, iris_name, noise, rng) -> torch.Tensor:
-        radial, angle = self.eye_geometry
-        iris = torch.tensor(IRIS_SRGB[iris_name])
+    def _eyes(self, iris_name: str, rng: np.random.Generator) -> torch.Tensor:
+        """(E, 3) colour of the eyeball texels: radial iris fibres, a dark limbal ring, pupil, off-white sclera."""
+        radial = self.eye_geometry[0][self.eyeball][:, None]
+        angle = self.eye_geometry[1][self.eyeball]
         fibres = torch.from_numpy(rng.random(64, dtype=np.float32))
-        streak = fibres[((angle + math.pi) / (2 * math.pi) * 64).long().clamp(0, 63)]
-        iris_colour = iris * (0.75 + 0.5 * streak[..., None]) * (1.15 - 0.3 * radial[..., None])
-        limbus = torch.exp(-0.5 * ((radial - 1.0) / 0.08) ** 2)[..., None]
-        iris_colour = iris_colour * (1 - 0.6 * limbus)
-        sclera = torch.tensor(SCLERA_SRGB) * (1 - 0.04 * (radial[..., None] - 1).clamp(0, 2))
-        colour = torch.where((radial < 1.0)[..., None], iris_colour, sclera)
-        colour = torch.lerp(colour, torch.tensor(SCLERA_SRGB) * 0.8, (limbus * (radial[..., None] >= 1)) * 0.3)
-        return torch.where((radial < PUPIL_RADIUS)[..., None], torch.tensor([0.02, 0.02, 0.025]), colour)
+        streak = fibres[((angle + math.pi) / (2 * math.pi) * 64).long().clamp(0, 63)][:, None]
+        iris = torch.tensor(IRIS_SRGB[iris_name]) * (0.75 + 0.5 * streak) * (1.15 - 0.3 * radial)
+        limbus = torch.exp(-0.5 * ((radial - 1.0) / 0.08) ** 2)
+        iris = iris * (1 - 0.6 * limbus)
+        sclera = torch.tensor(SCLERA_SRGB) * (1 - 0.04 * (radial - 1).clamp(0, 2))
+        sclera = torch.lerp(sclera, torch.tensor(SCLERA_SRGB) * 0.8, limbus * 0.3)
+        colour = torch.where(radial < 1.0, iris, sclera)
+        return torch.where(radial < PUPIL_RADIUS, torch.tensor([0.02, 0.02, 0.025]), colour)
 
-    def _mouth(self, p, aging, noise) -> torch.Tensor:
-        teeth = self.atlas.in_range((17039, 21450))
-        gums = self.atlas.in_range((14062, 17038))
-        depth = ((p[..., 2] - float(self.landmarks[62, 2])) / 4 + 1).clamp(0.25, 1)[..., None]  # darker deeper in
+    def _mouth(self, mouth: torch.Tensor, aging: float, noise) -> torch.Tensor:
+        """(M, 3) colour of the mouth texels: teeth (yellower with age), gums and tongue, a socket darker deeper in."""
+        p = self.atlas.texel_position.reshape(-1, 3)[mouth]
+        teeth = self.teeth.reshape(-1)[mouth][:, None]
+        gums = self.gums.reshape(-1)[mouth][:, None]
+        depth = ((p[:, 2:] - float(self.landmarks[62, 2])) / 4 + 1).clamp(0.25, 1)  # darker deeper in
         tooth = torch.tensor(TEETH_SRGB) * torch.tensor([1.0, 1.0 - 0.05 * aging, 1.0 - 0.15 * aging])
         colour = torch.tensor(MOUTH_SRGB) * depth
-        colour = torch.where(gums[..., None], torch.tensor(GUMS_SRGB) * depth.clamp(min=0.5), colour)
-        colour = torch.where(teeth[..., None], tooth * (0.95 + 0.05 * noise[0.35](p)[..., None]), colour)
-        return colour.expand(*p.shape[:-1], 3)
+        colour = torch.where(gums, torch.tensor(GUMS_SRGB) * depth.clamp(min=0.5), colour)
+        return torch.where(teeth, tooth * (0.95 + 0.05 * noise[0.35](p)[:, None]), colour)
 
 
 TEXTURERS: dict[str, type[Texturer]] = {"procedural": ProceduralTexturer}

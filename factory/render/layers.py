@@ -8,17 +8,16 @@ import torch
 
 from factory.render.camera import Camera
 from factory.render.raster import Fragments
-from factory.render.shading import CoveredPixels, antialias_edges
+from factory.render.shading import CoveredPixels, antialias_edges, to_srgb
 
 # How far behind the visible surface (cm) a landmark may lie and still count as visible: covers the depth change
 # across one pixel on steep surfaces (jaw line, nose sides) at 64–512 px.
 LANDMARK_DEPTH_TOLERANCE_CM = 0.35
 
 
-def rgb_layer(pixels: CoveredPixels, colour: torch.Tensor, background: torch.Tensor) -> np.ndarray:
-    """(N, H, W, 3) uint8: shaded face over the background, silhouette antialiased."""
-    image = pixels.scatter(colour)
-    image = torch.where(pixels.mask[..., None], image, background)
+def rgb_layer(pixels: CoveredPixels, linear_colour: torch.Tensor, background: torch.Tensor) -> np.ndarray:
+    """(N, H, W, 3) uint8: shaded face (linear light, (P, 3)) over the sRGB background, silhouette antialiased."""
+    image = pixels.scatter(to_srgb(linear_colour), fill=background)
     image = antialias_edges(image, pixels.mask)
     return (image * 255).round().clamp(0, 255).to(torch.uint8).numpy()
 
