@@ -25,3 +25,10 @@ def iter_samples(storage: Storage, manifest: Manifest) -> Iterator[tuple[str, di
     for record in manifest.shards:
         with storage.open_read(record.path) as handle:
             yield from read_shard(handle, name=record.path)
+
+
+def dataset_members(url: str, storage_options: dict | None = None) -> Iterator[dict[str, bytes]]:
+    """The member dicts of every sample of the dataset at `url`, in identity order (for previews)."""
+    storage, manifest = open_dataset(url, storage_options)
+    for _, members in iter_samples(storage, manifest):
+        yield members
