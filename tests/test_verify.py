@@ -122,3 +122,12 @@ def test_inspect_prints_counts_pspi_histogram_and_demographics(pristine):
     assert f"{pristine}: 3 identities," in result.output
     assert "PSPI   expressions" in result.output and "\n   0        3  " in result.output  # one neutral per identity
     assert "gender:" in result.output and "age_band:" in result.output and "ethnicity:" in result.output
+
+
+def test_preview_draws_a_contact_sheet_from_a_dataset(pristine, tmp_path):
+    from PIL import Image
+
+    result = CliRunner().invoke(app, ["preview", str(pristine), "--out", str(tmp_path / "sheet.png"), "--max-identities", "2", "--thumb", "32"])
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "sheet.png") as sheet:
+        assert sheet.height > 2 * 11 * 32  # two identities, eleven expression rows each
