@@ -75,6 +75,7 @@ def main() -> None:
 
     import ray
 
+    load_before = os.getloadavg()[0]
     ray.init(num_cpus=max(2, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
     with tempfile.TemporaryDirectory() as temp:
@@ -89,7 +90,8 @@ def main() -> None:
         f"`python bench/bench_scaling.py --identities {args.identities} --per-shard {args.per_shard} --image-size {args.image_size} "
         f"--texture-size {args.texture_size}` on {machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}.",
         "Each run is one `generate()` call into a fresh folder (actor start and model loading included, Ray start excluded); "
-        "both runs wrote byte-identical shards.", "",
+        f"both runs wrote byte-identical shards. 1-minute load average before the runs: {load_before:.1f} "
+        "(other work on a shared machine takes CPU from the workers).", "",
         "| workers | identities/min | speed-up |", "|---|---|---|",
         f"| 1 | {one:.1f} | 1.00× |", f"| 2 | {two:.1f} | {two / one:.2f}× |", "",
     ])
