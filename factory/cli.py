@@ -128,5 +128,68 @@ def inspect_dataset(
         fail(str(error))
     typer.echo(summary.text())
 
+
+@app.command("render-identity")
+def render_identity(
+    seed: int = typer.Option(0, help="Dataset seed the identity is planned from."),
+    index: int = typer.Option(0, help="Index of the identity in that dataset."),
+    out: Path = typer.Option(..., help="Folder to write; one file per sample member, named as the member "
+                             "(meta.json, neutral.v0.jpg, pain00.heat.png, mesh.obj, …; see docs/DATA.md)."),
+    image_size: int = typer.Option(512, help="Width and height of every image in pixels."),
+    texturer: str = typer.Option("procedural", help="Texturer name (see factory.texture.TEXTURERS)."),
+    texture_size: int = typer.Option(1024, help="Width and height of the UV texture in texels."),
+) -> None:
+    """Render one planned identity (every expression from every view, heatmaps, mesh, texture) into a folder."""
+    from factory.identity import IdentityRenderer, RenderConfig
+    from factory.plan import plan_identity
+
+    if index < 0:
+        fail(f"--index must be >= 0, got {index}")
+    try:
+        config = RenderConfig(image_size=image_size, texturer=texturer, texture_size=texture_size)
+    except ValueError as error:
+        fail(str(error))
+    spec = plan_identity(index, seed)
+    renderer = IdentityRenderer(config)
+    members = renderer.encode_sample(spec, renderer.render(spec))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in members.items():
+        partial = out / f".{name}.partial"
+        partial.write_bytes(data)
+        partial.replace(out / name)  # a reader never sees half a file under the real name
+    typer.echo(f"rendered {spec.id} (seed {seed}): {len(members)} files → {out}")
+
+
+@app.command()
+def preview(
+    source: str = typer.Argument(..., help="A dataset folder or URL (holding manifest.json: ./out, s3://bucket/prefix), "
+                                 "a folder written by render-identity, or a folder of such folders."),
+    out: Path = typer.Option(Path("sheet.png"), help="PNG file to write."),
+    max_identities: int = typer.Option(4, help="At most this many identities on the sheet."),
+    thumb: int = typer.Option(160, help="Size of each image cell in pixels."),
+    storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value for a dataset URL, repeatable."),
+) -> None:
+    """Draw a contact sheet: a row per expression (neutral first), a column per view plus the heatmap, captions with
+    the identity's demographics and each expression's AUs and PSPI."""
+    from factory.dataset import dataset_members
+    from factory.manifest import MANIFEST_NAME, ManifestError
+    from factory.preview import contact_sheet, read_sample_folders
+    from factory.shards import ShardError
+    from factory.storage import StorageError, default_storage_options, parse_storage_options
+
+    try:
+        if "://" in source or (Path(source) / MANIFEST_NAME).is_file():
+            options = {**default_storage_options(source), **parse_storage_options(storage_option or [])}
+            samples = dataset_members(source, options)
+        else:
+            samples = read_sample_folders(Path(source))
+        sheet = contact_sheet(samples, max_identities=max_identities, thumb=thumb)
+    except (FileNotFoundError, ValueError, ManifestError, ShardError, StorageError) as error:
+        fail(str(error))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, format="PNG", optimize=True)
+    typer.echo(f"wrote {out} ({sheet.width}×{sheet.height})")
+
+
 if __name__ == "__main__":
     app()

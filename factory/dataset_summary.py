@@ -6,10 +6,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
+from factory.dataset import iter_samples, open_dataset
 from factory.labels import MAX_PSPI
-from factory.manifest import MANIFEST_NAME, load_manifest
-from factory.shards import read_shard
-from factory.storage import Storage
 
 DEMOGRAPHIC_FIELDS = ("gender", "age_band", "ethnicity")
 BAR_WIDTH = 40
@@ -49,13 +47,8 @@ class DatasetSummary:
 def summarize_dataset(url: str, storage_options: dict | None = None, progress: bool = False) -> DatasetSummary:
     from tqdm import tqdm
 
-    storage = Storage(url, storage_options)
-    manifest = load_manifest(storage)
-    if manifest is None:
-        raise FileNotFoundError(f"{storage.describe(MANIFEST_NAME)} not found: not a painfactory dataset")
+    storage, manifest = open_dataset(url, storage_options)
     summary = DatasetSummary(url=url, shards=len(manifest.shards), bytes=sum(s.bytes for s in manifest.shards))
-    for record in tqdm(manifest.shards, desc="shards", unit="shard", disable=not progress):
-        with storage.open_read(record.path) as handle:
-            for _, members in read_shard(handle, name=record.path):
-                summary.add(json.loads(members["meta.json"]), members)
+    for _, members in tqdm(iter_samples(storage, manifest), desc="identities", unit="id", total=manifest.identities, disable=not progress):
+        summary.add(json.loads(members["meta.json"]), members)
     return summary

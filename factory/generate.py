@@ -13,6 +13,7 @@ and skipped; a shard file without a manifest entry (crash between the two) is si
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -28,7 +29,12 @@ from factory.shards import SHARD_DIR, ShardTask, plan_shards
 from factory.storage import Storage
 from factory.workers import ShardResult, ShardWorker
 
+logger = logging.getLogger(__name__)
 ACTOR_NAMESPACE = "painfactory"  # actors are named "<run id>-worker-<n>" there, so `ray list actors` shows whose they are
+# Storage settings a user sets in the driver's shell; actors on other nodes (or on a cluster started before the
+# variables were set) would not see them otherwise. Ray keeps them in the job's runtime environment.
+FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION",
+                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE")
 # How often one shard may lose its actor before the run gives up: a shard that kills every process it runs in
 # (out of memory, a crashing driver library) would otherwise be retried forever.
 MAX_ACTOR_LOSSES_PER_SHARD = 3
@@ -76,7 +82,7 @@ def generate(config: GenerateConfig, progress: bool = True,
     rendered: list[ShardResult] = []
     workers, gpus, lost = 0, 0.0, 0
     if pending:
-        connect_ray()
+        connect_ray(config.workers)
         gpus = resolve_gpus_per_worker(config.gpus_per_worker)
         workers = resolve_workers(config.workers, gpus, len(pending))
         bar = progress_bar(sum(t.count for t in pending), enabled=progress)
@@ -133,8 +139,9 @@ def open_output(storage: Storage, config: GenerateConfig) -> Manifest:
     return manifest
 
 
-def connect_ray() -> None:
-    """Join the cluster named by RAY_ADDRESS, or start a local one sized to this machine."""
+def connect_ray(workers: int | None) -> None:
+    """Join the cluster named by RAY_ADDRESS, or start a local one with a CPU slot for each CPU of this machine
+    (or for each requested worker, if more: every actor must be placeable, or its shards would wait forever)."""
     import ray
 
     if ray.is_initialized():
@@ -142,7 +149,7 @@ def connect_ray() -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=False)
     else:
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(num_cpus=max(os.cpu_count() or 1, workers or 1), include_dashboard=False, log_to_driver=False)
 
 
 def resolve_gpus_per_worker(requested: float | None) -> float:
@@ -161,10 +168,13 @@ def resolve_workers(requested: int | None, gpus_per_worker: float, pending_shard
     actors than there are shards to render."""
     import ray
 
+    resources = ray.cluster_resources()
+    room = int(resources.get("GPU", 0) / gpus_per_worker if gpus_per_worker > 0 else resources.get("CPU", 1))
     if requested is None:
-        resources = ray.cluster_resources()
-        room = resources.get("GPU", 0) / gpus_per_worker if gpus_per_worker > 0 else resources.get("CPU", 1)
-        requested = max(1, int(room))
+        requested = max(1, room)
+    elif requested > room:
+        logger.warning("%d workers requested but the Ray cluster has room for %d now; the others start when an "
+                       "autoscaler adds nodes, and their shards wait for them", requested, room)
     return min(requested, pending_shards)
 
 
@@ -194,7 +204,9 @@ class WorkerPool:
         c = self.config
         name = f"{self.run_id}-worker-{self.started}"
         self.started += 1
-        options = dict(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0, max_task_retries=0, name=name, namespace=ACTOR_NAMESPACE)
+        env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
+        options = dict(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0, max_task_retries=0, name=name,
+                       namespace=ACTOR_NAMESPACE, runtime_env={"env_vars": env})
         return self.actor_class.options(**options).remote(c.seed, c.plan, c.render, c.out, dict(c.storage_options))
 
     def run(self, tasks: list[ShardTask], commit: Callable[[ShardResult], None]) -> None:
@@ -217,11 +229,11 @@ class WorkerPool:
             actor, task = in_flight.pop(ready)
             try:
                 result = ray.get(ready)
-            except RayActorError:
+            except RayActorError as error:
                 losses[task.number] = losses.get(task.number, 0) + 1
                 if losses[task.number] > MAX_ACTOR_LOSSES_PER_SHARD:
-                    raise GenerateError(f"{task.path} lost its worker {losses[task.number]} times; giving up "
-                                        "(see the Ray logs under /tmp/ray/session_latest/logs)") from None
+                    raise GenerateError(f"{task.path} lost its worker {losses[task.number]} times; giving up. "
+                                        f"Last loss: {error}") from None
                 self.lost_actors += 1
                 self.actors.remove(actor)
                 actor = self.start_actor()

@@ -1,13 +1,34 @@
-"""THROWAWAY stand-in for the `look` branch's renderer, deleted when look is merged (same interface)."""
+"""Render one identity: every expression from every view, with its layers, heatmaps, mesh and texture.
+
+    renderer = IdentityRenderer(RenderConfig(image_size=512))     # loads face model, rig, texturer once
+    layers = renderer.render(plan_identity(123, seed=0))         # dict of named layers (numpy arrays)
+    members = renderer.encode_sample(spec, layers)               # {"meta.json": b"…", "neutral.v0.jpg": b"…", …}
+
+The steps of `render`, in order: the rig makes one mesh per expression; the texturer paints the identity's
+texture once; the cameras frame the neutral head; per view, one rasterizer pass covers all expressions, and
+shading and the layers are read from those Fragments; the heatmaps reuse the frontal view's Fragments of the pain
+meshes. `encode_sample` turns layers into the sample members of docs/DATA.md with fixed encoder settings, so the
+same spec gives the same bytes.
+"""
 
 from __future__ import annotations
 
 import io
 import json
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
+import torch
 from PIL import Image
+
+from factory.plan import IdentitySpec
+
+DEPTH_UNIT_CM = 0.01  # depth.png stores depth / DEPTH_UNIT_CM as uint16: 0.1 mm steps up to 6.5 m
+BACKENDS = ("auto", "torch", "pytorch3d")
+DEVICES = ("auto", "cpu", "cuda")
+FRAMED_VERTICES = 6706  # the ICT narrow face area (vertices 0–6705): what the cameras frame
+PNG_COMPRESS_LEVEL = 1  # fixed, for identical bytes; level 1 is 4× faster than 6 for ~10 % more bytes
 
 
 @dataclass(frozen=True)
@@ -15,41 +36,211 @@ class RenderConfig:
     image_size: int = 512
     texturer: str = "procedural"
     texture_size: int = 1024
-    backend: str = "auto"
+    backend: str = "auto"  # raster backend: "auto" (pytorch3d on CUDA, torch otherwise), "torch", "pytorch3d"
     jpeg_quality: int = 92
-    device: str = "auto"
+    device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
 
-    def __post_init__(self):
-        if self.image_size < 16:
-            raise ValueError(f"image_size must be >= 16, got {self.image_size}")
-        if self.texturer not in ("procedural", "diffusion"):
-            raise ValueError(f"unknown texturer {self.texturer!r}")
+    def __post_init__(self) -> None:
+        from factory.texture import TEXTURERS
+
+        if not 32 <= self.image_size <= 4096:
+            raise ValueError(f"image_size must be 32..4096 pixels, got {self.image_size}")
+        if self.texturer not in TEXTURERS:
+            raise ValueError(f"unknown texturer {self.texturer!r}; known: {', '.join(sorted(TEXTURERS))}")
+        if not 64 <= self.texture_size <= 8192:
+            raise ValueError(f"texture_size must be 64..8192, got {self.texture_size}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be 1..100, got {self.jpeg_quality}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
     @classmethod
-    def from_dict(cls, data):
-        unknown = set(data) - set(cls.__dataclass_fields__)
+    def from_dict(cls, data: dict) -> "RenderConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown render option(s): {', '.join(sorted(unknown))}")
+            raise ValueError(f"unknown render option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
         return cls(**data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 class IdentityRenderer:
-    def __init__(self, config: RenderConfig):
-        self.config = config
+    """Long-lived: holds the face model, rig, texturer (with its UV atlas) and rasterizer settings."""
 
-    def render(self, spec):
-        rng = np.random.default_rng([spec.seed, spec.index, 7])
+    def __init__(self, config: RenderConfig | None = None):
+        from factory.facemodel import FaceModel
+        from factory.rig import AURig
+        from factory.texture import make_texturer
+
+        self.config = config or RenderConfig()
+        # Rendering runs on the CPU here; "cuda" moves nothing yet beyond the rasterizer's own choice.
+        self.model = FaceModel.load()
+        self.rig = AURig(self.model)
+        self.texturer = make_texturer(self.config.texturer, self.model, self.config.texture_size)
+        atlas = self.texturer.atlas
+        self.faces, self.corner_uvs, self.face_part = atlas.faces, atlas.corner_uvs, atlas.face_part
+        self.stopwatch = Stopwatch()  # seconds per stage of the last render/encode (bench/bench_identity.py)
+
+    def render(self, spec: IdentitySpec) -> dict[str, object]:
+        """All layers of one identity. Arrays are indexed [expression, view, …] in spec order."""
+        from factory.heatmap import heatmap_layer, vertex_heat
+        from factory.render.camera import bounding_sphere, head_camera
+        from factory.render.layers import depth_layer, landmarks_layer, rgb_layer, segmentation_layer
+        from factory.render.raster import rasterize
+        from factory.render.shading import GAMMA, CoveredPixels, background_image, shade, vertex_normals
+
         size = self.config.image_size
-        layers = {}
-        for expression in spec.expressions:
-            for view in spec.views:
-                layers[f"{expression.name}.{view.name}.jpg"] = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+        clock = self.stopwatch
+        clock.start()
+        verts = self.rig.vertices(torch.tensor(spec.identity, dtype=torch.float32), [e.aus for e in spec.expressions])
+        normals = vertex_normals(verts, self.faces)  # once per expression, shared by its views
+        clock.lap("rig")
+        texture = self.texturer.texture(spec.skin, spec.demographics)  # once per identity
+        linear_texture = texture.image ** GAMMA
+        clock.lap("texture")
+        centre, radius = bounding_sphere(verts[0, :FRAMED_VERTICES])
+        cameras = [head_camera(view, size, centre, radius) for view in spec.views]
+        background = background_image(spec.background, size)
+        landmarks_3d = verts[:, self.model.landmarks]
+
+        per_view = {"rgb": [], "segmentation": [], "depth": [], "landmarks_2d": [], "landmarks_visible": []}
+        frontal_pixels = None
+        for view, camera in zip(spec.views, cameras):
+            clock.lap("other")
+            fragments = rasterize(verts, self.faces, camera, backend=self.config.backend)  # all expressions at once
+            clock.lap("raster")
+            pixels = CoveredPixels(fragments, self.faces, verts.shape[1])
+            colour = shade(pixels, verts, normals, self.corner_uvs, self.face_part, self.model.part_names,
+                           linear_texture, spec.light, camera.center)
+            per_view["rgb"].append(rgb_layer(pixels, colour, background))
+            clock.lap("shade")
+            per_view["segmentation"].append(segmentation_layer(fragments, self.face_part))
+            per_view["depth"].append(depth_layer(fragments))
+            points, visible = landmarks_layer(landmarks_3d, camera, fragments)
+            per_view["landmarks_2d"].append(points)
+            per_view["landmarks_visible"].append(visible)
+            clock.lap("layers")
+            if frontal_pixels is None:
+                frontal_pixels = pixels
+
+        layers: dict[str, object] = {name: np.stack(values, axis=1) for name, values in per_view.items()}
+        layers["mask"] = layers["segmentation"] > 0
+        clock.lap("layers")
+        heat = vertex_heat(verts, verts[0])
+        # The frontal view's fragments of the pain meshes are reused: no extra raster pass for the heatmaps.
+        layers["heatmap"] = heatmap_layer(frontal_pixels, heat)  # (X, H, W, 3); the neutral's is black
+        clock.lap("heatmap")
+        layers["landmarks_3d"] = landmarks_3d.numpy()
+        layers["vertices"] = verts.numpy()
+        layers["texture"] = (texture.image * 255).round().to(torch.uint8).numpy()
+        layers["texture_parameters"] = texture.parameters
+        layers["cameras"] = cameras
+        clock.lap("other")
         return layers
 
-    def encode_sample(self, spec, layers):
-        members = {"meta.json": json.dumps(spec.to_dict(), sort_keys=True).encode()}
-        for name, pixels in layers.items():
-            buffer = io.BytesIO()
-            Image.fromarray(pixels).save(buffer, format="JPEG", quality=self.config.jpeg_quality)
-            members[name] = buffer.getvalue()
+    def meta(self, spec: IdentitySpec, layers: dict[str, object]) -> dict:
+        """meta.json of docs/DATA.md: the plan, labels, cameras, landmarks and how the sample was made."""
+        from factory import __version__
+        from factory.heatmap import NORMALISATION_CM
+
+        data = spec.to_dict()
+        for x, expression in enumerate(data["expressions"]):
+            expression["landmarks_3d"] = rounded(layers["landmarks_3d"][x], 4)
+        for v, (view, camera) in enumerate(zip(data["views"], layers["cameras"])):
+            view.update({key: rounded(np.asarray(value), 6) for key, value in camera.to_dict().items()})
+            names = [e.name for e in spec.expressions]
+            view["landmarks_2d"] = {name: rounded(layers["landmarks_2d"][x, v], 3) for x, name in enumerate(names)}
+            view["landmarks_visible"] = {name: layers["landmarks_visible"][x, v].tolist() for x, name in enumerate(names)}
+            view["head_pose"] = {"yaw": view["yaw"], "pitch": view["pitch"], "roll": view["roll"]}
+        backend = self.config.backend if self.config.backend != "auto" else resolved_backend()
+        data.update({
+            "image_size": self.config.image_size, "depth_unit_cm": DEPTH_UNIT_CM, "parts": list(self.model.part_names),
+            "heatmap": {"normalisation_cm": NORMALISATION_CM, "view": spec.views[0].name, "colormap": "hot"},
+            "texture": layers["texture_parameters"],
+            "generator": {"package": "painfactory", "version": __version__, "face_model": "ict-face-light",
+                          "texturer": self.config.texturer, "backend": backend},
+        })
+        return data
+
+    def encode_sample(self, spec: IdentitySpec, layers: dict[str, object]) -> dict[str, bytes]:
+        """The sample members of docs/DATA.md (names without the sample key), in a fixed order."""
+        self.stopwatch.start()
+        members = {"meta.json": json.dumps(self.meta(spec, layers), sort_keys=True, separators=(",", ":")).encode()}
+        for x, expression in enumerate(spec.expressions):
+            for v, view in enumerate(spec.views):
+                prefix = f"{expression.name}.{view.name}"
+                members[f"{prefix}.jpg"] = encode_jpeg(layers["rgb"][x, v], self.config.jpeg_quality)
+                members[f"{prefix}.seg.png"] = encode_png(layers["segmentation"][x, v])
+                depth = np.round(layers["depth"][x, v] / DEPTH_UNIT_CM).clip(0, 65535).astype(np.uint16)
+                members[f"{prefix}.depth.png"] = encode_png(depth)
+            if x > 0:
+                members[f"{expression.name}.heat.png"] = encode_png(layers["heatmap"][x])
+        members["mesh.obj"] = encode_obj(layers["vertices"][0], self.faces.numpy(), self.corner_uvs.numpy())
+        members["texture.png"] = encode_png(layers["texture"])
+        self.stopwatch.lap("encode")
         return members
+
+
+class Stopwatch:
+    """Accumulates wall time per named stage; `start` resets the lap clock, `lap(name)` books the time since."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def start(self) -> None:
+        self.last = time.perf_counter()
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.start()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
+def resolved_backend() -> str:
+    """What `backend="auto"` picks on this machine (the rasterizer's rule: pytorch3d on CUDA when importable)."""
+    if torch.cuda.is_available():
+        try:
+            import pytorch3d  # noqa: F401
+
+            return "pytorch3d"
+        except ImportError:
+            pass
+    return "torch"
+
+
+def rounded(array: np.ndarray, digits: int) -> list:
+    return np.round(np.asarray(array, dtype=np.float64), digits).tolist()
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    # Fixed settings (4:2:0 subsampling, no optimisation pass, no progressive) so the same pixels give the same bytes.
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=2, optimize=False, progressive=False)
+    return buffer.getvalue()
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """8-bit grey, 16-bit grey (uint16) or RGB PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def encode_obj(vertices: np.ndarray, faces: np.ndarray, corner_uvs: np.ndarray) -> bytes:
+    """Wavefront OBJ with one UV per triangle corner (deduplicated), vertex ids as in the face model (1-based)."""
+    uvs, uv_index = np.unique(np.round(corner_uvs.reshape(-1, 2), 6), axis=0, return_inverse=True)
+    uv_index = uv_index.reshape(-1, 3) + 1
+    lines = ["# painfactory identity mesh (cm, +y up, face toward +z); texture: texture.png"]
+    lines += [f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in vertices]
+    lines += [f"vt {u:.6f} {v:.6f}" for u, v in uvs]
+    lines += [f"f {a}/{ta} {b}/{tb} {c}/{tc}" for (a, b, c), (ta, tb, tc) in zip(faces + 1, uv_index)]
+    return ("\n".join(lines) + "\n").encode()

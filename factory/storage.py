@@ -26,6 +26,18 @@ class StorageError(RuntimeError):
     """A dataset location cannot be read or written; the message names the URL and the cause."""
 
 
+def store_error_types() -> tuple[type[BaseException], ...]:
+    """What fsspec backends raise when a store fails: OSError, and botocore's own errors for s3fs."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        return (OSError,)
+    return (OSError, BotoCoreError, ClientError)
+
+
+STORE_ERRORS = store_error_types()
+
+
 def parse_storage_options(pairs: list[str]) -> dict:
     """`["key=value", "client_kwargs.endpoint_url=http://…"]` → nested options for fsspec.
 
@@ -78,13 +90,17 @@ def check_relative(relative: str) -> str:
 class HashingWriter:
     """A write-only file object that forwards to another and keeps the byte count and sha256 of what passed."""
 
-    def __init__(self, target) -> None:
+    def __init__(self, target, where: str) -> None:
         self.target = target
+        self.where = where
         self.size = 0
         self._digest = hashlib.sha256()
 
     def write(self, data) -> int:
-        self.target.write(data)
+        try:
+            self.target.write(data)  # remote stores upload a part whenever a block fills
+        except STORE_ERRORS as error:
+            raise StorageError(f"cannot write {self.where}: {describe_error(error)}") from error
         self._digest.update(data)
         self.size += len(data)
         return len(data)
@@ -140,41 +156,50 @@ class Storage:
     def committing(self, relative: str) -> Iterator[HashingWriter]:
         """Write `relative` through the yielded file object; it appears under its name only if the block succeeds.
 
-        The yielded writer's `size` and `sha256` describe the bytes written, for the manifest.
+        The yielded writer's `size` and `sha256` describe the bytes written, for the manifest. Errors of the
+        store become StorageError; an error of the caller's own (a renderer failing) passes through unchanged.
         """
         final = self.path(relative)
         partial = final + PARTIAL_SUFFIX
+        where = self.describe(relative)
         try:
             if self.is_local:
                 self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
-            with self.fs.open(partial, "wb") as handle:
-                writer = HashingWriter(handle)
-                yield writer
-            self.fs.mv(partial, final)
-        except BaseException as error:
-            self._discard(partial)
-            if isinstance(error, (OSError, ValueError)) and not isinstance(error, StorageError):
-                raise StorageError(f"cannot write {self.describe(relative)}: {describe_error(error)}") from error
+            handle = self.fs.open(partial, "wb")
+        except STORE_ERRORS as error:
+            raise StorageError(f"cannot write {where}: {describe_error(error)}") from error
+        writer = HashingWriter(handle, where)
+        try:
+            yield writer
+        except BaseException:
+            self._abandon(handle, partial)
             raise
+        try:
+            handle.close()  # remote stores upload the last part here
+            self.fs.mv(partial, final)
+        except STORE_ERRORS as error:
+            self._abandon(handle, partial)
+            raise StorageError(f"cannot write {where}: {describe_error(error)}") from error
 
     def write_bytes(self, relative: str, data: bytes) -> None:
         """Write a whole small file (the manifest) atomically."""
         with self.committing(relative) as handle:
             handle.write(data)
 
-    def _discard(self, path: str) -> None:
-        try:
-            if self.fs.exists(path):
-                self.fs.rm(path)
-        except Exception:  # the store is unreachable: nothing more to clean, the original error is what matters
-            pass
+    def _abandon(self, handle, partial: str) -> None:
+        """Drop a write that will not be committed; the store may be unreachable, so this never raises."""
+        for cleanup in (handle.close, lambda: self.fs.rm(partial) if self.fs.exists(partial) else None):
+            try:
+                cleanup()
+            except Exception:  # the original error is the one worth reporting
+                pass
 
     def _call(self, relative: str, function, *args, **kwargs):
         try:
             return function(*args, **kwargs)
         except FileNotFoundError:
             raise
-        except (OSError, ValueError) as error:
+        except STORE_ERRORS as error:
             raise StorageError(f"cannot access {self.describe(relative)}: {describe_error(error)}") from error
 
 

@@ -1,0 +1,93 @@
+"""Time one whole identity (11 expressions × 3 views at 512 px, 10 heatmaps, all encodings) on one thread.
+
+    python bench/bench_identity.py --repeats 3 [--threads 1] [--image-size 512] [--write]
+
+Prints the median seconds per stage and in total; with --write, puts them into the "Identity" section of
+bench/RESULTS.md with the machine's CPU model. Target: ≤ 3 s per identity at 512 px on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+SECTION = "## Identity"
+
+
+def cpu_model() -> str:
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--image-size", type=int, default=512)
+    parser.add_argument("--texture-size", type=int, default=1024)
+    parser.add_argument("--write", action="store_true", help="write the figures into bench/RESULTS.md")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from factory.identity import IdentityRenderer, RenderConfig
+    from factory.plan import plan_identity
+
+    started = time.perf_counter()
+    renderer = IdentityRenderer(RenderConfig(image_size=args.image_size, texture_size=args.texture_size, backend="torch"))
+    setup = time.perf_counter() - started
+    renderer.render(plan_identity(999, seed=0))  # warm-up: first calls allocate and fill caches
+
+    runs = []
+    for index in range(args.repeats):
+        spec = plan_identity(index, seed=0)
+        renderer.stopwatch.reset()
+        started = time.perf_counter()
+        members = renderer.encode_sample(spec, renderer.render(spec))
+        total = time.perf_counter() - started
+        runs.append({**renderer.stopwatch.seconds, "total": total})
+        images = sum(name.endswith(".jpg") for name in members)
+        heatmaps = sum(name.endswith(".heat.png") for name in members)
+        size = sum(map(len, members.values()))
+        print(f"run {index}: {total:.2f} s, {images} images, {heatmaps} heatmaps, {size / 2**20:.1f} MiB encoded")
+
+    stages = list(runs[0])
+    median = {stage: statistics.median(run.get(stage, 0.0) for run in runs) for stage in stages}
+    rows = [f"| {stage} | {median[stage]:.3f} |" for stage in stages]
+    table = "\n".join(["| stage | median s |", "|---|---|", *rows])
+    print(table)
+    if args.write:
+        text = (f"{SECTION}\n\nOne identity (11 expressions × 3 views = 33 images at {args.image_size} px, 10 heatmaps, "
+                f"seg/depth PNGs, mesh.obj, {args.texture_size} px texture.png), torch raster backend, "
+                f"{args.threads} thread(s), median of {args.repeats} identities, on {cpu_model()}; "
+                f"renderer setup (face model, rig, UV atlas) {setup:.1f} s once per worker. "
+                f"Measured by `python bench/bench_identity.py --write`.\n\n{table}\n")
+        write_section(text)
+        print(f"wrote the {SECTION!r} section of {RESULTS}")
+
+
+def write_section(text: str) -> None:
+    """Replace (or append) this bench's section, leaving the other sections of RESULTS.md as they are."""
+    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
+    start = existing.find(SECTION)
+    if start < 0:
+        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + text)
+        return
+    end = existing.find("\n## ", start + len(SECTION))
+    tail = existing[end + 1:] if end >= 0 else ""
+    RESULTS.write_text(existing[:start] + text + ("\n" + tail if tail else ""))
+
+
+if __name__ == "__main__":
+    main()

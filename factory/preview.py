@@ -1,0 +1,94 @@
+"""Contact sheets: look at what the factory made.
+
+    sheet = contact_sheet(read_sample_folders(Path("out/id-0000000")), max_identities=4)
+    sheet.save("sheet.png")
+
+Per identity: a caption line (id, demographics, skin), then one row per expression (neutral first) with a caption
+cell (name, PSPI and the AUs that are set), one cell per view and the heatmap last (black for the neutral).
+Input is any iterable of decoded samples: dicts of member name → bytes, as `IdentityRenderer.encode_sample`
+returns them, so a folder written by `factory render-identity` and a dataset shard read the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+CAPTION_WIDTH = 150  # px of the caption cell left of each row
+HEADER_HEIGHT = 18  # px of the caption line above each identity
+BACKGROUND = (24, 24, 24)
+TEXT = (235, 235, 235)
+
+
+def sheet_size(identities: list[tuple[int, int]], thumb: int) -> tuple[int, int]:
+    """(width, height) of a sheet of identities given as (expressions, views) each."""
+    columns = max(views for _, views in identities) + 1  # + the heatmap
+    height = sum(HEADER_HEIGHT + rows * thumb for rows, _ in identities)
+    return CAPTION_WIDTH + columns * thumb, height
+
+
+def contact_sheet(samples: Iterable[Mapping[str, bytes]], max_identities: int = 4, thumb: int = 160) -> Image.Image:
+    """One PNG-ready image of up to `max_identities` samples, `thumb` px per cell."""
+    if max_identities < 1 or thumb < 16:
+        raise ValueError(f"max_identities must be >= 1 and thumb >= 16, got {max_identities} and {thumb}")
+    chosen = [(sample, json.loads(sample["meta.json"])) for sample in islice(samples, max_identities)]
+    if not chosen:
+        raise ValueError("no samples to preview (is the source empty?)")
+    shapes = [(len(meta["expressions"]), len(meta["views"])) for _, meta in chosen]
+    width, height = sheet_size(shapes, thumb)
+    sheet = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    top = 0
+    for sample, meta in chosen:
+        draw.text((4, top + 3), identity_caption(meta), fill=TEXT, font=font)
+        top += HEADER_HEIGHT
+        for expression in meta["expressions"]:
+            draw.multiline_text((4, top + 4), expression_caption(expression), fill=TEXT, font=font, spacing=2)
+            cells = [f"{expression['name']}.{view['name']}.jpg" for view in meta["views"]]
+            cells.append(f"{expression['name']}.heat.png")
+            for column, member in enumerate(cells):
+                if member in sample:
+                    picture = Image.open(io.BytesIO(sample[member])).convert("RGB").resize((thumb, thumb), Image.BILINEAR)
+                    sheet.paste(picture, (CAPTION_WIDTH + column * thumb, top))
+            top += thumb
+    return sheet
+
+
+def identity_caption(meta: dict) -> str:
+    d, skin = meta["demographics"], meta["skin"]
+    return (f"{meta['id']}  {d['gender']}, {d['age']} ({d['age_band']}), {d['ethnicity']}  "
+            f"Fitzpatrick {skin['fitzpatrick']}, iris {skin['iris']}, hair {skin['hair']}")
+
+
+def expression_caption(expression: dict) -> str:
+    """Name and PSPI, then the AUs that are set, three to a line."""
+    ordered = sorted(expression["aus"].items(), key=lambda item: int(item[0][2:]))  # AU4 before AU10
+    active = [f"{au}={value}" for au, value in ordered if value]
+    lines = [f"{expression['name']}  PSPI {expression['pspi']}"]
+    lines += ["  ".join(active[k : k + 3]) for k in range(0, len(active), 3)] or ["(no AUs)"]
+    return "\n".join(lines)
+
+
+def read_sample_folder(folder: Path) -> dict[str, bytes]:
+    """A sample written by `factory render-identity`: one file per member, named as the member."""
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
+
+
+def read_sample_folders(source: Path) -> Iterator[dict[str, bytes]]:
+    """`source` is one sample folder (it holds meta.json) or a folder of them, read in name order."""
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source} is not a folder")
+    if (source / "meta.json").is_file():
+        yield read_sample_folder(source)
+        return
+    folders = [child for child in sorted(source.iterdir()) if (child / "meta.json").is_file()]
+    if not folders:
+        raise FileNotFoundError(f"{source} holds no meta.json and no sample folders with one")
+    for folder in folders:
+        yield read_sample_folder(folder)

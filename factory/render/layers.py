@@ -1,0 +1,55 @@
+"""One small function per named output layer of a rendered view (Kubric-style): rgb, mask, segmentation, depth,
+landmarks. Each takes the Fragments (or what shading made of them) and returns plain arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from factory.render.camera import Camera
+from factory.render.raster import Fragments
+from factory.render.shading import CoveredPixels, antialias_edges, to_srgb
+
+# How far behind the visible surface (cm) a landmark may lie and still count as visible: covers the depth change
+# across one pixel on steep surfaces (jaw line, nose sides) at 64–512 px.
+LANDMARK_DEPTH_TOLERANCE_CM = 0.35
+
+
+def rgb_layer(pixels: CoveredPixels, linear_colour: torch.Tensor, background: torch.Tensor) -> np.ndarray:
+    """(N, H, W, 3) uint8: shaded face (linear light, (P, 3)) over the sRGB background, silhouette antialiased."""
+    image = pixels.scatter(to_srgb(linear_colour), fill=background)
+    image = antialias_edges(image, pixels.mask)
+    return (image * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def mask_layer(fragments: Fragments) -> np.ndarray:
+    """(N, H, W) bool: the head covers the pixel."""
+    return (fragments.pix_to_face[..., 0] >= 0).numpy()
+
+
+def segmentation_layer(fragments: Fragments, face_part: torch.Tensor) -> np.ndarray:
+    """(N, H, W) uint8 part ids (0 = background) from the part of the visible triangle."""
+    pix_to_face = fragments.pix_to_face[..., 0]
+    parts = face_part[pix_to_face.clamp(min=0)]
+    return torch.where(pix_to_face >= 0, parts, 0).to(torch.uint8).numpy()
+
+
+def depth_layer(fragments: Fragments) -> np.ndarray:
+    """(N, H, W) float32 depth along the camera axis in cm, 0 on the background."""
+    zbuf = fragments.zbuf[..., 0]
+    return torch.where(fragments.pix_to_face[..., 0] >= 0, zbuf, 0.0).numpy().astype(np.float32)
+
+
+def landmarks_layer(points: torch.Tensor, camera: Camera, fragments: Fragments) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 68, 2) pixel positions of 3D landmarks (N, 68, 3) and (N, 68) visibility: a landmark is visible when it
+    falls inside the frame and no surface lies in front of it (z-buffer test)."""
+    pixel, depth = camera.project(points)
+    size = fragments.zbuf.shape[1]
+    column = pixel[..., 0].round().long()
+    row = pixel[..., 1].round().long()
+    inside = (column >= 0) & (column < size) & (row >= 0) & (row < size)
+    batch = torch.arange(points.shape[0])[:, None].expand_as(column)
+    surface = fragments.zbuf[batch, row.clamp(0, size - 1), column.clamp(0, size - 1), 0]
+    covered = fragments.pix_to_face[batch, row.clamp(0, size - 1), column.clamp(0, size - 1), 0] >= 0
+    visible = inside & covered & (depth <= surface + LANDMARK_DEPTH_TOLERANCE_CM)
+    return pixel.numpy().astype(np.float32), visible.numpy()
