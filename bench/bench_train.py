@@ -1,6 +1,6 @@
 """Training throughput from a local folder and from S3, side by side, in one run (run by hand).
 
-    /work/main/.venv/bin/python bench/bench_train.py [--identities 24] [--image-size 128] [--epochs 2]
+    /work/main/.venv/bin/python bench/bench_train.py [--identities 16] [--image-size 128] [--epochs 2]
 
 1. `factory generate` writes one dataset to a local folder; the same shards are copied to a moto S3 server on
    127.0.0.1 (a real S3 endpoint; a network-attached bucket adds latency this cannot show).
@@ -65,7 +65,7 @@ def training_pairs_per_s(data: str, out: str, image_size: int, epochs: int) -> f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--identities", type=int, default=24)
+    parser.add_argument("--identities", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()

@@ -1,6 +1,7 @@
-"""A stand-in for `factory generate` for the reader's unit tests: shards in the exact format of docs/DATA.md
-(manifest.json, one sample per identity, meta.json from the real planner), with simple drawn faces whose
-pain is visible: a dark brow band as wide as the PSPI, on a face of the identity's own skin tone."""
+"""Shards in the exact format of docs/DATA.md (manifest.json, one sample per identity, meta.json from the real
+planner) with simple drawn faces whose pain is plain to see: a dark brow band whose width grows with the PSPI,
+on a face of the identity's own skin tone. Used by the reader's unit tests (fast, no rendering) and by the
+learning test (a signal a CPU-sized model learns in seconds); the end-to-end test uses `factory generate`."""
 
 from __future__ import annotations
 
