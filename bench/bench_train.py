@@ -4,19 +4,21 @@
 
 1. `factory generate` writes one dataset to a local folder; the same shards are copied to a moto S3 server on
    127.0.0.1 (a real S3 endpoint; a network-attached bucket adds latency this cannot show).
-2. Reader only: pairs/s of the streaming pipeline (tar stream → pairs → decode → augment → batches) on one
-   process, local vs S3.
-3. Training: `trainer fit`'s Ray Train loop (2 workers × 1 CPU, tiny ViTPain) for a few epochs on each; the last
-   epoch's training pairs/s (all workers) is compared, so start-up and first-epoch warm-up are left out.
-Prints a Markdown table for bench/RESULTS.md.
+2. The shard stream alone (no decoding), then the whole reader: pairs/s of the streaming pipeline (tar stream → pairs → decode → augment → batches) on one
+   process, local vs S3: one warm-up pass, then `--repeats` passes alternating local and S3; the median.
+3. Training: `trainer fit`'s Ray Train loop (2 workers × 1 CPU, tiny ViTPain) for `--epochs` epochs on each;
+   the median training pairs/s (all workers) of the epochs after the first, so start-up and warm-up are left out.
+The machine is shared, so the load average is printed with the figures. Prints a Markdown table for bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +40,15 @@ def start_s3() -> tuple[object, str]:
     return server, url
 
 
+def stream_pairs_per_s(url: str) -> float:
+    """Pairs/s of the shard stream alone (tar → samples → pairs, no image decoding): the I/O part."""
+    from trainer.data import ShardPairs, SplitConfig
+
+    started = time.perf_counter()
+    pairs = sum(1 for _ in ShardPairs(url, SplitConfig(fractions=(1.0, 0.0, 0.0))).pairs("train"))
+    return pairs / (time.perf_counter() - started)
+
+
 def reader_pairs_per_s(url: str, image_size: int, batch_size: int = 16) -> float:
     from trainer.data import Augmentation, PairTransform, ShardPairs, SplitConfig, batches, shuffled
 
@@ -51,8 +62,10 @@ def reader_pairs_per_s(url: str, image_size: int, batch_size: int = 16) -> float
 
 
 def training_pairs_per_s(data: str, out: str, image_size: int, epochs: int) -> float:
+    import fsspec
     from trainer.data import ShardPairs, SplitConfig
     from trainer.models import BackboneConfig
+    from trainer.checkpoint import checkpoint_dir_name
     from trainer.train import TrainConfig, fit
 
     backbone = BackboneConfig(name="vit_tiny_patch16_224", image_size=image_size, overrides={"depth": 2, "embed_dim": 64, "num_heads": 2})
@@ -60,15 +73,21 @@ def training_pairs_per_s(data: str, out: str, image_size: int, epochs: int) -> f
     result = fit(ShardPairs(data, SplitConfig(fractions=(0.9, 0.1, 0.0))), config, out, workers=2)
     if result.error is not None:
         raise result.error
-    return float(result.metrics["pairs_per_s"])
+    fs, root = fsspec.url_to_fs(out)
+    rates = [json.loads(fs.cat(f"{root}/{checkpoint_dir_name(epoch)}/checkpoint.json"))["metrics"]["pairs_per_s"]
+             for epoch in range(1, epochs)]
+    return statistics.median(rates)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--identities", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.epochs < 2 or args.repeats < 1:
+        parser.error("--epochs must be >= 2 (the first epoch is warm-up) and --repeats >= 1")
 
     import fsspec
     import ray
@@ -84,16 +103,24 @@ def main() -> None:
     remote = "s3://bench-train/dataset"
     size_mb = sum(p.stat().st_size for p in Path(local).rglob("*.tar")) / 1e6
 
-    rows = [("reader only, 1 process", reader_pairs_per_s(local, args.image_size), reader_pairs_per_s(remote, args.image_size))]
+    reader_pairs_per_s(local, args.image_size)  # warm-up: imports, first-use costs, page cache
+    stream, reader = {local: [], remote: []}, {local: [], remote: []}
+    for _ in range(args.repeats):
+        for url in (local, remote):
+            stream[url].append(stream_pairs_per_s(url))
+            reader[url].append(reader_pairs_per_s(url, args.image_size))
+    rows = [(f"shard stream only, no decoding, 1 process (median of {args.repeats})", statistics.median(stream[local]), statistics.median(stream[remote])),
+            (f"reader: stream + decode + augment + batch, 1 process (median of {args.repeats})", statistics.median(reader[local]), statistics.median(reader[remote]))]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    rows.append((f"Ray Train fit, 2 workers, epoch {args.epochs}",
+    rows.append((f"Ray Train fit, 2 workers (median of epochs 2–{args.epochs})",
                  training_pairs_per_s(local, str(work / "runs" / "local"), args.image_size, args.epochs),
                  training_pairs_per_s(remote, "s3://bench-train/runs/s3", args.image_size, args.epochs)))
     ray.shutdown()
     server.stop()
 
     cpu = platform.processor() or platform.machine()
-    print(f"\nMachine: {os.cpu_count()} CPU cores ({cpu}), no GPU, Python {platform.python_version()}; dataset: "
+    print(f"\nMachine: {os.cpu_count()} CPU cores ({cpu}), no GPU, Python {platform.python_version()}, load average "
+          f"{os.getloadavg()[0]:.1f} at the end (shared machine); dataset: "
           f"{args.identities} identities from `factory generate` at {args.image_size} px, {size_mb:.1f} MB of shards; "
           f"S3 = moto on 127.0.0.1; model: ViTPain on a 2-block ViT-Tiny (dim 64), batch 16, augmentation on.\n")
     print("| what | local folder (pairs/s) | S3 (pairs/s) | S3 / local |")
