@@ -83,6 +83,7 @@ class IdentityRenderer:
         self.texturer = make_texturer(self.config.texturer, self.model, self.config.texture_size)
         atlas = self.texturer.atlas
         self.faces, self.corner_uvs, self.face_part = atlas.faces, atlas.corner_uvs, atlas.face_part
+        self.obj_writer = ObjWriter(self.faces.numpy(), self.corner_uvs.numpy())
         self.stopwatch = Stopwatch()  # seconds per stage of the last render/encode (bench/bench_identity.py)
 
     def render(self, spec: IdentitySpec) -> dict[str, object]:
@@ -114,8 +115,8 @@ class IdentityRenderer:
             fragments = rasterize(verts, self.faces, camera, backend=self.config.backend)  # all expressions at once
             clock.lap("raster")
             pixels = CoveredPixels(fragments, self.faces, verts.shape[1])
-            colour = shade(pixels, verts, normals, self.corner_uvs, self.face_part, self.model.part_names,
-                           linear_texture, spec.light, camera.center)
+            colour = shade(pixels, normals, self.corner_uvs, self.face_part, self.model.part_names,
+                           linear_texture, spec.light, camera)
             per_view["rgb"].append(rgb_layer(pixels, colour, background))
             clock.lap("shade")
             per_view["segmentation"].append(segmentation_layer(fragments, self.face_part))
@@ -179,28 +180,31 @@ class IdentityRenderer:
                 members[f"{prefix}.depth.png"] = encode_png(depth)
             if x > 0:
                 members[f"{expression.name}.heat.png"] = encode_png(layers["heatmap"][x])
-        members["mesh.obj"] = encode_obj(layers["vertices"][0], self.faces.numpy(), self.corner_uvs.numpy())
+        members["mesh.obj"] = self.obj_writer.encode(layers["vertices"][0])
         members["texture.png"] = encode_png(layers["texture"])
         self.stopwatch.lap("encode")
         return members
 
 
 class Stopwatch:
-    """Accumulates wall time per named stage; `start` resets the lap clock, `lap(name)` books the time since."""
+    """Accumulates time per named stage; `start` resets the lap clock, `lap(name)` books the time since.
+    Wall time by default; bench/bench_identity.py passes `time.process_time` to count CPU time, which a busy
+    shared machine disturbs less."""
 
-    def __init__(self):
+    def __init__(self, clock=time.perf_counter):
+        self.clock = clock
         self.seconds: dict[str, float] = {}
-        self.last = time.perf_counter()
+        self.last = clock()
 
     def start(self) -> None:
-        self.last = time.perf_counter()
+        self.last = self.clock()
 
     def reset(self) -> None:
         self.seconds.clear()
         self.start()
 
     def lap(self, stage: str) -> None:
-        now = time.perf_counter()
+        now = self.clock()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
         self.last = now
 
@@ -235,12 +239,17 @@ def encode_png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def encode_obj(vertices: np.ndarray, faces: np.ndarray, corner_uvs: np.ndarray) -> bytes:
-    """Wavefront OBJ with one UV per triangle corner (deduplicated), vertex ids as in the face model (1-based)."""
-    uvs, uv_index = np.unique(np.round(corner_uvs.reshape(-1, 2), 6), axis=0, return_inverse=True)
-    uv_index = uv_index.reshape(-1, 3) + 1
-    lines = ["# painfactory identity mesh (cm, +y up, face toward +z); texture: texture.png"]
-    lines += [f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in vertices]
-    lines += [f"vt {u:.6f} {v:.6f}" for u, v in uvs]
-    lines += [f"f {a}/{ta} {b}/{tb} {c}/{tc}" for (a, b, c), (ta, tb, tc) in zip(faces + 1, uv_index)]
-    return ("\n".join(lines) + "\n").encode()
+class ObjWriter:
+    """Wavefront OBJ of the rendered mesh: one UV per triangle corner (deduplicated), vertex ids as in the face
+    model (1-based). The UV and face lines are the same for every identity, so they are formatted once."""
+
+    def __init__(self, faces: np.ndarray, corner_uvs: np.ndarray):
+        uvs, uv_index = np.unique(np.round(corner_uvs.reshape(-1, 2), 6), axis=0, return_inverse=True)
+        corners = np.stack([faces + 1, uv_index.reshape(-1, 3) + 1], axis=-1).reshape(-1)  # v/vt per corner
+        self.header = "# painfactory identity mesh (cm, +y up, face toward +z); texture: texture.png\n"
+        self.tail = (("vt %.6f %.6f\n" * len(uvs)) % tuple(uvs.ravel())
+                     + ("f %d/%d %d/%d %d/%d\n" * len(faces)) % tuple(corners.tolist())).encode()
+
+    def encode(self, vertices: np.ndarray) -> bytes:
+        block = ("v %.4f %.4f %.4f\n" * len(vertices)) % tuple(vertices.astype(np.float64).ravel())
+        return (self.header + block).encode() + self.tail

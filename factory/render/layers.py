@@ -19,7 +19,7 @@ def rgb_layer(pixels: CoveredPixels, linear_colour: torch.Tensor, background: to
     """(N, H, W, 3) uint8: shaded face (linear light, (P, 3)) over the sRGB background, silhouette antialiased."""
     image = pixels.scatter(to_srgb(linear_colour), fill=background)
     image = antialias_edges(image, pixels.mask)
-    return (image * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return (image * 255 + 0.5).to(torch.uint8).numpy()  # values are in 0..1: +0.5 then truncation rounds
 
 
 def mask_layer(fragments: Fragments) -> np.ndarray:
