@@ -301,6 +301,7 @@ class ProceduralTexturer(Texturer):
         self.brow_density = self._brow_density(p)
         self.lash_line = self._lash_line(p)
         self.wrinkles = self._wrinkle_lines(p)
+        self.hairline_height = self._hairline_height(p)
 
     def _on_skin(self, image: torch.Tensor) -> torch.Tensor:
         """(S, S) map → its values at the skin texels."""
@@ -314,7 +315,7 @@ class ProceduralTexturer(Texturer):
         aging = age_factor(demographics.age)
 
         colour = torch.zeros(self.texture_size * self.texture_size, 3)
-        colour[self.skin_index] = self._skin(base, hair, skin, aging, noise, rng)
+        colour[self.skin_index] = self._skin(base, hair, skin, aging, demographics.gender == "male", noise, rng)
         eyes = self.eyeball.reshape(-1)
         colour[eyes] = self._eyes(skin.iris, rng)
         mouth = self.mouth.reshape(-1)
@@ -328,7 +329,7 @@ class ProceduralTexturer(Texturer):
         }
         return Texture(image=image, parameters=parameters)
 
-    def _skin(self, base, hair, skin, aging, noise, rng) -> torch.Tensor:
+    def _skin(self, base, hair, skin, aging, male, noise, rng) -> torch.Tensor:
         """(P, 3) colour of the skin texels: tone, blood, shadows, texture, freckles, age lines, brows, lashes."""
         p = self.skin_points
         colour = torch.tensor(base, dtype=torch.float32).expand(p.shape[0], 3)
@@ -359,8 +360,15 @@ class ProceduralTexturer(Texturer):
 
         # Brow hair: strokes from noise stretched along the brow; lash line along the lid margins.
         strokes = noise[0.12](p * torch.tensor([0.3, 3.0, 1.0])) * 0.5 + 0.5
-        brows = (self.brow_density * (0.45 + 0.7 * strokes)).clamp(0, 1)[:, None] * 0.85
+        brows = (self.brow_density * (0.25 + 0.9 * strokes)).clamp(0, 1)[:, None] * 0.8
         colour = torch.lerp(colour, hair.expand_as(colour), brows)
+
+        # Close-cropped scalp hair above a hairline that wanders a little; men's thins with age.
+        above = self.hairline_height + 0.4 * noise[1.0](p - 11.0)
+        coverage = (above / 0.5).clamp(0, 1) * (0.7 + 0.3 * strokes)
+        if male:
+            coverage = coverage * (1 - 0.6 * aging * (self.skin_points[:, 1] > 9).float())
+        colour = torch.lerp(colour, (hair * 0.9).expand_as(colour), coverage[:, None] * 0.95)
         return torch.lerp(colour, (hair * 0.4 + 0.02).expand_as(colour), self.lash_line[:, None])
 
     def _brow_density(self, p: torch.Tensor) -> torch.Tensor:
@@ -395,6 +403,20 @@ class ProceduralTexturer(Texturer):
         result = torch.zeros(p.shape[0])
         result[near_eyes] = line * 0.9
         return result
+
+    def _hairline_height(self, p: torch.Tensor) -> torch.Tensor:
+        """(P,) cm above the hairline (negative below): the hairline runs 3.6 cm above the brows over the forehead,
+        down to just above the ears at the temples and to the nape at the back."""
+        lm = self.landmarks
+        front_y = float(lm[17:27, 1].max()) + 3.6
+        ear_y = float(lm[0, 1]) + 4.0
+        nape_y = float(lm[0, 1]) - 3.0
+        forehead_z, ear_z, back_z = float(lm[17:27, 2].min()) - 2.5, float(lm[0, 2]) - 1.0, float(self.low[2]) + 1
+        z = p[:, 2]
+        temple = ((forehead_z - z) / (forehead_z - ear_z)).clamp(0, 1)
+        back = ((ear_z - z) / (ear_z - back_z)).clamp(0, 1)
+        hairline = front_y + temple * (ear_y - front_y) + back * (nape_y - ear_y)
+        return p[:, 1] - hairline
 
     def _wrinkle_lines(self, p: torch.Tensor) -> torch.Tensor:
         """(P,) darkening of the age lines at full age (scaled by `age_factor`): forehead, crow's feet, nasolabial
