@@ -9,8 +9,8 @@ The pipeline, each step over all triangles at once:
 2. enumerate candidate pixels: triangles are bucketed by bounding-box width and height, and each bucket is
    tested against one fixed window of pixel offsets (a (triangles, window) tensor); most triangles of a
    finely tessellated mesh have 1 to 4 pixel boxes, so windows stay small and little work is wasted;
-3. z-test: a candidate's key is (depth bits << 32 | triangle), and one `scatter_reduce(amin)` per image keeps
-   the nearest triangle of each pixel (ties go to the lower index, so the result is deterministic);
+3. z-test: a candidate's key is (depth bits << 32 | face index), and `scatter_reduce(amin)` keeps the nearest
+   triangle of each pixel (on equal depth the lower face index, so the result is deterministic);
 4. barycentrics, perspective-correct, only for the winning triangle of each pixel.
 """
 
@@ -34,27 +34,33 @@ def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int,
     batch, num_faces, size = screen.shape[0], faces.shape[0], image_size
     if size > WINDOW_SIDES[-1]:
         raise ValueError(f"image_size {size} is larger than the torch rasterizer supports ({WINDOW_SIDES[-1]})")
+    if batch * num_faces >= 2**31:
+        raise ValueError(f"{batch} meshes × {num_faces} faces is too many for one call; split the batch")
     corners = screen.float().index_select(1, faces.reshape(-1)).reshape(batch * num_faces, 3, 3)  # (N·F, corner, xyz)
     triangles, buckets = setup_triangles(corners, size, cull_backfaces)
 
+    # z-test: a candidate's key is (depth bits << 32 | triangle id); positive floats order like their bit patterns,
+    # so the minimum key is the nearest triangle, and on equal depth the lower face index, as in pytorch3d.
     keys = torch.full((batch * size * size,), EMPTY_KEY, dtype=torch.int64, device=screen.device)
     first_pixel = triangles.ids // num_faces * (size * size) + triangles.origin[:, 1] * size + triangles.origin[:, 0]
     for start, stop, width, height in buckets:
-        for chunk in range(start, stop, max(1, MAX_CANDIDATES // (width * height))):
-            rows = slice(chunk, min(stop, chunk + max(1, MAX_CANDIDATES // (width * height))))
+        step = max(1, MAX_CANDIDATES // (width * height))
+        for chunk in range(start, stop, step):
+            rows = slice(chunk, min(stop, chunk + step))
             pixel, depth, row = window_candidates(triangles, rows, first_pixel[rows], width, height, size)
-            key = (depth.view(torch.int32).to(torch.int64) << 32) | row  # positive floats sort like their bits
+            key = (depth.view(torch.int32).to(torch.int64) << 32) | triangles.ids.index_select(0, row)
             keys.scatter_reduce_(0, pixel, key, reduce="amin")
 
     pixel = (keys != EMPTY_KEY).nonzero().squeeze(1)
     winner = keys.index_select(0, pixel)
-    row = winner & 0xFFFFFFFF
+    face_id = winner & 0xFFFFFFFF
     depth = (winner >> 32).to(torch.int32).view(torch.float32)
-    bary = perspective_barycentrics(triangles, row, pixel % (size * size), size)
+    row_of_id = torch.empty(batch * num_faces, dtype=torch.int64, device=screen.device)
+    row_of_id.index_copy_(0, triangles.ids, torch.arange(len(triangles.ids), device=screen.device))
+    bary = perspective_barycentrics(triangles, row_of_id.index_select(0, face_id), pixel % (size * size), size)
 
     pixels = batch * size * size
-    pix_to_face = torch.full((pixels,), -1, dtype=torch.int64, device=screen.device)
-    pix_to_face.index_copy_(0, pixel, triangles.ids.index_select(0, row) % num_faces)
+    pix_to_face = torch.full((pixels,), -1, dtype=torch.int64, device=screen.device).index_copy_(0, pixel, face_id % num_faces)
     zbuf = torch.full((pixels,), -1.0, device=screen.device).index_copy_(0, pixel, depth)
     bary_coords = torch.full((pixels, 3), -1.0, device=screen.device).index_copy_(0, pixel, bary)
     shape = (batch, size, size)
@@ -120,7 +126,7 @@ def sort_into_buckets(ids: torch.Tensor, box_size: torch.Tensor):
     return ids[order], buckets
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=256)
 def window(width: int, height: int, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The pixel offsets (dx, dy) of a width × height window as floats, and as flat offsets in a size² image."""
     offsets = torch.arange(width * height, device=device)
