@@ -48,7 +48,7 @@ def rasterize(
     check_inputs(verts, faces, cameras)
     image_size = cameras[0].image_size
     screen = torch.stack([screen_coordinates(mesh, cam) for mesh, cam in zip(verts, cameras)])
-    faces = faces.to(verts.device)
+    faces = faces.to(verts.device, torch.int64)
     rasterize_screen = backend_module(backend, verts.device).rasterize_screen
     pix_to_face, zbuf, bary = rasterize_screen(screen, faces, image_size, cull_backfaces)
     return Fragments(pix_to_face[..., None], zbuf[..., None], bary[..., None, :])

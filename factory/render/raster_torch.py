@@ -12,6 +12,9 @@ The pipeline, each step over all triangles at once:
 3. z-test: a candidate's key is (depth bits << 32 | face index), and `scatter_reduce(amin)` keeps the nearest
    triangle of each pixel (on equal depth the lower face index, so the result is deterministic);
 4. barycentrics, perspective-correct, only for the winning triangle of each pixel.
+
+Per-triangle values are stored structure-of-arrays, triangle index last: a bucket's values are then
+contiguous slices, and gathers run on contiguous rows (on CPU both matter more than the arithmetic).
 """
 
 from __future__ import annotations
@@ -36,13 +39,14 @@ def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int,
         raise ValueError(f"image_size {size} is larger than the torch rasterizer supports ({WINDOW_SIDES[-1]})")
     if batch * num_faces >= 2**31:
         raise ValueError(f"{batch} meshes × {num_faces} faces is too many for one call; split the batch")
-    corners = screen.float().index_select(1, faces.reshape(-1)).reshape(batch * num_faces, 3, 3)  # (N·F, corner, xyz)
+    # (xyz, corner, N·F): corners[0, 1, f] is the x of triangle f's corner 1.
+    corners = screen.float().index_select(1, faces.reshape(-1)).reshape(batch * num_faces, 3, 3).permute(2, 1, 0).contiguous()
     triangles, buckets = setup_triangles(corners, size, cull_backfaces)
 
     # z-test: a candidate's key is (depth bits << 32 | triangle id); positive floats order like their bit patterns,
     # so the minimum key is the nearest triangle, and on equal depth the lower face index, as in pytorch3d.
     keys = torch.full((batch * size * size,), EMPTY_KEY, dtype=torch.int64, device=screen.device)
-    first_pixel = triangles.ids // num_faces * (size * size) + triangles.origin[:, 1] * size + triangles.origin[:, 0]
+    first_pixel = triangles.ids // num_faces * (size * size) + triangles.origin[1] * size + triangles.origin[0]
     for start, stop, width, height in buckets:
         step = max(1, MAX_CANDIDATES // (width * height))
         for chunk in range(start, stop, step):
@@ -68,62 +72,65 @@ def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int,
 
 
 class Triangles(NamedTuple):
-    """The kept triangles, set up for rasterization and sorted by bucket; the first dimension is the triangle.
+    """The kept triangles, set up for rasterization and sorted by bucket; the LAST dimension is the triangle.
 
-    `planes[:, i]` for i < 3 holds (a, b, c) of screen barycentric i as a plane over the bounding box:
-    w_i = a·dx + b·dy + c at pixel origin + (dx, dy); `planes[:, 3]` is the plane of 1/z, which is linear in
+    `planes[i]` for i < 3 holds (a, b, c) of screen barycentric i as a plane over the bounding box:
+    w_i = a·dx + b·dy + c at pixel origin + (dx, dy); `planes[3]` is the plane of 1/z, which is linear in
     screen space, so the z-test needs one division per candidate that passes the edge tests.
     """
 
     ids: torch.Tensor  # (T,) index into the batch's flattened N·F triangles
-    origin: torch.Tensor  # (T, 2) int64 pixel (x, y) of the box's top-left pixel centre
-    box_size: torch.Tensor  # (T, 2) int64 box width and height in pixels, ≥ 1
-    planes: torch.Tensor  # (T, 4, 3)
-    corner_inverse_depth: torch.Tensor  # (T, 3) 1/z at the corners, for perspective correction
+    origin: torch.Tensor  # (2, T) int64 pixel x and y of the box's top-left pixel centre
+    box_size: torch.Tensor  # (2, T) int64 box width and height in pixels, ≥ 1
+    planes: torch.Tensor  # (4, 3, T)
+    corner_inverse_depth: torch.Tensor  # (3, T) 1/z at the corners, for perspective correction
 
 
 def setup_triangles(corners: torch.Tensor, size: int, cull_backfaces: bool):
-    """Triangles that can cover a pixel, sorted by bucket, and the buckets as (start, stop, width, height)."""
-    xy, z = corners[..., :2], corners[..., 2]
-    p0, p1, p2 = xy.unbind(1)
-    # The box holds the pixel centres (integers) within the triangle's extent. (Pairwise minimum: faster than amin.)
-    low = torch.minimum(torch.minimum(p0, p1), p2).ceil().clamp(min=0)
-    high = torch.maximum(torch.maximum(p0, p1), p2).floor().clamp(max=size - 1)
-    e1, e2 = p1 - p0, p2 - p0
-    area2 = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]  # twice the signed area; > 0 is clockwise on screen (y down)
-    keep = (high >= low).all(1) & (z > NEAR).all(1) & (area2.abs() > 1e-12)
+    """Triangles (corners (xyz, corner, T)) that can cover a pixel, sorted by bucket, and the buckets as
+    (start, stop, window width, window height)."""
+    x, y, z = corners
+    # The box holds the pixel centres (integers) within the triangle's extent.
+    low_x = torch.minimum(torch.minimum(x[0], x[1]), x[2]).ceil().clamp(min=0)
+    low_y = torch.minimum(torch.minimum(y[0], y[1]), y[2]).ceil().clamp(min=0)
+    width = torch.maximum(torch.maximum(x[0], x[1]), x[2]).floor().clamp(max=size - 1) - low_x + 1
+    height = torch.maximum(torch.maximum(y[0], y[1]), y[2]).floor().clamp(max=size - 1) - low_y + 1
+    # Twice the signed area; > 0 is clockwise on screen (y down).
+    area2 = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
+    keep = (width >= 1) & (height >= 1) & (torch.minimum(torch.minimum(z[0], z[1]), z[2]) > NEAR) & (area2.abs() > 1e-12)
     if cull_backfaces:
         # Counter-clockwise as seen by the camera is front-facing, as in pytorch3d (y down flips the sign).
         keep &= area2 < 0
-    box_size = (high - low + 1).long()
-    ids = keep.nonzero().squeeze(1)
-    ids, buckets = sort_into_buckets(ids, box_size.index_select(0, ids))
-    origin, area2 = low.index_select(0, ids), area2.index_select(0, ids)
-    local = xy.index_select(0, ids) - origin[:, None]  # corners relative to the box, for precision
+    box_size = torch.stack([width, height]).long()
+    ids, buckets = sort_into_buckets(keep.nonzero().squeeze(1), box_size)
 
-    # Barycentric i is the edge function of the edge opposite corner i, divided by the area.
-    start, end = local.roll(-1, dims=1), local.roll(-2, dims=1)  # corners (1, 2, 0) and (2, 0, 1)
-    a = -(end[..., 1] - start[..., 1])
-    b = end[..., 0] - start[..., 0]
-    c = -(a * start[..., 0] + b * start[..., 1])
-    edges = torch.stack([a, b, c], dim=-1) / area2[:, None, None]
-    corner_inverse_depth = 1.0 / z.index_select(0, ids)
-    inverse_depth = (edges * corner_inverse_depth[..., None]).sum(1)
-    planes = torch.cat([edges, inverse_depth[:, None]], dim=1)
-    return Triangles(ids, origin.long(), box_size.index_select(0, ids), planes, corner_inverse_depth), buckets
+    origin = torch.stack([low_x, low_y]).index_select(1, ids)
+    x = x.index_select(1, ids) - origin[0]  # (corner, T), relative to the box, for precision
+    y = y.index_select(1, ids) - origin[1]
+    inverse_area2 = 1.0 / area2.index_select(0, ids)
+    corner_inverse_depth = 1.0 / z.index_select(1, ids)
+    planes = torch.empty(4, 3, len(ids), device=corners.device)
+    for i in range(3):
+        # Barycentric i is the edge function of the edge from corner i+1 to corner i+2, divided by the area.
+        start, end = (i + 1) % 3, (i + 2) % 3
+        planes[i, 0] = (y[start] - y[end]) * inverse_area2
+        planes[i, 1] = (x[end] - x[start]) * inverse_area2
+        planes[i, 2] = (x[start] * y[end] - x[end] * y[start]) * inverse_area2
+    planes[3] = sum(planes[i] * corner_inverse_depth[i] for i in range(3))
+    return Triangles(ids, origin.long(), box_size.index_select(1, ids), planes, corner_inverse_depth), buckets
 
 
 def sort_into_buckets(ids: torch.Tensor, box_size: torch.Tensor):
-    """Order triangles by the smallest window (from WINDOW_SIDES) their box fits; buckets are runs of that order."""
+    """Order triangles `ids` by the smallest window (from WINDOW_SIDES) their box (2, N·F) fits; buckets are runs."""
     sides = torch.tensor(WINDOW_SIDES, device=box_size.device)
-    column, line = torch.searchsorted(sides, box_size.T.contiguous())
+    column, line = torch.searchsorted(sides, box_size.index_select(1, ids))
     bucket = column * len(WINDOW_SIDES) + line
     bucket, order = torch.sort(bucket, stable=True)
     values, counts = torch.unique_consecutive(bucket, return_counts=True)
     stops = counts.cumsum(0).tolist()
     buckets = [(stop - count, stop, WINDOW_SIDES[value // len(WINDOW_SIDES)], WINDOW_SIDES[value % len(WINDOW_SIDES)])
                for value, count, stop in zip(values.tolist(), counts.tolist(), stops)]
-    return ids[order], buckets
+    return ids.index_select(0, order), buckets
 
 
 @lru_cache(maxsize=256)
@@ -137,25 +144,33 @@ def window(width: int, height: int, size: int, device: torch.device) -> tuple[to
 def window_candidates(triangles: Triangles, rows: slice, first_pixel: torch.Tensor, width: int, height: int, size: int):
     """The pixels of a width × height window inside each triangle of `rows`: (flat pixel index, depth, row)."""
     dx, dy, offset = window(width, height, size, first_pixel.device)
-    planes, box = triangles.planes[rows, :, :, None], triangles.box_size[rows]
-    inside = (dx < box[:, :1]) & (dy < box[:, 1:])  # also keeps clamped boxes inside the image
-    for i in range(3):
-        inside &= torch.addcmul(planes[:, i, 2] + planes[:, i, 1] * dy, planes[:, i, 0], dx) >= 0
+    planes = triangles.planes[..., rows, None]  # (plane, coefficient, triangle, 1): columns against the window rows
+
+    def evaluate(plane):  # a·dx + b·dy + c over the (triangle, window) grid, in two passes
+        a, b, c = plane
+        return torch.addcmul(torch.addcmul(c, b, dy), a, dx)
+
+    w0, w1, w2 = (evaluate(plane) for plane in planes[:3])
+    inside = torch.minimum(torch.minimum(w0, w1), w2) >= 0
+    # Window pixels beyond a triangle's box are outside it, except where the box was cut at the image's right or
+    # bottom edge: only then must the window be cut too, or flat pixel indices would wrap into the next row.
+    origin = triangles.origin[:, rows]
+    if int(origin[0].max()) + width > size or int(origin[1].max()) + height > size:
+        box = triangles.box_size[:, rows, None]
+        inside &= (dx < box[0]) & (dy < box[1])
     hit = inside.view(-1).nonzero().squeeze(1)
-    # Depth and pixel are planes over the window too: evaluate them densely, then keep the hits. On CPU,
-    # index_select of a contiguous tensor is far cheaper than tensor[index] gathers of the per-triangle values.
-    inverse_depth = torch.addcmul(planes[:, 3, 2] + planes[:, 3, 1] * dy, planes[:, 3, 0], dx)
-    depth = 1.0 / inverse_depth.view(-1).index_select(0, hit)
+    # Depth and pixel are planes over the window too: evaluate them densely, then keep the hits (cheaper on
+    # CPU than gathering per-triangle values for every hit).
+    depth = 1.0 / evaluate(planes[3]).view(-1).index_select(0, hit)
     pixel = (first_pixel[:, None] + offset).view(-1).index_select(0, hit)
     return pixel, depth, hit // (width * height) + rows.start
 
 
 def perspective_barycentrics(triangles: Triangles, row: torch.Tensor, pixel: torch.Tensor, size: int) -> torch.Tensor:
     """(P, 3) perspective-correct barycentrics of triangle `row` at each `pixel` (flat index within its image)."""
-    origin = triangles.origin.index_select(0, row)
-    dx = (pixel % size - origin[:, 0]).float()
-    dy = (pixel // size - origin[:, 1]).float()
-    edges = triangles.planes[:, :3].index_select(0, row)
-    screen = torch.addcmul(edges[..., 2] + edges[..., 1] * dy[:, None], edges[..., 0], dx[:, None])
-    weighted = screen * triangles.corner_inverse_depth.index_select(0, row)
-    return weighted / weighted.sum(1, keepdim=True)
+    origin = triangles.origin.index_select(1, row)
+    dx = (pixel % size - origin[0]).float()
+    dy = (pixel // size - origin[1]).float()
+    a, b, c = triangles.planes[:3].index_select(2, row).unbind(1)  # each (3, P)
+    weighted = torch.addcmul(c + b * dy, a, dx) * triangles.corner_inverse_depth.index_select(1, row)
+    return (weighted / weighted.sum(0)).T
