@@ -23,11 +23,11 @@ import torch
 
 from factory.plan import View
 
-DEFAULT_FOV_DEG = 25.0  # a portrait lens (about 95 mm full-frame equivalent): little perspective distortion
+DEFAULT_FOV_DEG = 25.0  # a portrait lens (about 80 mm across a 36 mm frame): little perspective distortion
 FRAME_FILL = 0.9  # the head's bounding sphere spans this share of the frame at distance_scale 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field is ambiguous
 class Camera:
     K: torch.Tensor  # (3, 3) intrinsics, focal lengths and principal point in pixels
     R: torch.Tensor  # (3, 3) world → camera rotation
