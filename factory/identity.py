@@ -77,13 +77,15 @@ class IdentityRenderer:
         from factory.texture import make_texturer
 
         self.config = config or RenderConfig()
-        # Rendering runs on the CPU here; "cuda" moves nothing yet beyond the rasterizer's own choice.
+        # The rig and the texturer run on the CPU (small, once per identity); raster, shading and layers run on
+        # `device`, where a GPU pays off (and backend "auto" then picks pytorch3d's CUDA rasterizer).
+        self.device = resolve_device(self.config.device)
         self.model = FaceModel.load()
         self.rig = AURig(self.model)
         self.texturer = make_texturer(self.config.texturer, self.model, self.config.texture_size)
         atlas = self.texturer.atlas
-        self.faces, self.corner_uvs, self.face_part = atlas.faces, atlas.corner_uvs, atlas.face_part
-        self.obj_writer = ObjWriter(self.faces.numpy(), self.corner_uvs.numpy())
+        self.obj_writer = ObjWriter(atlas.faces.numpy(), atlas.corner_uvs.numpy())
+        self.faces, self.corner_uvs, self.face_part = (x.to(self.device) for x in (atlas.faces, atlas.corner_uvs, atlas.face_part))
         self.stopwatch = Stopwatch()  # seconds per stage of the last render/encode (bench/bench_identity.py)
 
     def render(self, spec: IdentitySpec) -> dict[str, object]:
@@ -98,14 +100,15 @@ class IdentityRenderer:
         clock = self.stopwatch
         clock.start()
         verts = self.rig.vertices(torch.tensor(spec.identity, dtype=torch.float32), [e.aus for e in spec.expressions])
+        verts = verts.to(self.device)
         normals = vertex_normals(verts, self.faces)  # once per expression, shared by its views
         clock.lap("rig")
         texture = self.texturer.texture(spec.skin, spec.demographics)  # once per identity
-        linear_texture = texture.image ** GAMMA
+        linear_texture = texture.image.to(self.device) ** GAMMA
         clock.lap("texture")
         centre, radius = bounding_sphere(verts[0, :FRAMED_VERTICES])
         cameras = [head_camera(view, size, centre, radius) for view in spec.views]
-        background = background_image(spec.background, size)
+        background = background_image(spec.background, size).to(self.device)
         landmarks_3d = verts[:, self.model.landmarks]
 
         per_view = {"rgb": [], "segmentation": [], "depth": [], "landmarks_2d": [], "landmarks_visible": []}
@@ -135,8 +138,8 @@ class IdentityRenderer:
         # The frontal view's fragments of the pain meshes are reused: no extra raster pass for the heatmaps.
         layers["heatmap"] = heatmap_layer(frontal_pixels, heat)  # (X, H, W, 3); the neutral's is black
         clock.lap("heatmap")
-        layers["landmarks_3d"] = landmarks_3d.numpy()
-        layers["vertices"] = verts.numpy()
+        layers["landmarks_3d"] = landmarks_3d.cpu().numpy()
+        layers["vertices"] = verts.cpu().numpy()
         layers["texture"] = (texture.image * 255).round().to(torch.uint8).numpy()
         layers["texture_parameters"] = texture.parameters
         layers["cameras"] = cameras
@@ -157,7 +160,10 @@ class IdentityRenderer:
             view["landmarks_2d"] = {name: rounded(layers["landmarks_2d"][x, v], 3) for x, name in enumerate(names)}
             view["landmarks_visible"] = {name: layers["landmarks_visible"][x, v].tolist() for x, name in enumerate(names)}
             view["head_pose"] = {"yaw": view["yaw"], "pitch": view["pitch"], "roll": view["roll"]}
-        backend = self.config.backend if self.config.backend != "auto" else resolved_backend()
+        from factory.render.raster import backend_module
+
+        # "raster_torch" / "raster_pytorch3d": the module the rasterizer's own rule picks for this device.
+        backend = backend_module(self.config.backend, self.device).__name__.rsplit("_", 1)[-1]
         data.update({
             "image_size": self.config.image_size, "depth_unit_cm": DEPTH_UNIT_CM, "parts": list(self.model.part_names),
             "heatmap": {"normalisation_cm": NORMALISATION_CM, "view": spec.views[0].name, "colormap": "hot"},
@@ -209,16 +215,12 @@ class Stopwatch:
         self.last = now
 
 
-def resolved_backend() -> str:
-    """What `backend="auto"` picks on this machine (the rasterizer's rule: pytorch3d on CUDA when importable)."""
-    if torch.cuda.is_available():
-        try:
-            import pytorch3d  # noqa: F401
-
-            return "pytorch3d"
-        except ImportError:
-            pass
-    return "torch"
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device; use device 'cpu' or 'auto'")
+    return torch.device(name)
 
 
 def rounded(array: np.ndarray, digits: int) -> list:

@@ -70,8 +70,9 @@ class CoveredPixels:
         through the pixel centre, which needs no interpolation."""
         width = self.shape[2]
         within = self.flat_index % (self.shape[1] * width)
-        pixel = torch.stack([(within % width).float(), (within // width).float(), torch.ones(within.shape[0])], dim=-1)
-        rays = pixel @ torch.linalg.inv(camera.K).T @ camera.R  # camera → world: Rᵀ K⁻¹ p, written for rows
+        pixel = torch.stack([(within % width).float(), (within // width).float(), torch.ones_like(within, dtype=torch.float32)], dim=-1)
+        K, R = camera.K.to(pixel), camera.R.to(pixel)
+        rays = pixel @ torch.linalg.inv(K).T @ R  # camera → world: Rᵀ K⁻¹ p, written for rows
         return -F.normalize(rays, dim=-1)
 
     def scatter(self, values: torch.Tensor, fill: torch.Tensor | float = 0.0) -> torch.Tensor:
@@ -132,12 +133,13 @@ def shade(
     # Seen from behind (inside of the lips, mouth socket), a surface is lit as if it faced the camera.
     normal = torch.where((normal * view).sum(-1, keepdim=True) < 0, -normal, normal)
 
-    to_light = light_direction(light)
-    light_rgb = kelvin_to_rgb(light.color_temperature) * light.intensity
+    device = normal.device
+    to_light = light_direction(light).to(device)
+    light_rgb = (kelvin_to_rgb(light.color_temperature) * light.intensity).to(device)
     lambert = (normal @ to_light).clamp(min=0)[:, None]
     diffuse = albedo * (light.ambient + (1 - light.ambient) * lambert * light_rgb)
 
-    strength, exponent = specular_table(part_names)
+    strength, exponent = (table.to(device) for table in specular_table(part_names))
     part = face_part.index_select(0, pixels.face)
     half = F.normalize(view + to_light, dim=-1)
     highlight = (normal * half).sum(-1).clamp(min=0) ** exponent[part] * strength[part]
