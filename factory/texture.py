@@ -341,7 +341,7 @@ class ProceduralTexturer(Texturer):
         colour = torch.lerp(colour, lip_colour, self.lips[:, None] * 0.9)
 
         # Shadows: darker under the eyes and inside the eye sockets.
-        colour = colour * (1 - 0.14 * self.under_eyes[:, None] * torch.tensor([1.0, 1.05, 0.95]))
+        colour = colour * (1 - 0.1 * self.under_eyes[:, None] * torch.tensor([1.0, 1.05, 0.95]))
         colour = torch.lerp(colour, colour * torch.tensor([0.8, 0.62, 0.62]), self.eye_socket[:, None])
 
         # Skin texture: blotches at three scales, a little hue wander, then pores at the texel scale.
@@ -429,14 +429,14 @@ class ProceduralTexturer(Texturer):
         # Between the brows and the hairline, on the front of the head only (the scalp stays smooth).
         front = (p[:, 2] > float(lm[17:27, 2].min()) - 1.0).float()
         band = ((y > brow_top + 0.8) & (y < brow_top + 4.0)).float() * torch.exp(-0.5 * (x / width) ** 4) * front
-        forehead = band * torch.cos(2 * math.pi * (y + wobble) / 1.1).clamp(min=0) ** 12
+        forehead = band * torch.cos(2 * math.pi * (y + wobble) / 1.1).clamp(min=0) ** 6
 
         crows = torch.zeros_like(x)
         for corner, side in ((lm[36], -1), (lm[45], 1)):
             offset = p - corner
             distance = offset[:, :2].norm(dim=-1)
             lateral = (side * offset[:, 0] > 0.2).float()
-            fan = torch.cos(9 * torch.atan2(offset[:, 1], side * offset[:, 0]) + wobble).clamp(min=0) ** 10
+            fan = torch.cos(9 * torch.atan2(offset[:, 1], side * offset[:, 0]) + wobble).clamp(min=0) ** 6
             crows = crows + lateral * fan * torch.exp(-0.5 * ((distance - 1.2) / 0.6) ** 2)
 
         folds = torch.zeros_like(x)
@@ -444,8 +444,8 @@ class ProceduralTexturer(Texturer):
             start = wing + torch.tensor([side * 0.9, 0.2, 0.0])
             end = corner + torch.tensor([side * 0.6, -0.3, 0.0])
             d = segment_distance(p[:, :2], start[:2], end[:2])
-            folds = folds + torch.exp(-0.5 * (d / 0.12) ** 2) * (p[:, 2] > float(end[2]) - 2.0).float()
-        return 0.22 * forehead + 0.16 * crows + 0.22 * folds
+            folds = folds + torch.exp(-0.5 * (d / 0.2) ** 2) * (p[:, 2] > float(end[2]) - 2.0).float()
+        return 0.12 * forehead + 0.08 * crows + 0.14 * folds
 
     def _eye_geometry(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, S) radial distance of each eyeball texel from its eye's optical axis, as a share of the iris radius,
