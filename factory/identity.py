@@ -23,12 +23,12 @@ import torch
 from PIL import Image
 
 from factory.plan import IdentitySpec
+from factory.render.raster import BACKENDS
 
 DEPTH_UNIT_CM = 0.01  # depth.png stores depth / DEPTH_UNIT_CM as uint16: 0.1 mm steps up to 6.5 m
-BACKENDS = ("auto", "torch", "pytorch3d")
 DEVICES = ("auto", "cpu", "cuda")
 FRAMED_VERTICES = 6706  # the ICT narrow face area (vertices 0–6705): what the cameras frame
-PNG_COMPRESS_LEVEL = 1  # fixed, for identical bytes; level 1 is 4× faster than 6 for ~10 % more bytes
+PNG_COMPRESS_LEVEL = 1  # fixed, for identical bytes; measured here: 3× faster than level 6 for 16 % more bytes
 
 
 @dataclass(frozen=True)

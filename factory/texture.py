@@ -84,9 +84,6 @@ class UVAtlas:
 
     @classmethod
     def build(cls, model: FaceModel, size: int) -> "UVAtlas":
-        from factory.render.camera import Camera
-        from factory.render.raster import rasterize
-
         if model.num_vertices != ICT_VERTEX_COUNT:
             raise ValueError(f"the UV atlas knows the ICT face model's layout ({ICT_VERTEX_COUNT} vertices); "
                              f"this model has {model.num_vertices}")
@@ -108,7 +105,7 @@ class UVAtlas:
             u = x + margin + local[..., 0] * inner
             v = 1.0 - (y + margin + (1.0 - local[..., 1]) * inner)
             corner_uvs[chosen] = torch.stack([u, v], dim=-1)
-        texel_face, texel_position = rasterize_uv(corner_uvs, faces, model.neutral, size, Camera, rasterize)
+        texel_face, texel_position = rasterize_uv(corner_uvs, faces, model.neutral, size)
         return cls(face_index=face_index, faces=faces, face_part=model.face_part[face_index], corner_uvs=corner_uvs,
                    size=size, texel_face=texel_face, texel_position=texel_position)
 
@@ -125,20 +122,23 @@ class UVAtlas:
         return (self.texel_vertex >= span[0]) & (self.texel_vertex <= span[1])
 
 
-def rasterize_uv(corner_uvs, faces, neutral, size, camera_class, rasterize):
+def rasterize_uv(corner_uvs: torch.Tensor, faces: torch.Tensor, neutral: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Which triangle covers each texel, and the template point there: the UV layout drawn as a flat mesh.
 
     An identity camera (K = I, R = I, t = 0) maps (x·z, y·z, z) to pixel (x, y) at depth z. Where UV charts overlap
     (the back of an eyeball shares UVs with its front), the texel should show what a camera in front of the face
     sees, so each triangle is placed at a depth that falls as its template point moves forward (+z); a triangle's
     three corners share that depth, so its barycentrics stay affine in UV space."""
+    from factory.render.camera import Camera
+    from factory.render.raster import rasterize
+
     texel_xy = torch.stack([corner_uvs[..., 0] * size - 0.5, (1.0 - corner_uvs[..., 1]) * size - 0.5], dim=-1)
     forward = neutral[faces][..., 2].mean(dim=1)  # (Fr,) template depth of each triangle
     depth = 1.0 + 0.5 * (forward.max() - forward) / (forward.max() - forward.min())
     depth = depth[:, None, None].expand(-1, 3, 1)
     flat = torch.cat([texel_xy * depth, depth], dim=-1).reshape(1, -1, 3)
     corner_faces = torch.arange(flat.shape[1]).reshape(-1, 3)
-    camera = camera_class(K=torch.eye(3), R=torch.eye(3), t=torch.zeros(3), image_size=size)
+    camera = Camera(K=torch.eye(3), R=torch.eye(3), t=torch.zeros(3), image_size=size)
     fragments = rasterize(flat, corner_faces, camera, backend="torch")
     texel_face = fragments.pix_to_face[0, ..., 0]
     bary = fragments.bary_coords[0, :, :, 0].clamp(min=0)  # (S, S, 3)
