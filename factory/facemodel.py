@@ -29,7 +29,7 @@ class FaceModel:
     expression_names: tuple[str, ...]  # (E,) ARKit-style names: "browDown_L", "jawOpen", …
     faces: torch.Tensor  # (F, 3) int64 vertex indices, triangles
     face_uvs: torch.Tensor  # (F, 3) int64 indices into uvs
-    uvs: torch.Tensor  # (T, 2) float32 in [0, 1], v up
+    uvs: torch.Tensor  # (T, 2) float32, v up; UDIM tiles: floor(u) is the tile (0-1 face/head, 1-3 mouth, 4-5 eye shells, 6 lashes)
     vertex_part: torch.Tensor  # (V,) int64 index into part_names
     part_names: tuple[str, ...]  # "background", "skin", "brows", "eyes", "lips", "mouth_interior", "lashes", …
     landmarks: torch.Tensor  # (68,) int64 vertex indices, Multi-PIE order

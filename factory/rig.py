@@ -1,0 +1,191 @@
+"""The AU rig: FACS action-unit intensities → expression-shape weights → mesh.
+
+    rig = AURig(FaceModel.load())
+    verts = rig.vertices(identity, [{"AU4": 3, "AU7": 2}, {"AU43": 1}])   # (2, V, 3)
+
+Three steps, each a small function below:
+1. `AU_SHAPES`: which ICT shapes (and how much of each) make one AU at full intensity. It follows upstream
+   ICT-FaceKit's FACS table (see factory/assets and ../shared/assets/ict-facekit/NOTICE.md), plus two documented
+   additions: AU6 also uses `cheekRaiser`, the shape named for it, and AU25/AU26 are built from partial
+   `mouthLowerDown`/`jawOpen`, for which upstream has no entry.
+2. `INTENSITY_WEIGHT`: FACS intensity 0 (absent), 1..5 (A trace … E maximum) → a weight in [0, 1]. FACS's bands are
+   unequal (A and E narrow, C widest); the curve places each band where a coder would see it and keeps A visible:
+   0, 0.15, 0.35, 0.6, 0.8, 1.0. AU43 (eyes closed) is binary: 0 or 1.
+3. Guards, because the published shapes are not orthogonal and can push lids or lips through each other:
+   - eyes closed (AU43) cancels the upper-lid raiser (AU5): a closed eye has no raised lid;
+   - a geometric guard on the lid and lip margins. The gap between each upper-margin vertex and the lower margin
+     below it is linear in the shape weights, so the rig can compute it exactly. Every pair gets a floor: the lowest
+     gap any single AU reaches at its maximum (so eyes closed may close the lids as far as the shape does, but no
+     combination may go further). When a combination would cross below a floor, the shapes that move that region
+     (all but the eye-closing ones) are scaled down together, just enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from factory.facemodel import FaceModel
+from factory.labels import RIG_AUS, validate_aus
+
+AU_SHAPES: dict[str, dict[str, float]] = {
+    "AU1": {"browInnerUp_L": 1.0, "browInnerUp_R": 1.0},
+    "AU2": {"browOuterUp_L": 1.0, "browOuterUp_R": 1.0},
+    "AU4": {"browDown_L": 1.0, "browDown_R": 1.0},
+    "AU5": {"eyeWide_L": 1.0, "eyeWide_R": 1.0},
+    "AU6": {"cheekSquint_L": 1.0, "cheekSquint_R": 1.0, "cheekRaiser_L": 0.7, "cheekRaiser_R": 0.7},
+    "AU7": {"eyeSquint_L": 1.0, "eyeSquint_R": 1.0},
+    "AU9": {"noseSneer_L": 1.0, "noseSneer_R": 1.0},
+    "AU10": {"mouthShrugUpper": 1.0},
+    "AU12": {"mouthSmile_L": 1.0, "mouthSmile_R": 1.0},
+    "AU15": {"mouthFrown_L": 1.0, "mouthFrown_R": 1.0},
+    "AU17": {"mouthShrugLower": 1.0},
+    "AU20": {"mouthStretch_L": 1.0, "mouthStretch_R": 1.0},
+    "AU25": {"mouthLowerDown_L": 0.7, "mouthLowerDown_R": 0.7, "jawOpen": 0.08},
+    "AU26": {"jawOpen": 0.45},
+    "AU27": {"jawOpen": 1.0},
+    "AU43": {"eyeBlink_L": 1.0, "eyeBlink_R": 1.0},
+}
+INTENSITY_WEIGHT = (0.0, 0.15, 0.35, 0.6, 0.8, 1.0)
+EYE_CLOSING_SHAPES = ("eyeBlink_L", "eyeBlink_R")
+# Face-surface vertices: the lid and lip margins are the borders of the holes in this region.
+FACE_VERTEX_COUNT = 9409
+
+
+def au_weight(au: str, intensity: int) -> float:
+    return float(intensity) if au == "AU43" else INTENSITY_WEIGHT[intensity]
+
+
+@dataclass(frozen=True)
+class MarginPairs:
+    """Upper-margin vertices and, below each, a point on the lower margin (two vertices and a blend)."""
+
+    region: str  # "eye_left", "eye_right", "lips"
+    upper: torch.Tensor  # (P,) vertex ids
+    lower_a: torch.Tensor  # (P,)
+    lower_b: torch.Tensor  # (P,)
+    blend: torch.Tensor  # (P,) weight of lower_a
+
+    def gaps(self, verts: torch.Tensor) -> torch.Tensor:
+        """(..., P) vertical gap upper − lower in cm; negative means the margins crossed."""
+        lower_y = self.blend * verts[..., self.lower_a, 1] + (1 - self.blend) * verts[..., self.lower_b, 1]
+        return verts[..., self.upper, 1] - lower_y
+
+
+class AURig:
+    def __init__(self, model: FaceModel):
+        self.model = model
+        names = model.expression_names
+        self.au_matrix = torch.zeros(len(RIG_AUS), len(names))  # (A, E): shape weights of each AU at full intensity
+        for a, au in enumerate(RIG_AUS):
+            for shape, amount in AU_SHAPES[au].items():
+                self.au_matrix[a, model.expression_index(shape)] = amount
+        self.margins = find_margins(model)
+        # Gap change per unit weight of every shape, and each pair's floor (lowest gap of any single AU at maximum).
+        self.gap_rates = [self._gap_rates(m) for m in self.margins]  # each (E, P)
+        self.gap_floors = [torch.clamp((self.au_matrix @ rates).min(dim=0).values, max=0.0) for rates in self.gap_rates]
+        self.eye_closing = torch.tensor([n in EYE_CLOSING_SHAPES for n in names])
+
+    def _gap_rates(self, margin: MarginPairs) -> torch.Tensor:
+        base = margin.gaps(self.model.neutral)
+        return margin.gaps(self.model.neutral + self.model.expression_basis) - base
+
+    def expression_weights(self, aus_list: Sequence[Mapping[str, int]]) -> torch.Tensor:
+        """(B, E) guarded shape weights for a batch of AU intensity mappings (absent AUs are 0)."""
+        au_weights = torch.zeros(len(aus_list), len(RIG_AUS))
+        for b, aus in enumerate(aus_list):
+            aus = validate_aus(aus)
+            if aus.get("AU43", 0):
+                aus["AU5"] = 0  # a closed eye has no raised upper lid
+            for au, intensity in aus.items():
+                au_weights[b, RIG_AUS.index(au)] = au_weight(au, intensity)
+        weights = (au_weights @ self.au_matrix).clamp(0.0, 1.0)
+        return self.guard(weights)
+
+    def guard(self, weights: torch.Tensor) -> torch.Tensor:
+        """Scale down the shapes that would push a margin pair below its floor, just enough to stop there."""
+        weights = weights.clone()
+        for rates, floor in zip(self.gap_rates, self.gap_floors):
+            # Shapes that can close this margin by more than 0.1 mm; the rest are left alone (a lid guard must
+            # not shut the jaw), which leaves at most a few hundredths of a millimetre of slack.
+            closes_region = rates.amin(dim=1) < -0.01
+            scalable = closes_region & ~self.eye_closing
+            kept = torch.where(scalable, torch.zeros_like(weights), weights) @ rates  # (B, P)
+            other = torch.where(scalable, weights, torch.zeros_like(weights)) @ rates
+            # kept + s * other >= floor for every pair: s <= (floor - kept) / other where other < 0.
+            crossing = (kept + other < floor) & (other < 0)
+            limit = torch.where(crossing, (floor - kept) / other.clamp(max=-1e-12), torch.ones_like(other))
+            scale = limit.clamp(0.0, 1.0).amin(dim=1, keepdim=True)  # (B, 1)
+            weights = torch.where(scalable, weights * scale, weights)
+        return weights
+
+    def vertices(self, identity: torch.Tensor, aus_list: Sequence[Mapping[str, int]]) -> torch.Tensor:
+        """(B, V, 3) meshes. `identity` is (I,) for one person in every expression, or (B, I)."""
+        weights = self.expression_weights(aus_list)
+        identity = torch.as_tensor(identity, dtype=torch.float32)
+        if identity.ndim == 1:
+            identity = identity.expand(len(aus_list), -1)
+        return self.model.vertices(identity, weights.to(self.model.neutral))
+
+
+def find_margins(model: FaceModel) -> list[MarginPairs]:
+    """Lid and lip margins: the borders of the three holes (two eyes, mouth) in the face surface."""
+    faces = model.faces.numpy()
+    faces = faces[(faces < FACE_VERTEX_COUNT).all(axis=1)]
+    edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    unique, counts = np.unique(edges, axis=0, return_counts=True)
+    border = unique[counts == 1]
+    neutral = model.neutral.numpy()
+    loops = connected_components(border)
+    # The outer border of the face region is the largest loop; the holes sit high (eyes) and low (mouth) on the front.
+    holes = sorted(loops, key=len)[:-1]
+    margins = []
+    for loop in holes:
+        centre = neutral[loop].mean(axis=0)
+        region = "lips" if centre[1] < 0 else ("eye_left" if centre[0] > 0 else "eye_right")
+        margins.append(pair_margin(region, np.asarray(loop), neutral))
+    return sorted(margins, key=lambda m: m.region)
+
+
+def connected_components(edges: np.ndarray) -> list[list[int]]:
+    neighbours: dict[int, list[int]] = {}
+    for u, v in edges:
+        neighbours.setdefault(int(u), []).append(int(v))
+        neighbours.setdefault(int(v), []).append(int(u))
+    seen: set[int] = set()
+    components = []
+    for start in neighbours:
+        if start in seen:
+            continue
+        stack, component = [start], []
+        while stack:
+            vertex = stack.pop()
+            if vertex not in seen:
+                seen.add(vertex)
+                component.append(vertex)
+                stack.extend(neighbours[vertex])
+        components.append(component)
+    return components
+
+
+def pair_margin(region: str, loop: np.ndarray, neutral: np.ndarray) -> MarginPairs:
+    """Split a hole's border at its leftmost and rightmost corners into upper and lower margins, and pair each
+    inner upper vertex with the point of the lower margin at the same x (linear blend of its two neighbours)."""
+    x, y = neutral[loop, 0], neutral[loop, 1]
+    left, right = x.min(), x.max()
+    span = right - left
+    mid_y = np.interp(x, [left, right], [y[x.argmin()], y[x.argmax()]])
+    inner = (x > left + 0.08 * span) & (x < right - 0.08 * span)  # skip the corners, where the margins meet anyway
+    upper = loop[inner & (y > mid_y)]
+    lower = loop[y <= mid_y]
+    lower = lower[np.argsort(neutral[lower, 0])]
+    lower_x = neutral[lower, 0]
+    position = np.clip(np.searchsorted(lower_x, neutral[upper, 0]), 1, len(lower) - 1)
+    a, b = lower[position - 1], lower[position]
+    xa, xb = neutral[a, 0], neutral[b, 0]
+    blend = np.where(xb > xa, (xb - neutral[upper, 0]) / np.maximum(xb - xa, 1e-9), 0.5).clip(0, 1)
+    as_long = lambda values: torch.as_tensor(values, dtype=torch.int64)  # noqa: E731
+    return MarginPairs(region, as_long(upper), as_long(a), as_long(b), torch.as_tensor(blend, dtype=torch.float32))
