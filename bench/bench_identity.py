@@ -9,6 +9,7 @@ bench/RESULTS.md with the machine's CPU model. Target: ≤ 3 s per identity at 5
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import subprocess
@@ -87,7 +88,9 @@ def main() -> None:
     if args.write:
         text = (f"{SECTION}\n\nOne identity (11 expressions × 3 views = 33 images at {args.image_size} px, 10 heatmaps, "
                 f"seg/depth PNGs, mesh.obj, {args.texture_size} px texture.png), torch raster backend, "
-                f"{args.threads} thread(s), median of {args.repeats} identities, on {cpu_model()}; "
+                f"{args.threads} thread(s), median of {args.repeats} identities, on {cpu_model()} ({os.cpu_count()} logical "
+                f"CPUs, load average {os.getloadavg()[0]:.1f} at the end: the machine is shared, so CPU time is the "
+                f"figure to compare); "
                 f"renderer setup (face model, rig, UV atlas) {setup:.1f} s once per worker. "
                 f"Measured by `python bench/bench_identity.py --write`.\n\n{table}\n\n{antialias}\n")
         write_section(text)
