@@ -173,7 +173,7 @@ class Texturer:
 # sRGB skin references along the Fitzpatrick scale, I to VI (forehead/cheek averages of measured skin, rounded);
 # Skin.tone runs 0..1 through them.
 FITZPATRICK_SRGB = np.array([
-    [246, 221, 204], [232, 193, 168], [212, 163, 128], [176, 124, 88], [124, 83, 56], [78, 52, 38],
+    [241, 211, 190], [228, 188, 158], [210, 161, 124], [176, 124, 88], [124, 83, 56], [78, 52, 38],
 ]) / 255.0
 HAIR_SRGB = {
     "black": (0.06, 0.05, 0.05), "dark_brown": (0.17, 0.11, 0.08), "brown": (0.32, 0.21, 0.13),
@@ -199,6 +199,15 @@ def skin_base_srgb(tone: float, undertone: float) -> np.ndarray:
     colour = FITZPATRICK_SRGB[low] + (position - low) * (FITZPATRICK_SRGB[low + 1] - FITZPATRICK_SRGB[low])
     shift = np.array([0.01, 0.015, -0.035]) if undertone >= 0 else np.array([0.02, -0.02, 0.0])
     return np.clip(colour * (1 + abs(undertone) * shift / colour.mean()), 0, 1)
+
+
+def hair_srgb(name: str, skin: np.ndarray) -> torch.Tensor:
+    """Brow, lash and scalp hair colour: the named colour, darkened where needed so that hair is never lighter
+    than 40 % of the skin's luminance (light-brown brows on very dark skin read as pale patches)."""
+    hair = np.array(HAIR_SRGB[name])
+    luma = np.array([0.2126, 0.7152, 0.0722])
+    ceiling = 0.4 * float(skin @ luma)
+    return torch.tensor(hair * min(1.0, ceiling / float(hair @ luma)), dtype=torch.float32)
 
 
 def age_factor(age: float) -> float:
@@ -297,7 +306,7 @@ class ProceduralTexturer(Texturer):
         self.under_eyes = sum(gaussian(p, eye + torch.tensor([0.0, -1.0, 0.2]), (1.1, 0.45, 1.5)) for eye in (eye_right, eye_left))
         self.freckle_zone = gaussian(p, lm[30] + torch.tensor([0.0, 0.5, -1.0]), (3.2, 2.2, 3.0))
         self.eye_socket = self._on_skin(atlas.in_range(EYE_SOCKETS).float())
-        self.lips = self._on_skin(blur(atlas.texel_part == model.part_names.index("lips"), texture_size / 400))
+        self.lips = self._on_skin(blur(atlas.texel_part == model.part_names.index("lips"), texture_size / 160))
         self.brow_density = self._brow_density(p)
         self.lash_line = self._lash_line(p)
         self.wrinkles = self._wrinkle_lines(p)
@@ -311,7 +320,7 @@ class ProceduralTexturer(Texturer):
         rng = np.random.default_rng([skin.texture_seed, 0x7E47])
         noise = {cell: ValueNoise(rng, self.low, self.high, cell) for cell in (3.0, 1.0, 0.35, 0.12)}
         base = skin_base_srgb(skin.tone, skin.undertone)
-        hair = torch.tensor(HAIR_SRGB[skin.hair])
+        hair = hair_srgb(skin.hair, base)
         aging = age_factor(demographics.age)
 
         colour = torch.zeros(self.texture_size * self.texture_size, 3)
@@ -323,7 +332,7 @@ class ProceduralTexturer(Texturer):
         image = colour.clamp(0, 1).index_select(0, self.gutter_source).view(self.texture_size, self.texture_size, 3)
         parameters = {
             "name": self.name, "version": self.version, "texture_size": self.texture_size,
-            "skin_srgb": [round(float(c), 4) for c in base], "hair_srgb": list(HAIR_SRGB[skin.hair]),
+            "skin_srgb": [round(float(c), 4) for c in base], "hair_srgb": [round(float(c), 4) for c in hair],
             "iris_srgb": list(IRIS_SRGB[skin.iris]), "wrinkle_depth": round(aging, 4),
             "redness": skin.redness, "freckles": skin.freckles, "texture_seed": skin.texture_seed,
         }
@@ -338,7 +347,7 @@ class ProceduralTexturer(Texturer):
         flush = (0.35 + 0.65 * skin.redness) * (0.55 * self.cheeks + 0.35 * self.nose_tip) * (1 + 0.3 * noise[1.0](p))
         colour = colour * (1 + flush[:, None] * torch.tensor([0.0, -0.16, -0.12]))  # toward red: less green, blue
         lip_colour = colour * torch.tensor([0.86, 0.58, 0.60]) * (0.9 + 0.1 * skin.redness)
-        colour = torch.lerp(colour, lip_colour, self.lips[:, None] * 0.9)
+        colour = torch.lerp(colour, lip_colour, self.lips[:, None] * 0.8)
 
         # Shadows: darker under the eyes and inside the eye sockets.
         colour = colour * (1 - 0.1 * self.under_eyes[:, None] * torch.tensor([1.0, 1.05, 0.95]))

@@ -17,8 +17,10 @@ from factory.render.camera import Camera
 from factory.render.raster import Fragments
 
 # Specular strength and Blinn-Phong exponent per part id (parts as in FaceModel.part_names): skin has a broad
-# soft sheen, lips a little more, the wet eye a small sharp highlight, the mouth's inside almost none.
-SPECULAR_BY_PART = {"skin": (0.10, 16.0), "brows": (0.04, 8.0), "eyes": (0.6, 120.0), "lips": (0.16, 24.0),
+# soft sheen, the wet eye a small sharp highlight, the mouth's inside almost none. Brows and lips share the skin's:
+# their part labels follow mesh triangles, and a different sheen would draw those jagged borders on the face.
+SKIN_SPECULAR = (0.10, 16.0)
+SPECULAR_BY_PART = {"skin": SKIN_SPECULAR, "brows": SKIN_SPECULAR, "lips": SKIN_SPECULAR, "eyes": (0.6, 120.0),
                     "mouth_interior": (0.05, 16.0), "lashes": (0.02, 8.0), "eye_surface": (0.6, 120.0)}
 GAMMA = 2.2
 
