@@ -128,13 +128,15 @@ def open_output(storage: Storage, config: GenerateConfig) -> Manifest:
         if differing:
             raise GenerateError(f"{config.out} was generated with a different config ({', '.join(differing)} differ); "
                                 "use the same settings to resume or extend it, --overwrite to replace it, or another --out")
+        if existing.package_version != __version__:
+            raise GenerateError(f"{config.out} was made by painfactory {existing.package_version}, this is {__version__}: "
+                                "its shards would mix two renderers; use --overwrite or another --out")
         if config.identities < existing.identities:
             raise GenerateError(f"{config.out} already holds a plan for {existing.identities} identities; ask for at least as many "
                                 "(identities may grow: the plans are prefix-stable), or use --overwrite")
     manifest = existing or Manifest(package_version=__version__, seed=config.seed, config={}, identities=0)
     manifest.config = config.to_dict()
     manifest.identities = config.identities
-    manifest.package_version = __version__
     save_manifest(storage, manifest)
     return manifest
 
