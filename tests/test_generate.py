@@ -26,6 +26,20 @@ def small_config(out, identities: int = 4, **overrides) -> GenerateConfig:
                              "render": SMALL, **overrides})
 
 
+def test_a_config_file_sets_every_option_and_flags_win(tmp_path):
+    from factory.config import load_generate_config
+
+    (tmp_path / "c.yaml").write_text(
+        "identities: 10\nout: s3://bucket/x\nseed: 0\nworkers: 3\ngpus_per_worker: 1\nidentities_per_shard: 5\noverwrite: true\n"
+        "storage_options: {key: AKIA, client_kwargs: {endpoint_url: 'http://127.0.0.1:9'}}\n"
+        "render: {image_size: 96, texture_size: 128}\nplan: {view_yaws: [0, 30]}\n")
+    config = load_generate_config(tmp_path / "c.yaml", identities=12, image_size=64, storage_options={"client_kwargs": {"region_name": "eu"}})
+    assert (config.identities, config.out, config.seed, config.workers, config.gpus_per_worker) == (12, "s3://bucket/x", 0, 3, 1)
+    assert (config.identities_per_shard, config.overwrite, config.render.image_size, config.plan.view_yaws) == (5, True, 64, (0, 30))
+    assert config.storage_options == {"key": "AKIA", "client_kwargs": {"endpoint_url": "http://127.0.0.1:9", "region_name": "eu"}}
+    assert "AKIA" not in json.dumps(config.to_dict())  # credentials never reach the manifest
+
+
 def read_manifest(root: Path) -> Manifest:
     return Manifest.from_json((root / "manifest.json").read_bytes())
 
@@ -95,6 +109,12 @@ def test_rerun_resumes_growth_extends_and_a_different_config_is_refused(tmp_path
     with pytest.raises(GenerateError, match="at least as many"):
         generate(small_config(out, identities=2), progress=False)
     assert (out / "manifest.json").read_bytes() == before  # a refused run changes nothing
+
+    older = read_manifest(out)
+    older.package_version = "0.0.1"
+    (out / "manifest.json").write_bytes(older.to_json())
+    with pytest.raises(GenerateError, match="made by painfactory 0.0.1"):
+        generate(small_config(out, identities=4), progress=False)
 
     replaced = generate(small_config(out, identities=1, seed=5, overwrite=True), progress=False)
     assert replaced.rendered_identities == 1
