@@ -32,7 +32,8 @@ from factory.workers import ShardResult, ShardWorker
 logger = logging.getLogger(__name__)
 ACTOR_NAMESPACE = "painfactory"  # actors are named "<run id>-worker-<n>" there, so `ray list actors` shows whose they are
 # Storage settings a user sets in the driver's shell; actors on other nodes (or on a cluster started before the
-# variables were set) would not see them otherwise. Ray keeps them in the job's runtime environment.
+# variables were set) would not see them otherwise. Ray keeps them in the actors' runtime environment, which
+# its dashboard can show: on a shared cluster, prefer node credentials (instance roles) and leave these unset.
 FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION",
                  "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE")
 # How often one shard may lose its actor before the run gives up: a shard that kills every process it runs in
