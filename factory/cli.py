@@ -51,6 +51,84 @@ def plan(
     typer.echo(f"planned {identities} identities (seed {seed}) → {out}")
 
 
+
+@app.command()
+def generate(
+    identities: int = typer.Option(None, "--identities", "-n", help="How many identities the dataset holds (may grow on a later run)."),
+    out: str = typer.Option(None, "--out", "-o", help="Dataset folder or URL: ./out, file:///data/x, s3://bucket/prefix."),
+    seed: int = typer.Option(None, help="Dataset seed (default 0; 0 is a seed like any other)."),
+    config: Path = typer.Option(None, "--config", "-c", help="YAML file with any of these options (flags win); see factory/config.py."),
+    workers: int = typer.Option(None, help="Worker actors (default: one per CPU, or per GPU group, of the Ray cluster)."),
+    gpus_per_worker: float = typer.Option(None, "--gpus-per-worker", help="GPUs per worker actor (default 1 when the cluster has GPUs, else 0)."),
+    identities_per_shard: int = typer.Option(None, "--identities-per-shard", help="Identities per WebDataset shard (default 4)."),
+    image_size: int = typer.Option(None, "--image-size", help="Rendered image side in pixels (default 512)."),
+    storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable (endpoint_url=http://…)."),
+    overwrite: bool = typer.Option(None, "--overwrite/--no-overwrite", help="Delete the dataset already at --out (its shards and manifest) first."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar on stderr."),
+) -> None:
+    """Render a dataset with a pool of Ray actors into WebDataset shards with a manifest.
+
+    Uses the Ray cluster at RAY_ADDRESS when set, else starts a local one. Running the same command again
+    resumes (committed shards are kept); a larger --identities extends the dataset.
+    """
+    from factory.config import ConfigError, load_generate_config
+    from factory.generate import GenerateError, generate as run_generate
+    from factory.manifest import ManifestError
+    from factory.storage import StorageError, parse_storage_options
+
+    try:
+        settings = load_generate_config(
+            config, identities=identities, out=out, seed=seed, workers=workers, gpus_per_worker=gpus_per_worker,
+            identities_per_shard=identities_per_shard, image_size=image_size, overwrite=overwrite,
+            storage_options=parse_storage_options(storage_option or []),
+        )
+        summary = run_generate(settings, progress=progress)
+    except (ConfigError, GenerateError, ManifestError, StorageError, ValueError) as error:
+        fail(str(error))
+    typer.echo(summary.text())
+
+
+@app.command()
+def verify(
+    url: str = typer.Argument(..., help="Dataset folder or URL (the folder holding manifest.json)."),
+    storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> None:
+    """Check every shard against the manifest: present, size, sha256, every member readable, counts, PSPI.
+
+    Exits 1 at the first problem, naming the shard and member.
+    """
+    from factory.storage import StorageError, default_storage_options, parse_storage_options
+    from factory.verify import VerifyError, verify_dataset
+
+    try:
+        options = {**default_storage_options(url), **parse_storage_options(storage_option or [])}
+        report = verify_dataset(url, options, progress=progress)
+    except (VerifyError, StorageError) as error:
+        typer.secho(f"FAILED: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+    typer.echo(report.text())
+
+
+@app.command("inspect")
+def inspect_dataset(
+    url: str = typer.Argument(..., help="Dataset folder or URL (the folder holding manifest.json)."),
+    storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable."),
+) -> None:
+    """Summarise a dataset: identities, images, the PSPI histogram and the demographic balance."""
+    from factory.dataset_summary import summarize_dataset
+    from factory.manifest import ManifestError
+    from factory.shards import ShardError
+    from factory.storage import StorageError, default_storage_options, parse_storage_options
+
+    try:
+        options = {**default_storage_options(url), **parse_storage_options(storage_option or [])}
+        summary = summarize_dataset(url, options, progress=True)
+    except (FileNotFoundError, ManifestError, ShardError, StorageError) as error:
+        fail(str(error))
+    typer.echo(summary.text())
+
+
 @app.command("render-identity")
 def render_identity(
     seed: int = typer.Option(0, help="Dataset seed the identity is planned from."),
@@ -84,21 +162,32 @@ def render_identity(
 
 @app.command()
 def preview(
-    source: Path = typer.Argument(..., help="A folder written by render-identity, or a folder of such folders."),
+    source: str = typer.Argument(..., help="A dataset folder or URL (holding manifest.json: ./out, s3://bucket/prefix), "
+                                 "a folder written by render-identity, or a folder of such folders."),
     out: Path = typer.Option(Path("sheet.png"), help="PNG file to write."),
     max_identities: int = typer.Option(4, help="At most this many identities on the sheet."),
     thumb: int = typer.Option(160, help="Size of each image cell in pixels."),
     palette: bool = typer.Option(False, help="Write an 8-bit palette PNG (about a third of the size, for docs)."),
+    storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value for a dataset URL, repeatable."),
 ) -> None:
     """Draw a contact sheet: a row per expression (neutral first), a column per view plus the heatmap, captions with
     the identity's demographics and each expression's AUs and PSPI."""
     from PIL import Image
 
+    from factory.dataset import dataset_members
+    from factory.manifest import MANIFEST_NAME, ManifestError
     from factory.preview import contact_sheet, read_sample_folders
+    from factory.shards import ShardError
+    from factory.storage import StorageError, default_storage_options, parse_storage_options
 
     try:
-        sheet = contact_sheet(read_sample_folders(source), max_identities=max_identities, thumb=thumb)
-    except (FileNotFoundError, ValueError) as error:
+        if "://" in source or (Path(source) / MANIFEST_NAME).is_file():
+            options = {**default_storage_options(source), **parse_storage_options(storage_option or [])}
+            samples = dataset_members(source, options)
+        else:
+            samples = read_sample_folders(Path(source))
+        sheet = contact_sheet(samples, max_identities=max_identities, thumb=thumb)
+    except (FileNotFoundError, ValueError, ManifestError, ShardError, StorageError) as error:
         fail(str(error))
     out.parent.mkdir(parents=True, exist_ok=True)
     if palette:

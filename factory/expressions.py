@@ -60,7 +60,7 @@ class ExpressionConfig:
             raise ValueError(f"unknown expression option(s): {', '.join(sorted(unknown))}")
         weights = data.get("pspi_weights")
         if isinstance(weights, dict):  # {pspi: weight}; PSPI values not named get weight 0
-            bad = [k for k in weights if not 0 <= int(k) <= MAX_PSPI]
+            bad = [k for k in weights if not str(k).isdigit() or not 0 <= int(k) <= MAX_PSPI]  # "AU4" is not a PSPI value
             if bad:
                 raise ValueError(f"pspi_weights keys must be PSPI values 0..{MAX_PSPI}, got {bad}")
             data["pspi_weights"] = tuple(float(weights.get(p, weights.get(str(p), 0.0))) for p in range(MAX_PSPI + 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.request
 from dataclasses import dataclass
 
 import pytest
@@ -45,6 +46,8 @@ def s3(monkeypatch) -> S3Endpoint:
         "AWS_ENDPOINT_URL": url, "AWS_ENDPOINT_URL_S3": url,
     }.items():
         monkeypatch.setenv(name, value)
+    # moto keeps its buckets in process-wide state that outlives a server: start every test from an empty store.
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
     endpoint = S3Endpoint(url=url, bucket="painfactory-test", server=server)
     endpoint.filesystem().mkdir(endpoint.bucket)
     yield endpoint

@@ -1,0 +1,170 @@
+"""The `factory generate` configuration: one frozen dataclass, read from a YAML file and command-line flags.
+
+Every flag has a YAML spelling: the top-level keys are the fields of GenerateConfig, `plan:` holds PlanConfig
+fields (factory/plan.py) and `render:` RenderConfig fields (factory/identity.py); `--image-size` is
+`render: {image_size: …}`. A flag given on the command line wins over the file.
+
+```yaml
+identities: 2500
+out: s3://my-bucket/3dpain
+seed: 0
+identities_per_shard: 8
+render: {image_size: 512, texturer: procedural}
+plan: {view_yaws: [0, -35, 35], expressions: {pain_expressions: 10}}
+storage_options: {client_kwargs: {endpoint_url: "http://127.0.0.1:9000"}}
+```
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from factory.identity import RenderConfig
+from factory.plan import PlanConfig
+from factory.storage import default_storage_options, public_storage_options
+
+# The settings that decide the bytes of every shard. An existing dataset may only be extended or resumed
+# with the same values; `identities` may grow (see generate.open_output), the rest (workers, out, …) is how
+# a run is carried out, not what it makes.
+CONTENT_KEYS = ("seed", "identities_per_shard", "plan", "render")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    identities: int
+    out: str
+    seed: int = 0
+    identities_per_shard: int = 4
+    workers: int | None = None  # None: as many as the cluster has room for (one CPU, or gpus_per_worker GPUs, each)
+    gpus_per_worker: float | None = None  # None: 1 when the Ray cluster has GPUs, 0 otherwise
+    overwrite: bool = False
+    storage_options: Mapping = field(default_factory=dict)
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+    def __post_init__(self) -> None:
+        require_int("identities", self.identities, minimum=1)
+        require_int("seed", self.seed, minimum=0)
+        require_int("identities_per_shard", self.identities_per_shard, minimum=1)
+        if self.workers is not None:
+            require_int("workers", self.workers, minimum=1)
+        if self.gpus_per_worker is not None and (
+            isinstance(self.gpus_per_worker, bool) or not isinstance(self.gpus_per_worker, (int, float)) or self.gpus_per_worker < 0
+        ):
+            raise ConfigError(f"gpus_per_worker must be a number >= 0, got {self.gpus_per_worker!r}")
+        if not isinstance(self.out, str) or not self.out.strip():
+            raise ConfigError("out must be a folder or URL (./out, file:///…, s3://bucket/prefix)")
+        if not isinstance(self.overwrite, bool):
+            raise ConfigError(f"overwrite must be true or false, got {self.overwrite!r}")
+        if not isinstance(self.storage_options, Mapping):
+            raise ConfigError("storage_options must be a mapping of fsspec options")
+
+    def content(self) -> dict:
+        """The settings that decide the data, as plain JSON values (for the manifest's fingerprint check)."""
+        return {name: plain(self.to_dict()[name]) for name in CONTENT_KEYS}
+
+    def to_dict(self) -> dict:
+        """Everything, credentials left out: what the manifest records and what may be printed."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["plan"] = asdict(self.plan)
+        data["render"] = asdict(self.render)
+        data["storage_options"] = public_storage_options(self.storage_options)
+        return plain(data)
+
+
+def require_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+
+
+def plain(value):
+    """Tuples become lists, as they would after a JSON round trip, so configs compare equal to stored ones."""
+    return json.loads(json.dumps(value))
+
+
+def load_generate_config(config_file: Path | None = None, **flags) -> GenerateConfig:
+    """Build the config from an optional YAML file, then the flags that were given (None = not given).
+
+    `flags` are GenerateConfig field names plus `image_size`; `storage_options` from flags are merged into the
+    file's. Environment defaults (an S3 endpoint from AWS_ENDPOINT_URL) come last and never override.
+    """
+    data = read_yaml(config_file) if config_file else {}
+    unknown = sorted(set(data) - {f.name for f in fields(GenerateConfig)})
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {', '.join(unknown)} in {config_file}; "
+                          f"known: {', '.join(f.name for f in fields(GenerateConfig))}")
+    image_size = flags.pop("image_size", None)
+    flag_options = flags.pop("storage_options", None) or {}
+    data.update({name: value for name, value in flags.items() if value is not None})
+    for name in ("identities", "out"):
+        if name not in data:
+            raise ConfigError(f"--{name} is required (or `{name}:` in the config file)")
+    data["out"] = str(data["out"])
+    render = dict(section(data, "render"))
+    if image_size is not None:
+        render["image_size"] = image_size
+    data["storage_options"] = merge(default_storage_options(data["out"]), merge(section(data, "storage_options"), flag_options))
+    try:
+        data["plan"] = PlanConfig.from_dict(section(data, "plan"))
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"plan: {error}") from None
+    try:
+        data["render"] = RenderConfig.from_dict(render)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"render: {error}") from None
+    return GenerateConfig(**data)
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of options, got {type(data).__name__}")
+    return data
+
+
+def section(data: dict, name: str) -> Mapping:
+    value = data.get(name) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"`{name}:` must be a mapping, got {value!r}")
+    return value
+
+
+def merge(base: Mapping, override: Mapping) -> dict:
+    """Nested dict merge: values of `override` win, nested mappings merge."""
+    merged = dict(base)
+    for name, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(name), Mapping):
+            merged[name] = merge(merged[name], value)
+        else:
+            merged[name] = value
+    return merged
+
+
+def content_differences(stored: Mapping, current: Mapping, prefix: str = "") -> list[str]:
+    """Dotted names of the settings that differ between two content dicts, e.g. ['render.image_size']."""
+    differing = []
+    for name in sorted(set(stored) | set(current)):
+        a, b = stored.get(name), current.get(name)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            differing += content_differences(a, b, f"{prefix}{name}.")
+        elif a != b:
+            differing.append(f"{prefix}{name}")
+    return differing

@@ -1,0 +1,54 @@
+"""`factory inspect`: what a dataset holds, read from its manifest and every sample's meta.json."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+from factory.dataset import iter_samples, open_dataset
+from factory.labels import MAX_PSPI
+
+DEMOGRAPHIC_FIELDS = ("gender", "age_band", "ethnicity")
+BAR_WIDTH = 40
+
+
+@dataclass
+class DatasetSummary:
+    url: str
+    shards: int = 0
+    bytes: int = 0
+    identities: int = 0
+    images: int = 0
+    pspi: Counter = field(default_factory=Counter)  # PSPI → expressions (neutral included)
+    demographics: dict[str, Counter] = field(default_factory=lambda: {name: Counter() for name in DEMOGRAPHIC_FIELDS})
+
+    def add(self, meta: dict, members: dict) -> None:
+        self.identities += 1
+        self.images += sum(name.endswith((".jpg", ".png")) for name in members)
+        for expression in meta["expressions"]:
+            self.pspi[expression["pspi"]] += 1
+        for name in DEMOGRAPHIC_FIELDS:
+            self.demographics[name][meta["demographics"][name]] += 1
+
+    def text(self) -> str:
+        lines = [f"{self.url}: {self.identities} identities, {self.images} images, {self.shards} shards, {self.bytes / 1e6:.1f} MB",
+                 "", "PSPI   expressions"]
+        peak = max(self.pspi.values(), default=1)
+        for value in range(MAX_PSPI + 1):
+            count = self.pspi.get(value, 0)
+            lines.append(f"{value:>4}   {count:>6}  {'█' * round(BAR_WIDTH * count / peak)}")
+        for name, counts in self.demographics.items():
+            share = ", ".join(f"{k} {v} ({100 * v / max(self.identities, 1):.0f}%)" for k, v in sorted(counts.items()))
+            lines += ["", f"{name}: {share}"]
+        return "\n".join(lines)
+
+
+def summarize_dataset(url: str, storage_options: dict | None = None, progress: bool = False) -> DatasetSummary:
+    from tqdm import tqdm
+
+    storage, manifest = open_dataset(url, storage_options)
+    summary = DatasetSummary(url=url, shards=len(manifest.shards), bytes=sum(s.bytes for s in manifest.shards))
+    for _, members in tqdm(iter_samples(storage, manifest), desc="identities", unit="id", total=manifest.identities, disable=not progress):
+        summary.add(json.loads(members["meta.json"]), members)
+    return summary

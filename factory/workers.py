@@ -1,0 +1,64 @@
+"""The unit of distributed work: a worker that renders whole shards and commits them to storage itself.
+
+`ShardWorker` is a plain class (usable and testable without Ray); the generator runs one per Ray actor, so
+the face model, texturer and renderer are loaded once per actor and reused for every shard it is given.
+Writing the shard from the worker keeps the driver out of the data path: it only receives the shard's
+ShardRecord (path, identity range, size, sha256) and lists it in the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from factory.identity import IdentityRenderer, RenderConfig
+from factory.manifest import ShardRecord
+from factory.plan import PlanConfig, plan_identity
+from factory.shards import ShardTask, write_shard
+from factory.storage import Storage
+
+IMAGE_SUFFIXES = (".jpg", ".png")
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    record: ShardRecord
+    images: int  # image members written (views, heatmaps, masks, depth), for the run summary
+
+
+class ShardWorker:
+    def __init__(self, seed: int, plan: PlanConfig, render: RenderConfig, out: str, storage_options: dict) -> None:
+        self.seed = seed
+        self.plan = plan
+        self.renderer = IdentityRenderer(render)
+        self.storage = Storage(out, storage_options)
+
+    def render_shard(self, task: ShardTask) -> ShardResult:
+        """Render every identity of the shard and commit the tar; nothing is visible unless all of it was written."""
+        images = 0
+
+        def samples() -> Iterator[tuple[str, dict[str, bytes]]]:
+            nonlocal images
+            for index in task.indices:
+                spec = plan_identity(index, self.seed, self.plan)
+                members = self.renderer.encode_sample(spec, self.renderer.render(spec))
+                images += sum(name.endswith(IMAGE_SUFFIXES) for name in members)
+                yield spec.id, members
+
+        with self.storage.committing(task.path) as sink:
+            write_shard(sink, samples())
+        record = ShardRecord(path=task.path, first_index=task.first_index, count=task.count, bytes=sink.size, sha256=sink.sha256)
+        return ShardResult(record=record, images=images)
+
+    def placement(self) -> dict:
+        """Where this worker runs: its process, the GPUs Ray gave it, and what CUDA_VISIBLE_DEVICES shows."""
+        import ray
+
+        context = ray.get_runtime_context()
+        return {
+            "pid": os.getpid(),
+            "node_id": context.get_node_id(),
+            "gpu_ids": [str(g) for g in context.get_accelerator_ids().get("GPU", [])],
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        }

@@ -1,0 +1,165 @@
+"""Faults and bad input for `factory generate`: bad values and destinations (clear errors, nothing written),
+a driver killed mid-run (rerun resumes, committed shards untouched), the S3 server stopping mid-run (clear
+failure, rerun after restart completes), and GPU placement with logical GPUs on a Ray instance of its own."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from factory.cli import app
+from factory.config import GenerateConfig
+from factory.generate import GenerateError, generate
+from factory.identity import RenderConfig
+from factory.manifest import Manifest
+from factory.storage import StorageError
+from factory.verify import verify_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_YAML = "render: {image_size: 64, texture_size: 128}\n"
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.mark.parametrize("flags, yaml_text, message", [
+    (["--identities", "0"], "", "identities must be >= 1, got 0"),
+    (["--identities", "-3"], "", "identities must be >= 1, got -3"),
+    (["--identities", "2", "--identities-per-shard", "0"], "", "identities_per_shard must be >= 1"),
+    (["--identities", "2", "--workers", "0"], "", "workers must be >= 1"),
+    (["--identities", "2", "--gpus-per-worker", "-1"], "", "gpus_per_worker must be a number >= 0"),
+    (["--identities", "2", "--image-size", "0"], "", "image_size"),
+    (["--identities", "2"], "render: {texturer: oil-paint}\n", "unknown texturer 'oil-paint'"),
+    (["--identities", "2"], "plan: {expressions: {pspi_weights: {AU43: 1}}}\n", "pspi_weights keys must be PSPI values.*AU43"),
+    (["--identities", "2"], "idenitites: 5\n", "unknown config key.*idenitites"),
+    (["--identities", "2"], "render: {image_sise: 64}\n", "unknown render option.*image_sise"),
+    ([], "out: ./x\n", "--identities is required"),
+])
+def test_bad_values_are_clear_errors_and_write_nothing(tmp_path, flags, yaml_text, message):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml_text)
+    out = tmp_path / "out"
+    result = run_cli("generate", "--out", str(out), "--config", str(config), *flags)
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output
+    assert re.search(message, result.output), result.output
+    assert not out.exists()
+
+
+def test_an_unwritable_destination_is_a_clear_error(tmp_path, s3):
+    (tmp_path / "a-file").write_text("a file where a folder should be")
+    result = run_cli("generate", "--identities", "1", "--out", str(tmp_path / "a-file" / "ds"))
+    assert result.exit_code == 2 and re.search("cannot (access|write) .*a-file/ds/manifest.json", result.output), result.output
+
+    result = run_cli("generate", "--identities", "1", "--out", "s3://no-such-bucket/ds",
+                     "--storage-option", "config_kwargs.retries.max_attempts=1")
+    assert result.exit_code == 2 and "s3://no-such-bucket/ds/manifest.json" in result.output
+    assert "testing" not in result.output  # the credentials are not shown
+
+
+def test_a_killed_driver_is_resumed_by_running_the_same_command(tmp_path, ray_local):
+    """SIGKILL the `factory generate` process after its first shard is committed; the same command finishes
+    the dataset and leaves the committed shards as they were (same bytes, same file)."""
+    out = tmp_path / "ds"
+    (tmp_path / "config.yaml").write_text(SMALL_YAML)
+    command = [sys.executable, "-m", "factory", "generate", "--identities", "4", "--identities-per-shard", "1",
+               "--workers", "1", "--out", str(out), "--config", str(tmp_path / "config.yaml"), "--no-progress"]
+    # The subprocess joins the test's Ray cluster through RAY_ADDRESS, as a driver on a cluster would.
+    env = {**os.environ, "RAY_ADDRESS": ray_local.get_runtime_context().gcs_address, "PYTHONPATH": str(REPO)}
+    driver = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    manifest_path = out / "manifest.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None:
+        if manifest_path.exists() and Manifest.from_json(manifest_path.read_bytes()).shards:
+            break
+        time.sleep(0.05)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver's process group: only what this test started
+    driver.wait()
+    committed = Manifest.from_json(manifest_path.read_bytes()).shards
+    assert 1 <= len(committed) < 4, "the driver should have been killed mid-run"
+    before = {s.path: ((out / s.path).stat().st_mtime_ns, hashlib.sha256((out / s.path).read_bytes()).hexdigest()) for s in committed}
+
+    rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"rendered {4 - len(committed)} identities" in rerun.stdout
+    final = Manifest.from_json(manifest_path.read_bytes())
+    assert [(s.first_index, s.count) for s in final.shards] == [(0, 1), (1, 1), (2, 1), (3, 1)]
+    for path, (mtime, sha) in before.items():
+        assert (out / path).stat().st_mtime_ns == mtime and final.shards[int(path[-8:-4])].sha256 == sha
+    assert not [p for p in (out / "shards").iterdir() if p.name.endswith(".partial")]
+    assert verify_dataset(str(out)).identities == 4
+
+
+def test_the_s3_server_stopping_mid_run_fails_clearly_and_a_rerun_completes(s3, ray_local):
+    from moto.server import ThreadedMotoServer
+
+    url = f"s3://{s3.bucket}/ds"
+    options = {"client_kwargs": {"endpoint_url": s3.url}, "config_kwargs": {"retries": {"max_attempts": 1}}}
+    config = GenerateConfig(identities=3, out=url, identities_per_shard=1, workers=1, storage_options=options,
+                            render=RenderConfig(image_size=64, texture_size=128))
+
+    def stop_server(record) -> None:
+        s3.stop()
+
+    with pytest.raises((GenerateError, StorageError), match=f"cannot write {url}/"):
+        generate(config, progress=False, on_shard_committed=stop_server)
+
+    host, port = s3.url.removeprefix("http://").split(":")
+    restarted = ThreadedMotoServer(ip_address=host, port=int(port), verbose=False)  # moto's store outlives the server
+    restarted.start()
+    try:
+        summary = generate(config, progress=False)
+        assert summary.rendered_shards == 2 and summary.identities == 3  # the committed first shard was kept
+        assert verify_dataset(url, options).identities == 3
+    finally:
+        restarted.stop()
+
+
+GPU_PLACEMENT_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import ray
+    from factory.config import GenerateConfig
+    from factory.generate import GenerateError, WorkerPool, generate
+    from factory.identity import RenderConfig
+
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    config = GenerateConfig(identities=2, out=sys.argv[1], identities_per_shard=1, render=RenderConfig(image_size=32, texture_size=64))
+    pool = WorkerPool(config, size=2, gpus_per_worker=1)
+    placements = ray.get([actor.placement.remote() for actor in pool.actors])
+    pool.close()
+    summary = generate(config, progress=False)  # gpus_per_worker left to its default
+    try:
+        generate(GenerateConfig(identities=2, out=sys.argv[1] + "-x", gpus_per_worker=3), progress=False)
+        too_many = None
+    except GenerateError as error:
+        too_many = str(error)
+    print("RESULT " + json.dumps({"placements": placements, "workers": summary.workers,
+                                  "gpus_per_worker": summary.gpus_per_worker, "too_many": too_many}))
+""")
+
+
+def test_gpu_workers_each_hold_one_logical_gpu_and_see_it_in_cuda_visible_devices(tmp_path):
+    """Runs in a fresh Python process: Ray with two logical GPUs must not meet the session's CPU-only cluster."""
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    run = subprocess.run([sys.executable, "-c", GPU_PLACEMENT_SCRIPT, str(tmp_path / "ds")], cwd=REPO,
+                         env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.split("RESULT ", 1)[1])
+    placements = result["placements"]
+    assert sorted(p["gpu_ids"][0] for p in placements) == ["0", "1"]
+    for placement in placements:
+        assert len(placement["gpu_ids"]) == 1 and placement["cuda_visible_devices"] == placement["gpu_ids"][0]
+    assert (result["workers"], result["gpus_per_worker"]) == (2, 1.0)  # default: one GPU per worker when GPUs exist
+    assert "--gpus-per-worker 3" in result["too_many"] and "2 GPU" in result["too_many"]
