@@ -32,7 +32,8 @@ from factory.workers import ShardResult, ShardWorker
 logger = logging.getLogger(__name__)
 ACTOR_NAMESPACE = "painfactory"  # actors are named "<run id>-worker-<n>" there, so `ray list actors` shows whose they are
 # Storage settings a user sets in the driver's shell; actors on other nodes (or on a cluster started before the
-# variables were set) would not see them otherwise. Ray keeps them in the job's runtime environment.
+# variables were set) would not see them otherwise. Ray keeps them in the actors' runtime environment, which
+# its dashboard can show: on a shared cluster, prefer node credentials (instance roles) and leave these unset.
 FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION",
                  "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE")
 # How often one shard may lose its actor before the run gives up: a shard that kills every process it runs in
@@ -128,13 +129,15 @@ def open_output(storage: Storage, config: GenerateConfig) -> Manifest:
         if differing:
             raise GenerateError(f"{config.out} was generated with a different config ({', '.join(differing)} differ); "
                                 "use the same settings to resume or extend it, --overwrite to replace it, or another --out")
+        if existing.package_version != __version__:
+            raise GenerateError(f"{config.out} was made by painfactory {existing.package_version}, this is {__version__}: "
+                                "its shards would mix two renderers; use --overwrite or another --out")
         if config.identities < existing.identities:
             raise GenerateError(f"{config.out} already holds a plan for {existing.identities} identities; ask for at least as many "
                                 "(identities may grow: the plans are prefix-stable), or use --overwrite")
     manifest = existing or Manifest(package_version=__version__, seed=config.seed, config={}, identities=0)
     manifest.config = config.to_dict()
     manifest.identities = config.identities
-    manifest.package_version = __version__
     save_manifest(storage, manifest)
     return manifest
 

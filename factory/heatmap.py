@@ -33,4 +33,4 @@ def heatmap_layer(pixels: CoveredPixels, heat: torch.Tensor) -> np.ndarray:
     """(N, H, W, 3) uint8 heatmaps from per-vertex heat (N, V) and the covered pixels of the pain meshes."""
     values = pixels.interpolate_vertex(heat[..., None])[:, 0]
     image = pixels.scatter(hot_colormap(values), fill=0.0)
-    return (image * 255).round().to(torch.uint8).numpy()
+    return (image * 255).round().to(torch.uint8).cpu().numpy()

@@ -31,7 +31,7 @@ class PlanConfig:
     identity_modes: int = 100  # how many of the face model's identity modes get a coefficient
     identity_clip: float = 3.0  # coefficients are N(0, 1) clipped to ±this, so no face is a caricature
     expressions: ExpressionConfig = field(default_factory=ExpressionConfig)
-    view_yaws: tuple[float, ...] = (0.0, -35.0, 35.0)  # degrees; 0 is frontal, negative turns the face to its right
+    view_yaws: tuple[float, ...] = (0.0, -35.0, 35.0)  # degrees; 0 is frontal, negative puts the camera on the face's right (right cheek seen)
     view_jitter_deg: float = 3.0  # uniform ± on yaw and pitch, half of it on roll
     distance_jitter: float = 0.05  # relative ± on camera distance
 

@@ -132,9 +132,6 @@ class Storage:
     def exists(self, relative: str) -> bool:
         return self._call(relative, self.fs.exists, self.path(relative))
 
-    def size(self, relative: str) -> int:
-        return self._call(relative, self.fs.size, self.path(relative))
-
     def read_bytes(self, relative: str) -> bytes:
         return self._call(relative, self.fs.cat_file, self.path(relative))
 

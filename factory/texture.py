@@ -84,9 +84,6 @@ class UVAtlas:
 
     @classmethod
     def build(cls, model: FaceModel, size: int) -> "UVAtlas":
-        from factory.render.camera import Camera
-        from factory.render.raster import rasterize
-
         if model.num_vertices != ICT_VERTEX_COUNT:
             raise ValueError(f"the UV atlas knows the ICT face model's layout ({ICT_VERTEX_COUNT} vertices); "
                              f"this model has {model.num_vertices}")
@@ -108,7 +105,7 @@ class UVAtlas:
             u = x + margin + local[..., 0] * inner
             v = 1.0 - (y + margin + (1.0 - local[..., 1]) * inner)
             corner_uvs[chosen] = torch.stack([u, v], dim=-1)
-        texel_face, texel_position = rasterize_uv(corner_uvs, faces, model.neutral, size, Camera, rasterize)
+        texel_face, texel_position = rasterize_uv(corner_uvs, faces, model.neutral, size)
         return cls(face_index=face_index, faces=faces, face_part=model.face_part[face_index], corner_uvs=corner_uvs,
                    size=size, texel_face=texel_face, texel_position=texel_position)
 
@@ -125,20 +122,23 @@ class UVAtlas:
         return (self.texel_vertex >= span[0]) & (self.texel_vertex <= span[1])
 
 
-def rasterize_uv(corner_uvs, faces, neutral, size, camera_class, rasterize):
+def rasterize_uv(corner_uvs: torch.Tensor, faces: torch.Tensor, neutral: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Which triangle covers each texel, and the template point there: the UV layout drawn as a flat mesh.
 
     An identity camera (K = I, R = I, t = 0) maps (x·z, y·z, z) to pixel (x, y) at depth z. Where UV charts overlap
     (the back of an eyeball shares UVs with its front), the texel should show what a camera in front of the face
     sees, so each triangle is placed at a depth that falls as its template point moves forward (+z); a triangle's
     three corners share that depth, so its barycentrics stay affine in UV space."""
+    from factory.render.camera import Camera
+    from factory.render.raster import rasterize
+
     texel_xy = torch.stack([corner_uvs[..., 0] * size - 0.5, (1.0 - corner_uvs[..., 1]) * size - 0.5], dim=-1)
     forward = neutral[faces][..., 2].mean(dim=1)  # (Fr,) template depth of each triangle
     depth = 1.0 + 0.5 * (forward.max() - forward) / (forward.max() - forward.min())
     depth = depth[:, None, None].expand(-1, 3, 1)
     flat = torch.cat([texel_xy * depth, depth], dim=-1).reshape(1, -1, 3)
     corner_faces = torch.arange(flat.shape[1]).reshape(-1, 3)
-    camera = camera_class(K=torch.eye(3), R=torch.eye(3), t=torch.zeros(3), image_size=size)
+    camera = Camera(K=torch.eye(3), R=torch.eye(3), t=torch.zeros(3), image_size=size)
     fragments = rasterize(flat, corner_faces, camera, backend="torch")
     texel_face = fragments.pix_to_face[0, ..., 0]
     bary = fragments.bary_coords[0, :, :, 0].clamp(min=0)  # (S, S, 3)
@@ -173,7 +173,7 @@ class Texturer:
 # sRGB skin references along the Fitzpatrick scale, I to VI (forehead/cheek averages of measured skin, rounded);
 # Skin.tone runs 0..1 through them.
 FITZPATRICK_SRGB = np.array([
-    [246, 221, 204], [232, 193, 168], [212, 163, 128], [176, 124, 88], [124, 83, 56], [78, 52, 38],
+    [241, 211, 190], [228, 188, 158], [210, 161, 124], [176, 124, 88], [124, 83, 56], [78, 52, 38],
 ]) / 255.0
 HAIR_SRGB = {
     "black": (0.06, 0.05, 0.05), "dark_brown": (0.17, 0.11, 0.08), "brown": (0.32, 0.21, 0.13),
@@ -199,6 +199,15 @@ def skin_base_srgb(tone: float, undertone: float) -> np.ndarray:
     colour = FITZPATRICK_SRGB[low] + (position - low) * (FITZPATRICK_SRGB[low + 1] - FITZPATRICK_SRGB[low])
     shift = np.array([0.01, 0.015, -0.035]) if undertone >= 0 else np.array([0.02, -0.02, 0.0])
     return np.clip(colour * (1 + abs(undertone) * shift / colour.mean()), 0, 1)
+
+
+def hair_srgb(name: str, skin: np.ndarray) -> torch.Tensor:
+    """Brow, lash and scalp hair colour: the named colour, darkened where needed so that hair is never lighter
+    than 40 % of the skin's luminance (light-brown brows on very dark skin read as pale patches)."""
+    hair = np.array(HAIR_SRGB[name])
+    luma = np.array([0.2126, 0.7152, 0.0722])
+    ceiling = 0.4 * float(skin @ luma)
+    return torch.tensor(hair * min(1.0, ceiling / float(hair @ luma)), dtype=torch.float32)
 
 
 def age_factor(age: float) -> float:
@@ -297,10 +306,11 @@ class ProceduralTexturer(Texturer):
         self.under_eyes = sum(gaussian(p, eye + torch.tensor([0.0, -1.0, 0.2]), (1.1, 0.45, 1.5)) for eye in (eye_right, eye_left))
         self.freckle_zone = gaussian(p, lm[30] + torch.tensor([0.0, 0.5, -1.0]), (3.2, 2.2, 3.0))
         self.eye_socket = self._on_skin(atlas.in_range(EYE_SOCKETS).float())
-        self.lips = self._on_skin(blur(atlas.texel_part == model.part_names.index("lips"), texture_size / 400))
+        self.lips = self._on_skin(blur(atlas.texel_part == model.part_names.index("lips"), texture_size / 160))
         self.brow_density = self._brow_density(p)
         self.lash_line = self._lash_line(p)
         self.wrinkles = self._wrinkle_lines(p)
+        self.hairline_height = self._hairline_height(p)
 
     def _on_skin(self, image: torch.Tensor) -> torch.Tensor:
         """(S, S) map → its values at the skin texels."""
@@ -310,11 +320,11 @@ class ProceduralTexturer(Texturer):
         rng = np.random.default_rng([skin.texture_seed, 0x7E47])
         noise = {cell: ValueNoise(rng, self.low, self.high, cell) for cell in (3.0, 1.0, 0.35, 0.12)}
         base = skin_base_srgb(skin.tone, skin.undertone)
-        hair = torch.tensor(HAIR_SRGB[skin.hair])
+        hair = hair_srgb(skin.hair, base)
         aging = age_factor(demographics.age)
 
         colour = torch.zeros(self.texture_size * self.texture_size, 3)
-        colour[self.skin_index] = self._skin(base, hair, skin, aging, noise, rng)
+        colour[self.skin_index] = self._skin(base, hair, skin, aging, demographics.gender == "male", noise, rng)
         eyes = self.eyeball.reshape(-1)
         colour[eyes] = self._eyes(skin.iris, rng)
         mouth = self.mouth.reshape(-1)
@@ -322,13 +332,13 @@ class ProceduralTexturer(Texturer):
         image = colour.clamp(0, 1).index_select(0, self.gutter_source).view(self.texture_size, self.texture_size, 3)
         parameters = {
             "name": self.name, "version": self.version, "texture_size": self.texture_size,
-            "skin_srgb": [round(float(c), 4) for c in base], "hair_srgb": list(HAIR_SRGB[skin.hair]),
+            "skin_srgb": [round(float(c), 4) for c in base], "hair_srgb": [round(float(c), 4) for c in hair],
             "iris_srgb": list(IRIS_SRGB[skin.iris]), "wrinkle_depth": round(aging, 4),
             "redness": skin.redness, "freckles": skin.freckles, "texture_seed": skin.texture_seed,
         }
         return Texture(image=image, parameters=parameters)
 
-    def _skin(self, base, hair, skin, aging, noise, rng) -> torch.Tensor:
+    def _skin(self, base, hair, skin, aging, male, noise, rng) -> torch.Tensor:
         """(P, 3) colour of the skin texels: tone, blood, shadows, texture, freckles, age lines, brows, lashes."""
         p = self.skin_points
         colour = torch.tensor(base, dtype=torch.float32).expand(p.shape[0], 3)
@@ -337,10 +347,10 @@ class ProceduralTexturer(Texturer):
         flush = (0.35 + 0.65 * skin.redness) * (0.55 * self.cheeks + 0.35 * self.nose_tip) * (1 + 0.3 * noise[1.0](p))
         colour = colour * (1 + flush[:, None] * torch.tensor([0.0, -0.16, -0.12]))  # toward red: less green, blue
         lip_colour = colour * torch.tensor([0.86, 0.58, 0.60]) * (0.9 + 0.1 * skin.redness)
-        colour = torch.lerp(colour, lip_colour, self.lips[:, None] * 0.9)
+        colour = torch.lerp(colour, lip_colour, self.lips[:, None] * 0.8)
 
         # Shadows: darker under the eyes and inside the eye sockets.
-        colour = colour * (1 - 0.14 * self.under_eyes[:, None] * torch.tensor([1.0, 1.05, 0.95]))
+        colour = colour * (1 - 0.1 * self.under_eyes[:, None] * torch.tensor([1.0, 1.05, 0.95]))
         colour = torch.lerp(colour, colour * torch.tensor([0.8, 0.62, 0.62]), self.eye_socket[:, None])
 
         # Skin texture: blotches at three scales, a little hue wander, then pores at the texel scale.
@@ -359,8 +369,15 @@ class ProceduralTexturer(Texturer):
 
         # Brow hair: strokes from noise stretched along the brow; lash line along the lid margins.
         strokes = noise[0.12](p * torch.tensor([0.3, 3.0, 1.0])) * 0.5 + 0.5
-        brows = (self.brow_density * (0.45 + 0.7 * strokes)).clamp(0, 1)[:, None] * 0.85
+        brows = (self.brow_density * (0.25 + 0.9 * strokes)).clamp(0, 1)[:, None] * 0.8
         colour = torch.lerp(colour, hair.expand_as(colour), brows)
+
+        # Close-cropped scalp hair above a hairline that wanders a little; men's thins with age.
+        above = self.hairline_height + 0.4 * noise[1.0](p - 11.0)
+        coverage = (above / 0.5).clamp(0, 1) * (0.7 + 0.3 * strokes)
+        if male:
+            coverage = coverage * (1 - 0.6 * aging * (self.skin_points[:, 1] > 9).float())
+        colour = torch.lerp(colour, (hair * 0.9).expand_as(colour), coverage[:, None] * 0.95)
         return torch.lerp(colour, (hair * 0.4 + 0.02).expand_as(colour), self.lash_line[:, None])
 
     def _brow_density(self, p: torch.Tensor) -> torch.Tensor:
@@ -396,6 +413,20 @@ class ProceduralTexturer(Texturer):
         result[near_eyes] = line * 0.9
         return result
 
+    def _hairline_height(self, p: torch.Tensor) -> torch.Tensor:
+        """(P,) cm above the hairline (negative below): the hairline runs 3.6 cm above the brows over the forehead,
+        down to just above the ears at the temples and to the nape at the back."""
+        lm = self.landmarks
+        front_y = float(lm[17:27, 1].max()) + 3.6
+        ear_y = float(lm[0, 1]) + 4.0
+        nape_y = float(lm[0, 1]) - 3.0
+        forehead_z, ear_z, back_z = float(lm[17:27, 2].min()) - 2.5, float(lm[0, 2]) - 1.0, float(self.low[2]) + 1
+        z = p[:, 2]
+        temple = ((forehead_z - z) / (forehead_z - ear_z)).clamp(0, 1)
+        back = ((ear_z - z) / (ear_z - back_z)).clamp(0, 1)
+        hairline = front_y + temple * (ear_y - front_y) + back * (nape_y - ear_y)
+        return p[:, 1] - hairline
+
     def _wrinkle_lines(self, p: torch.Tensor) -> torch.Tensor:
         """(P,) darkening of the age lines at full age (scaled by `age_factor`): forehead, crow's feet, nasolabial
         folds. Their waviness comes from a fixed noise, so every face has its own lines only through its shape."""
@@ -407,14 +438,14 @@ class ProceduralTexturer(Texturer):
         # Between the brows and the hairline, on the front of the head only (the scalp stays smooth).
         front = (p[:, 2] > float(lm[17:27, 2].min()) - 1.0).float()
         band = ((y > brow_top + 0.8) & (y < brow_top + 4.0)).float() * torch.exp(-0.5 * (x / width) ** 4) * front
-        forehead = band * torch.cos(2 * math.pi * (y + wobble) / 1.1).clamp(min=0) ** 12
+        forehead = band * torch.cos(2 * math.pi * (y + wobble) / 1.1).clamp(min=0) ** 6
 
         crows = torch.zeros_like(x)
         for corner, side in ((lm[36], -1), (lm[45], 1)):
             offset = p - corner
             distance = offset[:, :2].norm(dim=-1)
             lateral = (side * offset[:, 0] > 0.2).float()
-            fan = torch.cos(9 * torch.atan2(offset[:, 1], side * offset[:, 0]) + wobble).clamp(min=0) ** 10
+            fan = torch.cos(9 * torch.atan2(offset[:, 1], side * offset[:, 0]) + wobble).clamp(min=0) ** 6
             crows = crows + lateral * fan * torch.exp(-0.5 * ((distance - 1.2) / 0.6) ** 2)
 
         folds = torch.zeros_like(x)
@@ -422,8 +453,8 @@ class ProceduralTexturer(Texturer):
             start = wing + torch.tensor([side * 0.9, 0.2, 0.0])
             end = corner + torch.tensor([side * 0.6, -0.3, 0.0])
             d = segment_distance(p[:, :2], start[:2], end[:2])
-            folds = folds + torch.exp(-0.5 * (d / 0.12) ** 2) * (p[:, 2] > float(end[2]) - 2.0).float()
-        return 0.22 * forehead + 0.16 * crows + 0.22 * folds
+            folds = folds + torch.exp(-0.5 * (d / 0.2) ** 2) * (p[:, 2] > float(end[2]) - 2.0).float()
+        return 0.12 * forehead + 0.08 * crows + 0.14 * folds
 
     def _eye_geometry(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, S) radial distance of each eyeball texel from its eye's optical axis, as a share of the iris radius,

@@ -26,6 +26,20 @@ def small_config(out, identities: int = 4, **overrides) -> GenerateConfig:
                              "render": SMALL, **overrides})
 
 
+def test_a_config_file_sets_every_option_and_flags_win(tmp_path):
+    from factory.config import load_generate_config
+
+    (tmp_path / "c.yaml").write_text(
+        "identities: 10\nout: s3://bucket/x\nseed: 0\nworkers: 3\ngpus_per_worker: 1\nidentities_per_shard: 5\noverwrite: true\n"
+        "storage_options: {key: AKIA, client_kwargs: {endpoint_url: 'http://127.0.0.1:9'}}\n"
+        "render: {image_size: 96, texture_size: 128}\nplan: {view_yaws: [0, 30]}\n")
+    config = load_generate_config(tmp_path / "c.yaml", identities=12, image_size=64, storage_options={"client_kwargs": {"region_name": "eu"}})
+    assert (config.identities, config.out, config.seed, config.workers, config.gpus_per_worker) == (12, "s3://bucket/x", 0, 3, 1)
+    assert (config.identities_per_shard, config.overwrite, config.render.image_size, config.plan.view_yaws) == (5, True, 64, (0, 30))
+    assert config.storage_options == {"key": "AKIA", "client_kwargs": {"endpoint_url": "http://127.0.0.1:9", "region_name": "eu"}}
+    assert "AKIA" not in json.dumps(config.to_dict())  # credentials never reach the manifest
+
+
 def read_manifest(root: Path) -> Manifest:
     return Manifest.from_json((root / "manifest.json").read_bytes())
 
@@ -96,29 +110,42 @@ def test_rerun_resumes_growth_extends_and_a_different_config_is_refused(tmp_path
         generate(small_config(out, identities=2), progress=False)
     assert (out / "manifest.json").read_bytes() == before  # a refused run changes nothing
 
+    older = read_manifest(out)
+    older.package_version = "0.0.1"
+    (out / "manifest.json").write_bytes(older.to_json())
+    with pytest.raises(GenerateError, match="made by painfactory 0.0.1"):
+        generate(small_config(out, identities=4), progress=False)
+
     replaced = generate(small_config(out, identities=1, seed=5, overwrite=True), progress=False)
     assert replaced.rendered_identities == 1
     assert [p.name for p in (out / "shards").iterdir()] == ["shard-000000.tar"]
     assert read_manifest(out).seed == 5
 
 
-def test_a_killed_worker_actor_has_its_shard_redone_once(tmp_path, ray_local):
+def test_killed_worker_actors_have_their_shards_redone_once(tmp_path, ray_local):
     import ray
 
     from factory.generate import ACTOR_NAMESPACE
 
     killed = []
 
-    def kill_a_worker(record) -> None:
-        if not killed:
-            name = sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == ACTOR_NAMESPACE)[0]
-            ray.kill(ray.get_actor(name, namespace=ACTOR_NAMESPACE))
-            killed.append(name)
+    def kill_the_workers(record) -> None:
+        """After the first commit, kill every live worker actor, the ones rendering the next shards included."""
+        if killed:
+            return
+        for actor in ray.util.list_named_actors(all_namespaces=True):
+            if actor["namespace"] == ACTOR_NAMESPACE:
+                try:
+                    ray.kill(ray.get_actor(actor["name"], namespace=ACTOR_NAMESPACE))
+                except ValueError:  # an actor of an earlier run, already gone
+                    continue
+                killed.append(actor["name"])
 
     out = tmp_path / "ds"
-    summary = generate(small_config(out, identities=4, identities_per_shard=1), progress=False, on_shard_committed=kill_a_worker)
-    assert killed and summary.lost_actors == 1
+    summary = generate(small_config(out, identities=4, identities_per_shard=1), progress=False, on_shard_committed=kill_the_workers)
+    assert killed and summary.lost_actors >= 1
     assert [(s.first_index, s.count) for s in read_manifest(out).shards] == [(0, 1), (1, 1), (2, 1), (3, 1)]
+    assert summary.rendered_shards == 4  # each shard committed exactly once, the lost ones after a redo
     assert verify_dataset(str(out)).identities == 4
 
 

@@ -49,3 +49,11 @@ def test_max_identities_limits_the_sheet(sample_folder, tmp_path):
 def test_preview_of_an_empty_folder_fails_clearly(tmp_path):
     result = CliRunner().invoke(app, ["preview", str(tmp_path), "--out", str(tmp_path / "s.png")])
     assert result.exit_code == 2 and "no meta.json" in result.output
+
+
+def test_render_identity_rejects_bad_options_clearly(tmp_path):
+    result = CliRunner().invoke(app, ["render-identity", "--out", str(tmp_path / "x"), "--image-size", "8"])
+    assert result.exit_code == 2 and "image_size must be 32..4096" in result.output
+    result = CliRunner().invoke(app, ["render-identity", "--out", str(tmp_path / "x"), "--texturer", "paint"])
+    assert result.exit_code == 2 and "known: procedural" in result.output
+    assert not (tmp_path / "x").exists()

@@ -23,11 +23,11 @@ import torch
 
 from factory.plan import View
 
-DEFAULT_FOV_DEG = 25.0  # a portrait lens (about 95 mm full-frame equivalent): little perspective distortion
+DEFAULT_FOV_DEG = 25.0  # a portrait lens (about 80 mm across a 36 mm frame): little perspective distortion
 FRAME_FILL = 0.9  # the head's bounding sphere spans this share of the frame at distance_scale 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field is ambiguous
 class Camera:
     K: torch.Tensor  # (3, 3) intrinsics, focal lengths and principal point in pixels
     R: torch.Tensor  # (3, 3) world → camera rotation
@@ -127,3 +127,12 @@ def bounding_sphere(points: torch.Tensor) -> tuple[torch.Tensor, float]:
     points = points.reshape(-1, 3)
     center = (points.amin(0) + points.amax(0)) / 2
     return center, float((points - center).norm(dim=-1).max())
+
+
+def head_sphere(vertices: torch.Tensor, chin_vertex: int) -> tuple[torch.Tensor, float]:
+    """The bounding sphere of the head from the chin up, for `head_camera`: the neck may leave the frame.
+
+    `vertices` (V, 3) is a neutral face (expressions move the jaw; framing should not follow them) and
+    `chin_vertex` the chin's vertex index, e.g. `FaceModel.landmarks[8]` (Multi-PIE point 8 is the chin).
+    """
+    return bounding_sphere(vertices[vertices[:, 1] >= vertices[chin_vertex, 1]])

@@ -19,25 +19,25 @@ def rgb_layer(pixels: CoveredPixels, linear_colour: torch.Tensor, background: to
     """(N, H, W, 3) uint8: shaded face (linear light, (P, 3)) over the sRGB background, silhouette antialiased."""
     image = pixels.scatter(to_srgb(linear_colour), fill=background)
     image = antialias_edges(image, pixels.mask)
-    return (image * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return (image * 255 + 0.5).to(torch.uint8).cpu().numpy()  # values are in 0..1: +0.5 then truncation rounds
 
 
 def mask_layer(fragments: Fragments) -> np.ndarray:
     """(N, H, W) bool: the head covers the pixel."""
-    return (fragments.pix_to_face[..., 0] >= 0).numpy()
+    return (fragments.pix_to_face[..., 0] >= 0).cpu().numpy()
 
 
 def segmentation_layer(fragments: Fragments, face_part: torch.Tensor) -> np.ndarray:
     """(N, H, W) uint8 part ids (0 = background) from the part of the visible triangle."""
     pix_to_face = fragments.pix_to_face[..., 0]
     parts = face_part[pix_to_face.clamp(min=0)]
-    return torch.where(pix_to_face >= 0, parts, 0).to(torch.uint8).numpy()
+    return torch.where(pix_to_face >= 0, parts, 0).to(torch.uint8).cpu().numpy()
 
 
 def depth_layer(fragments: Fragments) -> np.ndarray:
     """(N, H, W) float32 depth along the camera axis in cm, 0 on the background."""
     zbuf = fragments.zbuf[..., 0]
-    return torch.where(fragments.pix_to_face[..., 0] >= 0, zbuf, 0.0).numpy().astype(np.float32)
+    return torch.where(fragments.pix_to_face[..., 0] >= 0, zbuf, 0.0).cpu().numpy().astype(np.float32)
 
 
 def landmarks_layer(points: torch.Tensor, camera: Camera, fragments: Fragments) -> tuple[np.ndarray, np.ndarray]:
@@ -48,8 +48,8 @@ def landmarks_layer(points: torch.Tensor, camera: Camera, fragments: Fragments) 
     column = pixel[..., 0].round().long()
     row = pixel[..., 1].round().long()
     inside = (column >= 0) & (column < size) & (row >= 0) & (row < size)
-    batch = torch.arange(points.shape[0])[:, None].expand_as(column)
+    batch = torch.arange(points.shape[0], device=points.device)[:, None].expand_as(column)
     surface = fragments.zbuf[batch, row.clamp(0, size - 1), column.clamp(0, size - 1), 0]
     covered = fragments.pix_to_face[batch, row.clamp(0, size - 1), column.clamp(0, size - 1), 0] >= 0
     visible = inside & covered & (depth <= surface + LANDMARK_DEPTH_TOLERANCE_CM)
-    return pixel.numpy().astype(np.float32), visible.numpy()
+    return pixel.cpu().numpy().astype(np.float32), visible.cpu().numpy()

@@ -42,13 +42,16 @@ def rasterize(
 
     All cameras must share one image size. Triangles with a vertex behind (or almost on) the camera plane are
     dropped rather than clipped: cameras here look at a head from well outside it. `cull_backfaces` drops
-    triangles wound clockwise on screen (the mesh's outside faces are counter-clockwise seen from outside).
+    triangles wound clockwise on screen (outside faces are counter-clockwise seen from outside); it saves about
+    a quarter of the torch backend's time but is off by default, because the ICT eyelashes are single-sided
+    sheets whose far side it drops (about 1 % of the head's pixels change).
     """
-    cameras = camera if isinstance(camera, (list, tuple)) else [camera] * (verts.shape[0] if verts.ndim == 3 else 1)
-    check_inputs(verts, faces, cameras)
+    check_mesh(verts, faces)
+    cameras = list(camera) if isinstance(camera, (list, tuple)) else [camera] * verts.shape[0]
+    check_cameras(cameras, verts.shape[0])
     image_size = cameras[0].image_size
     screen = torch.stack([screen_coordinates(mesh, cam) for mesh, cam in zip(verts, cameras)])
-    faces = faces.to(verts.device)
+    faces = faces.to(verts.device, torch.int64)
     rasterize_screen = backend_module(backend, verts.device).rasterize_screen
     pix_to_face, zbuf, bary = rasterize_screen(screen, faces, image_size, cull_backfaces)
     return Fragments(pix_to_face[..., None], zbuf[..., None], bary[..., None, :])
@@ -71,14 +74,17 @@ def backend_module(backend: str, device: torch.device):
     return raster_pytorch3d if backend == "pytorch3d" else raster_torch
 
 
-def check_inputs(verts: torch.Tensor, faces: torch.Tensor, cameras: list[Camera]) -> None:
-    if verts.ndim != 3 or verts.shape[-1] != 3:
-        raise ValueError(f"verts must be (N, V, 3), got {tuple(verts.shape)}")
+def check_mesh(verts: torch.Tensor, faces: torch.Tensor) -> None:
+    if verts.ndim != 3 or verts.shape[-1] != 3 or verts.shape[0] == 0:
+        raise ValueError(f"verts must be (N, V, 3) with N >= 1, got {tuple(verts.shape)}")
     if faces.ndim != 2 or faces.shape[-1] != 3 or faces.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"faces must be an integer (F, 3) tensor, got {faces.dtype} {tuple(faces.shape)}")
     if faces.numel() and (faces.min() < 0 or faces.max() >= verts.shape[1]):
         raise ValueError(f"faces index vertices 0..{verts.shape[1] - 1}, got indices {int(faces.min())}..{int(faces.max())}")
-    if len(cameras) != verts.shape[0]:
-        raise ValueError(f"got {len(cameras)} cameras for {verts.shape[0]} meshes; pass one camera or one per mesh")
+
+
+def check_cameras(cameras: list[Camera], num_meshes: int) -> None:
+    if len(cameras) != num_meshes:
+        raise ValueError(f"got {len(cameras)} cameras for {num_meshes} meshes; pass one camera or one per mesh")
     if len({cam.image_size for cam in cameras}) != 1:
         raise ValueError(f"all cameras of a batch must share one image size, got {sorted({c.image_size for c in cameras})}")

@@ -33,7 +33,8 @@ def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int,
         blur_radius=0.0,
         faces_per_pixel=1,
         bin_size=None if screen.is_cuda else 0,  # coarse-to-fine is CUDA only
-        # A bin may hold every face of a dense region (the ICT mouth interior): never let it overflow.
+        # On CUDA a bin may hold most faces of a dense region (the ICT mouth interior); an overflowing bin drops
+        # faces silently but for a warning, so allow all of them (N × bins × F int32: ~50 MB per 512 px mesh).
         max_faces_per_bin=num_faces,
         perspective_correct=True,
         cull_backfaces=cull_backfaces,

@@ -13,11 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from factory.plan import Background, Light
+from factory.render.camera import Camera
 from factory.render.raster import Fragments
 
 # Specular strength and Blinn-Phong exponent per part id (parts as in FaceModel.part_names): skin has a broad
-# soft sheen, lips a little more, the wet eye a small sharp highlight, the mouth's inside almost none.
-SPECULAR_BY_PART = {"skin": (0.10, 16.0), "brows": (0.04, 8.0), "eyes": (0.6, 120.0), "lips": (0.16, 24.0),
+# soft sheen, the wet eye a small sharp highlight, the mouth's inside almost none. Brows and lips share the skin's:
+# their part labels follow mesh triangles, and a different sheen would draw those jagged borders on the face.
+SKIN_SPECULAR = (0.10, 16.0)
+SPECULAR_BY_PART = {"skin": SKIN_SPECULAR, "brows": SKIN_SPECULAR, "lips": SKIN_SPECULAR, "eyes": (0.6, 120.0),
                     "mouth_interior": (0.05, 16.0), "lashes": (0.02, 8.0), "eye_surface": (0.6, 120.0)}
 GAMMA = 2.2
 
@@ -64,6 +67,16 @@ class CoveredPixels:
         flat = values.reshape(-1, values.shape[-1])
         return self._blend([flat.index_select(0, self.corner_faces + k) for k in range(3)])
 
+    def view_directions(self, camera: Camera) -> torch.Tensor:
+        """(P, 3) world-space unit vectors from each covered pixel's surface point toward the camera: minus the ray
+        through the pixel centre, which needs no interpolation."""
+        width = self.shape[2]
+        within = self.flat_index % (self.shape[1] * width)
+        pixel = torch.stack([(within % width).float(), (within // width).float(), torch.ones_like(within, dtype=torch.float32)], dim=-1)
+        K, R = camera.K.to(pixel), camera.R.to(pixel)
+        rays = pixel @ torch.linalg.inv(K).T @ R  # camera → world: Rᵀ K⁻¹ p, written for rows
+        return -F.normalize(rays, dim=-1)
+
     def scatter(self, values: torch.Tensor, fill: torch.Tensor | float = 0.0) -> torch.Tensor:
         """(P, C) → (N, H, W, C) images, `fill` (a value or an (H, W, C) image) elsewhere."""
         fill = torch.as_tensor(fill, dtype=values.dtype)
@@ -106,30 +119,29 @@ def background_image(background: Background, size: int) -> torch.Tensor:
 
 def shade(
     pixels: CoveredPixels,
-    verts: torch.Tensor,
     normals: torch.Tensor,
     corner_uvs: torch.Tensor,
     face_part: torch.Tensor,
     part_names: tuple[str, ...],
     linear_texture: torch.Tensor,
     light: Light,
-    eye: torch.Tensor,
+    camera: Camera,
 ) -> torch.Tensor:
     """(P, 3) linear-light colour of each covered pixel. `linear_texture` is the texture already raised to GAMMA
-    (once per identity, not once per pixel); `eye` (3,) is the camera centre in world space."""
+    (once per identity, not once per pixel)."""
     albedo = sample_texture(linear_texture, pixels.interpolate_corner(corner_uvs))
-    position_normal = pixels.interpolate_vertex(torch.cat([verts, normals], dim=-1))
-    position, normal = position_normal[:, :3], F.normalize(position_normal[:, 3:], dim=-1)
-    view = F.normalize(eye - position, dim=-1)
+    normal = F.normalize(pixels.interpolate_vertex(normals), dim=-1)
+    view = pixels.view_directions(camera)
     # Seen from behind (inside of the lips, mouth socket), a surface is lit as if it faced the camera.
     normal = torch.where((normal * view).sum(-1, keepdim=True) < 0, -normal, normal)
 
-    to_light = light_direction(light)
-    light_rgb = kelvin_to_rgb(light.color_temperature) * light.intensity
+    device = normal.device
+    to_light = light_direction(light).to(device)
+    light_rgb = (kelvin_to_rgb(light.color_temperature) * light.intensity).to(device)
     lambert = (normal @ to_light).clamp(min=0)[:, None]
     diffuse = albedo * (light.ambient + (1 - light.ambient) * lambert * light_rgb)
 
-    strength, exponent = specular_table(part_names)
+    strength, exponent = (table.to(device) for table in specular_table(part_names))
     part = face_part.index_select(0, pixels.face)
     half = F.normalize(view + to_light, dim=-1)
     highlight = (normal * half).sum(-1).clamp(min=0) ** exponent[part] * strength[part]
