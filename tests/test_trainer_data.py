@@ -39,8 +39,8 @@ def test_samples_stream_in_manifest_order(dataset):
 def test_pairs_of_an_identity(dataset):
     url, metas = dataset
     sample = next(iter_samples(dataset_shards(url)))
-    pairs = identity_pairs(sample)
     meta = metas[0]
+    pairs = identity_pairs(sample, json.loads(sample["meta.json"]))
     assert len(pairs) == len(meta["views"]) * len(meta["expressions"])  # 4 expressions (neutral + 3) × 2 views
     for pair in pairs:
         expression, view = pair.key.split("/")[1].split(".")

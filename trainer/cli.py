@@ -100,6 +100,7 @@ def fit(
         config = TrainConfig(model=model, backbone=backbone_config, epochs=epochs, batch_size=batch_size, lr=lr,
                              backbone_lr=backbone_lr, augmentation=Augmentation() if augment else None, seed=seed,
                              init_checkpoint=init)
+        source.check()
     except (ValueError, FileNotFoundError) as error:
         fail(str(error))
     previous = latest_checkpoint(out)

@@ -108,9 +108,9 @@ def iter_samples(shard_urls: Iterable[str]) -> Iterator[dict]:
             yield from group_by_keys(files)
 
 
-def identity_pairs(sample: dict) -> list[Pair]:
-    """Every (expression image, neutral reference of the same view) pair of one identity, plus neutral–neutral."""
-    meta = json.loads(sample["meta.json"])
+def identity_pairs(sample: dict, meta: dict) -> list[Pair]:
+    """Every (expression image, neutral reference of the same view) pair of one identity, plus neutral–neutral.
+    `meta` is the sample's parsed meta.json."""
     group = {k: meta["demographics"][k] for k in DEMOGRAPHIC_KEYS if k in meta.get("demographics", {})}
     pairs = []
     for view in (v["name"] for v in meta["views"]):
@@ -132,6 +132,10 @@ class ShardPairs:
     url: str
     split: SplitConfig = SplitConfig()
 
+    def check(self) -> None:
+        """Fail now, with a clear message, if the dataset cannot be read (rather than inside every worker)."""
+        dataset_shards(self.url)
+
     def describe(self) -> dict:
         return {"kind": "painfactory-shards", "url": self.url, "split_seed": self.split.seed, "fractions": list(self.split.fractions)}
 
@@ -150,7 +154,7 @@ class ShardPairs:
                 continue
             meta = json.loads(sample["meta.json"])
             if self.split.split_of(meta["id"]) == split:
-                yield from identity_pairs(sample)
+                yield from identity_pairs(sample, meta)
 
 
 # ---------------------------------------------------------------------------------------- images to tensors

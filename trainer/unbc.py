@@ -107,6 +107,11 @@ class UnbcPairs:
         if self.protocol == "kfold" and not (self.folds >= 3 and 0 <= self.fold < self.folds):
             raise ValueError(f"k-fold needs folds >= 3 and 0 <= fold < folds, got fold {self.fold} of {self.folds}")
 
+    def check(self) -> None:
+        """Fail now, with a clear message, if the archive or the fold cannot be used."""
+        for split in ("train", "val", "test"):
+            self.subjects(split)
+
     def describe(self) -> dict:
         return {"kind": "unbc-mcmaster", "root": self.root, "fold": self.fold, "folds": self.folds, "protocol": self.protocol, "seed": self.seed}
 
