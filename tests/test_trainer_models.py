@@ -98,7 +98,7 @@ def test_missing_weight_file_fails_clearly(tmp_path):
 def test_unknown_backbone_and_bad_image_size():
     with pytest.raises(ValueError, match="unknown timm backbone"):
         create_backbone(BackboneConfig(name="vit_nonexistent", image_size=32))
-    with pytest.raises(ValueError, match="multiple of 16"):
+    with pytest.raises(ValueError, match="multiple of the patch size 16"):
         BackboneConfig(**{**TINY, "image_size": 40})
 
 

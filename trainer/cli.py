@@ -60,7 +60,7 @@ def fit(
     depth: Optional[int] = typer.Option(None, help="Override the backbone's depth (tiny CPU models)."),
     embed_dim: Optional[int] = typer.Option(None, help="Override the backbone's width (tiny CPU models)."),
     num_heads: Optional[int] = typer.Option(None, help="Override the backbone's attention heads (tiny CPU models)."),
-    image_size: int = typer.Option(224, help="Input size in pixels (a multiple of 16)."),
+    image_size: int = typer.Option(224, help="Input size in pixels (a multiple of the backbone's patch size)."),
     epochs: int = typer.Option(150, help="Epochs in total (a resumed run continues up to this number)."),
     batch_size: int = typer.Option(48, help="Pairs per batch per worker."),
     lr: float = typer.Option(1e-4, help="Learning rate of the heads and fusion."),

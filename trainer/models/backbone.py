@@ -7,6 +7,7 @@ weights up in the Hugging Face cache (no network) and fails with a clear error w
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +32,9 @@ class BackboneConfig:
     overrides: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.image_size < 16 or self.image_size % 16:
-            raise ValueError(f"image_size must be a positive multiple of 16, got {self.image_size}")
+        patch = self.patch_size
+        if self.image_size < patch or (patch and self.image_size % patch):
+            raise ValueError(f"image_size must be a positive multiple of the patch size {patch} of {self.name}, got {self.image_size}")
         if self.lora_rank < 0:
             raise ValueError(f"lora_rank must be >= 0, got {self.lora_rank}")
         if self.pretrained not in (None, "hub") and not Path(self.pretrained).is_file():
@@ -40,6 +42,14 @@ class BackboneConfig:
                 f"pretrained backbone weights not found: {self.pretrained} "
                 "(give a local .safetensors/.pth file, 'hub' for the Hugging Face cache, or nothing to train from scratch)"
             )
+
+    @property
+    def patch_size(self) -> int:
+        """From the overrides, else from the timm name ("…_patch14_…"); 0 when neither says."""
+        if "patch_size" in self.overrides:
+            return int(self.overrides["patch_size"])
+        found = re.search(r"patch(\d+)", self.name)
+        return int(found.group(1)) if found else 0
 
     def to_dict(self) -> dict:
         return {"name": self.name, "image_size": self.image_size, "pretrained": self.pretrained,
