@@ -111,6 +111,6 @@ def test_fit_fine_tunes_from_a_synthetic_checkpoint(archive, tmp_path, ray_local
     assert not torch.equal(tuned["heads.thresholds.weight"], start["heads.thresholds.weight"])  # it trained from there
     evaluated = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(run), "--unbc", str(archive), "--fold", "1", "--folds", "3", "--json"])
     assert evaluated.exit_code == 0, evaluated.output
-    metrics = json.loads(evaluated.output)
+    metrics = json.loads(evaluated.stdout)  # progress bars go to stderr
     assert metrics["n"] == len(UnbcPairs(str(archive), fold=1, folds=3).subjects("test")) * 8
     assert set(metrics["mae_by_group"]["subject"]) == set(UnbcPairs(str(archive), fold=1, folds=3).subjects("test"))

@@ -18,14 +18,14 @@ def evaluate(checkpoint: str, source, split: str = "test", batch_size: int = 32)
     transform = PairTransform(info["backbone"]["image_size"], tuple(info["mean"]), tuple(info["std"]))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
-    result = predict(model, source, split, transform, batch_size, device)
+    result = predict(model, source, split, transform, batch_size, device, show_progress=True)
     if len(result["pred"]) < 2:
         raise ValueError(f"the {split} split has {len(result['pred'])} pairs; at least 2 are needed to evaluate")
     calibration_split = "val" if split != "val" else "train"
-    calibration = predict(model, source, calibration_split, transform, batch_size, device)
+    calibration = predict(model, source, calibration_split, transform, batch_size, device, show_progress=True)
     if len(calibration["pred"]) < 2 and calibration_split == "val":
         calibration_split = "train"
-        calibration = predict(model, source, calibration_split, transform, batch_size, device)
+        calibration = predict(model, source, calibration_split, transform, batch_size, device, show_progress=True)
     thresholds = calibrate_thresholds(np.asarray(calibration["pred"]), np.asarray(calibration["target"]))
     metrics = pain_metrics(result["pred"], result["target"], thresholds)
     metrics["mae_by_group"] = mae_by_group(result["pred"], result["target"], result["groups"])

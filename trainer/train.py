@@ -170,12 +170,16 @@ def train_epoch(model, optimizer, batch_iterator, weights: LossWeights, device, 
 
 
 @torch.no_grad()
-def predict(model, source, split: str, transform: PairTransform, batch_size: int, device, rank: int = 0, world: int = 1) -> dict:
+def predict(model, source, split: str, transform: PairTransform, batch_size: int, device, rank: int = 0, world: int = 1,
+            show_progress: bool = False) -> dict:
     """Predicted and true PSPI, keys and demographic groups of this rank's share of a split."""
+    from tqdm import tqdm
+
     model.eval()
     rng = random.Random(0)  # unused without augmentation; batches() takes one for symmetry
     result = {"pred": [], "target": [], "keys": [], "groups": []}
-    for batch in batches(source.pairs(split, rank, world), transform, batch_size, rng, drop_last=False):
+    stream = batches(source.pairs(split, rank, world), transform, batch_size, rng, drop_last=False)
+    for batch in tqdm(stream, desc=f"predict {split}", unit="batch", disable=not show_progress, leave=False):
         result["pred"] += model(batch["pain"].to(device), batch["reference"].to(device))["pspi"].float().cpu().tolist()
         result["target"] += batch["pspi"].tolist()
         result["keys"] += batch["keys"]
