@@ -65,3 +65,25 @@ def test_kuberay_manifests_are_well_formed(path):
         if group["groupName"] == "gpu":
             for container in group["template"]["spec"]["containers"]:
                 assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_deployment_commands_parse_with_the_real_cli():
+    """Every `factory …`/`trainer …` command in the deployment files is accepted by the real argument parser."""
+    import typer.main
+
+    from factory.cli import app as factory_app
+
+    from trainer.cli import app as trainer_app
+
+    apps = {"factory": factory_app, "trainer": trainer_app}
+    commands = [yaml.safe_load(p.read_text())["spec"].get("entrypoint") for p in MANIFESTS]
+    commands += re.findall(r"^#\s+((?:factory|trainer) .+)$", (ROOT / "cluster.yaml").read_text(), flags=re.M)
+    checked = 0
+    for command in filter(None, commands):
+        program, *args = shlex.split(command)
+        group = typer.main.get_command(apps[program])
+        name, sub, rest = group.resolve_command(group.make_context(program, list(args), resilient_parsing=True), list(args))
+        assert sub is not None, f"{command!r}: no such command"
+        sub.make_context(name, rest)  # raises on an unknown option or a bad value
+        checked += 1
+    assert checked == 4  # 2 RayJobs + 2 example commands in cluster.yaml
