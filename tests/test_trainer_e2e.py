@@ -106,3 +106,62 @@ def test_vitpain_beats_the_training_mean(tmp_path, ray_local):
     print(f"test MAE {metrics['mae']:.3f} vs training-mean MAE {mean_predictor_mae:.3f}, PCC {metrics['pcc']:.3f}")
     assert metrics["mae"] < 0.7 * mean_predictor_mae, (metrics["mae"], mean_predictor_mae)
     assert metrics["pcc"] > 0.7
+
+
+def test_faces_from_factory_generate_carry_a_learnable_pspi_signal(tmp_path, ray_local):
+    """Learning on real `factory generate` output (48 identities, frontal view, 96 px).
+
+    1. The labels match the pixels: a ridge regression on |pain − neutral| pixels predicts PSPI of unseen
+       identities (measured: r 0.94, MAE 1.2 against the mean's 4.4). Scrambled labels or an AU rig that does not
+       move the face would fail here.
+    2. A model learns it end to end through `trainer`'s streaming, Ray Train and evaluation: the reference-by-
+       feature-difference ViT, from scratch, clearly beats the training mean (measured: MAE 2.4 against 4.4,
+       Pearson 0.78). ViTPain itself reads PSPI from the pain image's CLS token, which sees the reference only
+       through one cross-attention layer; with random backbone weights and 29 training identities it stays at
+       the mean (measured), which is why the official model starts from a frozen pretrained backbone.
+    """
+    import io
+
+    from PIL import Image
+
+    from trainer.data import ShardPairs, SplitConfig
+    from trainer.evaluate import evaluate
+    from trainer.models import BackboneConfig
+    from trainer.train import TrainConfig, fit
+
+    data = tmp_path / "generated"
+    config = tmp_path / "frontal.yaml"
+    config.write_text("plan: {view_yaws: [0.0]}\nrender: {texture_size: 256}\n")
+    generated = run(["factory", "generate", "--identities", "48", "--out", str(data), "--image-size", "96", "--config",
+                     str(config), "--identities-per-shard", "4", "--workers", "2", "--no-progress"])
+    assert generated.returncode == 0, generated.stderr[-3000:]
+    source = ShardPairs(str(data), SplitConfig(seed=1, fractions=(0.6, 0.2, 0.2)))
+
+    def difference_features(split):
+        features, targets = [], []
+        for pair in source.pairs(split):
+            pain, neutral = (np.asarray(Image.open(io.BytesIO(b)).convert("L").resize((48, 48)), float) / 255
+                             for b in (pair.pain, pair.reference))
+            features.append(np.abs(pain - neutral).ravel())
+            targets.append(pair.pspi)
+        return np.c_[np.array(features), np.ones(len(features))], np.array(targets)
+
+    train_x, train_y = difference_features("train")
+    test_x, test_y = difference_features("test")
+    weights = np.linalg.solve(train_x.T @ train_x + np.eye(train_x.shape[1]), train_x.T @ train_y)
+    ridge = test_x @ weights
+    mean_predictor_mae = float(np.mean(np.abs(test_y - train_y.mean())))
+    assert np.corrcoef(ridge, test_y)[0, 1] > 0.85
+    assert np.mean(np.abs(ridge - test_y)) < 0.5 * mean_predictor_mae
+
+    backbone = BackboneConfig(name="vit_tiny_patch16_224", image_size=96,
+                              overrides={"depth": 2, "embed_dim": 64, "num_heads": 2, "patch_size": 8})
+    train_config = TrainConfig(model="vit-diff", backbone=backbone, fusion_heads=2, epochs=30, batch_size=16, lr=1e-3,
+                               backbone_lr=1e-3, weight_decay=0.01, augmentation=None)
+    result = fit(source, train_config, str(tmp_path / "run"), workers=1)
+    assert result.error is None
+    metrics = evaluate(str(tmp_path / "run"), source, "test")
+    print(f"vit-diff on generated faces: test MAE {metrics['mae']:.3f} vs training-mean MAE {mean_predictor_mae:.3f}, "
+          f"PCC {metrics['pcc']:.3f}")
+    assert metrics["mae"] < 0.75 * mean_predictor_mae
+    assert metrics["pcc"] > 0.5
