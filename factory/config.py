@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from factory.identity import RenderConfig
+from factory.options import reject_unknown_keys
 from factory.plan import PlanConfig
 from factory.storage import default_storage_options, public_storage_options
 
@@ -100,10 +101,10 @@ def load_generate_config(config_file: Path | None = None, **flags) -> GenerateCo
     file's. Environment defaults (an S3 endpoint from AWS_ENDPOINT_URL) come last and never override.
     """
     data = read_yaml(config_file) if config_file else {}
-    unknown = sorted(set(data) - {f.name for f in fields(GenerateConfig)})
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {', '.join(unknown)} in {config_file}; "
-                          f"known: {', '.join(f.name for f in fields(GenerateConfig))}")
+    try:
+        reject_unknown_keys(GenerateConfig, data, "config key")
+    except ValueError as error:
+        raise ConfigError(f"{error} (in {config_file})") from None
     image_size = flags.pop("image_size", None)
     flag_options = flags.pop("storage_options", None) or {}
     data.update({name: value for name, value in flags.items() if value is not None})

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from factory.labels import MAX_INTENSITY, MAX_PSPI, PSPI_AUS, pspi, validate_aus
+from factory.options import reject_unknown_keys
 
 # AUs added for realism to pain faces (each independently with probability `extra_au_rate`).
 REALISM_AUS = ("AU20", "AU25", "AU26")
@@ -54,10 +55,8 @@ class ExpressionConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExpressionConfig":
+        reject_unknown_keys(cls, data, "expression option")
         data = dict(data)
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown expression option(s): {', '.join(sorted(unknown))}")
         weights = data.get("pspi_weights")
         if isinstance(weights, dict):  # {pspi: weight}; PSPI values not named get weight 0
             bad = [k for k in weights if not str(k).isdigit() or not 0 <= int(k) <= MAX_PSPI]  # "AU4" is not a PSPI value

@@ -16,12 +16,13 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
+from factory.options import reject_unknown_keys
 from factory.plan import IdentitySpec
 from factory.render.raster import BACKENDS
 
@@ -58,10 +59,7 @@ class RenderConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "RenderConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown render option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        reject_unknown_keys(cls, data, "render option")
         return cls(**data)
 
     def to_dict(self) -> dict:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from factory.expressions import Expression, ExpressionConfig, sample_expressions
+from factory.options import reject_unknown_keys
 
 AgeBand = tuple[int, int]
 
@@ -52,10 +53,8 @@ class PlanConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "PlanConfig":
+        reject_unknown_keys(cls, data, "plan option")
         data = dict(data)
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown plan option(s): {', '.join(sorted(unknown))}")
         if "age_bands" in data:
             data["age_bands"] = tuple(tuple(band) for band in data["age_bands"])
         for name in ("genders", "ethnicities", "view_yaws"):

@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from factory.cli import fail
+
 app = typer.Typer(
     help="Train and evaluate ViTPain and its baselines on painfactory datasets (local or s3://) with Ray Train.",
     no_args_is_help=True,
@@ -19,12 +21,6 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """Train and evaluate ViTPain and its baselines on painfactory datasets (local or s3://) with Ray Train."""
-
-
-def fail(message: str) -> None:
-    """Print a one-line error and exit 2: bad input is the user's to fix, not a traceback."""
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(2)
 
 
 def make_source(data: Optional[str], unbc: Optional[str], fold: int, folds: int, protocol: str, split_seed: int,
