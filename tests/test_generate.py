@@ -79,6 +79,20 @@ def test_local_dataset_has_manifest_and_is_read_by_webdataset_ray_and_tar(local_
     assert verify_dataset(str(local_dataset)).identities == 4
 
 
+def test_hugging_face_datasets_reads_the_shards(local_dataset, tmp_path, monkeypatch):
+    """The Hugging Face `datasets` "webdataset" builder, offline: one row per identity, images decoded, meta parsed."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import datasets
+
+    files = sorted(str(path) for path in (local_dataset / "shards").glob("*.tar"))
+    rows = datasets.load_dataset("webdataset", data_files={"train": files}, split="train", cache_dir=str(tmp_path / "hf"))
+    assert rows["__key__"] == ["id-0000000", "id-0000001", "id-0000002", "id-0000003"]
+    first = rows[0]
+    assert first["meta.json"]["id"] == "id-0000000" and first["pain03.v1.jpg"].size == (64, 64)
+    assert [e["pspi"] for e in first["meta.json"]["expressions"]][0] == 0
+
+
 def test_same_config_and_seed_give_identical_shards_whatever_the_worker_count(local_dataset, tmp_path):
     generate(small_config(tmp_path / "one-worker", workers=1), progress=False)
     two_workers, one_worker = read_manifest(local_dataset), read_manifest(tmp_path / "one-worker")
