@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from factory.expressions import ExpressionConfig
 from factory.plan import PlanConfig, plan_identity
+from factory.shards import write_shard
 
 
 def draw_face(size: int, tone: float, background: tuple, pspi: int, yaw: float) -> bytes:
@@ -34,29 +35,27 @@ def draw_face(size: int, tone: float, background: tuple, pspi: int, yaw: float) 
 def write_dataset(url: str, identities: int, image_size: int = 64, pain_expressions: int = 4, views: tuple = (0.0,),
                   per_shard: int = 2, seed: int = 0) -> list[dict]:
     """Write `identities` identities as shards of `per_shard` under `url`; returns their meta.json dicts."""
-    from webdataset import TarWriter
-
     config = PlanConfig(expressions=ExpressionConfig(pain_expressions=pain_expressions), view_yaws=views)
     fs, root = fsspec.url_to_fs(url)
     metas, shards = [], []
     for first in range(0, identities, per_shard):
         path = f"shards/shard-{first // per_shard:06d}.tar"
-        buffer = io.BytesIO()
-        writer = TarWriter(buffer, mtime=0)
+        samples = []
         count = min(per_shard, identities - first)
         for index in range(first, first + count):
             spec = plan_identity(index, seed, config).to_dict()
             meta = {key: spec[key] for key in ("id", "index", "seed", "demographics", "identity", "skin", "expressions", "light", "background")}
             meta["views"] = [{"name": view["name"], "yaw": view["yaw"]} for view in spec["views"]]
             meta["image_size"] = image_size
-            sample = {"__key__": meta["id"], "meta.json": json.dumps(meta).encode()}
+            sample = {"meta.json": json.dumps(meta).encode()}
             for view in meta["views"]:
                 for expression in meta["expressions"]:
                     sample[f"{expression['name']}.{view['name']}.jpg"] = draw_face(
                         image_size, meta["skin"]["tone"], meta["background"]["top"], expression["pspi"], view["yaw"])
-            writer.write(sample)
+            samples.append((meta["id"], sample))
             metas.append(meta)
-        writer.close()
+        buffer = io.BytesIO()
+        write_shard(buffer, samples)
         data = buffer.getvalue()
         fs.makedirs(f"{root}/shards", exist_ok=True)
         fs.pipe_file(f"{root}/{path}", data)

@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import math
-import posixpath
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +26,9 @@ import fsspec
 import numpy as np
 import torch
 from PIL import Image
+
+from factory.shards import read_shard
+from factory.storage import StorageError, check_relative
 
 SPLITS = ("train", "val", "test")
 PSPI_AUS = ("AU4", "AU6", "AU7", "AU9", "AU10", "AU43")  # the order of the model's AU outputs
@@ -88,9 +90,10 @@ def dataset_shards(url: str) -> list[str]:
         raise ValueError(f"{url}/manifest.json is not a painfactory dataset manifest (format {manifest.get('format')!r})")
     shards = []
     for entry in manifest.get("shards", []):
-        path = posixpath.normpath(entry["path"])
-        if path.startswith(("..", "/")) or "://" in path:
-            raise ValueError(f"manifest shard path {entry['path']!r} leaves the dataset folder")
+        try:
+            path = check_relative(entry["path"])
+        except StorageError:
+            raise ValueError(f"manifest shard path {entry['path']!r} leaves the dataset folder") from None
         shards.append(f"{root}/{path}")
     if not shards:
         raise ValueError(f"the manifest of {url} lists no shards (is the dataset still being generated?)")
@@ -99,13 +102,12 @@ def dataset_shards(url: str) -> list[str]:
 
 def iter_samples(shard_urls: Iterable[str]) -> Iterator[dict]:
     """WebDataset samples ({"__key__": …, "meta.json": bytes, "neutral.v0.jpg": bytes, …}), one per identity,
-    streamed shard by shard through fsspec (local paths, file://, s3://)."""
-    from webdataset.tariterators import group_by_keys, tar_file_iterator
-
+    streamed shard by shard through fsspec (local paths, file://, s3://) by the factory's own shard reader, which
+    refuses unsafe member names and scattered samples."""
     for url in shard_urls:
         with fsspec.open(url, "rb") as stream:
-            files = ({**entry, "__url__": url} for entry in tar_file_iterator(stream))
-            yield from group_by_keys(files)
+            for key, members in read_shard(stream, name=url):
+                yield {"__key__": key, **members}
 
 
 def identity_pairs(sample: dict, meta: dict) -> list[Pair]:
