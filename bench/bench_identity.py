@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 import time
-from pathlib import Path
 
 import torch
+from results import RESULTS, cpu_model, write_section  # bench/results.py, beside this script
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Identity"
-
-
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -93,20 +80,8 @@ def main() -> None:
                 f"figure to compare); "
                 f"renderer setup (face model, rig, UV atlas) {setup:.1f} s once per worker. "
                 f"Measured by `python bench/bench_identity.py --write`.\n\n{table}\n\n{antialias}\n")
-        write_section(text)
+        write_section(SECTION, text)
         print(f"wrote the {SECTION!r} section of {RESULTS}")
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) this bench's section, leaving the other sections of RESULTS.md as they are."""
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    start = existing.find(SECTION)
-    if start < 0:
-        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + text)
-        return
-    end = existing.find("\n## ", start + len(SECTION))
-    tail = existing[end + 1:] if end >= 0 else ""
-    RESULTS.write_text(existing[:start] + text + ("\n" + tail if tail else ""))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,8 +26,8 @@ from factory.plan import View  # noqa: E402
 from factory.render import raster_pytorch3d  # noqa: E402
 from factory.render.camera import head_camera, head_sphere  # noqa: E402
 from factory.render.raster import rasterize  # noqa: E402
+from results import RESULTS, cpu_model, write_section  # noqa: E402  (bench/results.py, beside this script)
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Rasterizer"
 PASSES_PER_IDENTITY = 33  # 11 expressions × 3 views
 
@@ -59,27 +58,6 @@ def culling_loss(verts: torch.Tensor, faces: torch.Tensor, camera) -> float:
     kept = rasterize(verts, faces, camera, backend="torch").pix_to_face
     culled = rasterize(verts, faces, camera, backend="torch", cull_backfaces=True).pix_to_face
     return float((kept != culled).sum() / (kept >= 0).sum())
-
-
-def cpu_name() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown CPU"
-    fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in lines)}
-    return f"{fields.get('Model name', 'unknown CPU')}, {fields.get('CPU(s)', '?')} logical CPUs"
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) our section of RESULTS.md, up to the next '## ' heading."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
-    RESULTS.write_text(new)
 
 
 def main() -> None:
@@ -118,7 +96,7 @@ def main() -> None:
             print(row, flush=True)
 
     notes = [
-        f"Machine: {cpu_name()} (load average {os.getloadavg()[0]:.1f} at the end: shared with other work); "
+        f"Machine: {cpu_model()}, {os.cpu_count()} logical CPUs (load average {os.getloadavg()[0]:.1f} at the end: shared with other work); "
         f"torch {torch.__version__}, {args.threads} thread(s); medians of {args.repeats} runs per torch case, "
         "pytorch3d timed once. Wall time counts waiting for the shared cores; CPU time is the process's own. "
         "ICT head, neutral, 52,220 triangles, framed by `head_camera` from the chin up.",
@@ -133,7 +111,7 @@ def main() -> None:
                      "`cull_backfaces` defaults to False.")
     text = "\n".join([SECTION, "", "`python bench/bench_raster.py " + " ".join(sys.argv[1:]) + "`", "", *rows, "", *notes]) + "\n"
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"wrote the {SECTION!r} section of {RESULTS}")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,21 +24,9 @@ from factory.config import GenerateConfig  # noqa: E402
 from factory.generate import generate  # noqa: E402
 from factory.identity import RenderConfig  # noqa: E402
 from factory.manifest import Manifest  # noqa: E402
+from results import machine, write_section  # noqa: E402  (bench/results.py, beside this script)
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Scaling"
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    try:
-        import torch
-
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    except ImportError:
-        gpu = "no GPU"
-    return f"{model}, {os.cpu_count()} logical CPUs, {gpu}, Python {platform.python_version()}"
 
 
 def run(workers: int, args: argparse.Namespace, root: Path) -> tuple[float, list[str]]:
@@ -50,18 +37,6 @@ def run(workers: int, args: argparse.Namespace, root: Path) -> tuple[float, list
     print(summary.text(), flush=True)
     shas = [s.sha256 for s in Manifest.from_json((out / "manifest.json").read_bytes()).shards]
     return summary.identities_per_minute, shas
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) the Scaling section of RESULTS.md, leaving the other sections as they are."""
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    start = existing.find(SECTION)
-    if start < 0:
-        updated = existing.rstrip("\n") + "\n\n" + text
-    else:
-        end = existing.find("\n## ", start + len(SECTION))
-        updated = existing[:start] + text + (existing[end + 1:] if end >= 0 else "")
-    RESULTS.write_text(updated.rstrip("\n") + "\n")
 
 
 def main() -> None:
@@ -106,7 +81,7 @@ def main() -> None:
     ])
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":
