@@ -29,8 +29,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from factory.identity import IdentityRenderer, RenderConfig, Stopwatch
-    from factory.plan import plan_identity
+    from factory.run.identity import IdentityRenderer, RenderConfig, Stopwatch
+    from factory.spec.plan import plan_identity
 
     started = time.perf_counter()
     renderer = IdentityRenderer(RenderConfig(image_size=args.image_size, texture_size=args.texture_size, backend="torch"))

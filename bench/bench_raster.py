@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from factory.facemodel import FaceModel  # noqa: E402
-from factory.plan import View  # noqa: E402
+from factory.face.model import FaceModel  # noqa: E402
+from factory.spec.plan import View  # noqa: E402
 from factory.render import raster_pytorch3d  # noqa: E402
 from factory.render.camera import head_camera, head_sphere  # noqa: E402
 from factory.render.raster import rasterize  # noqa: E402

@@ -32,7 +32,7 @@ def plan(
     start: int = typer.Option(0, help="Index of the first identity (plans do not depend on the run size)."),
 ) -> None:
     """Write the seeded plan of N identities: demographics, shape, skin, the expression AUs and PSPI, views and light."""
-    from factory.plan import plan_identities
+    from factory.spec.plan import plan_identities
 
     if identities < 1:
         fail(f"--identities must be >= 1, got {identities}")
@@ -57,7 +57,7 @@ def generate(
     identities: int = typer.Option(None, "--identities", "-n", help="How many identities the dataset holds (may grow on a later run)."),
     out: str = typer.Option(None, "--out", "-o", help="Dataset folder or URL: ./out, file:///data/x, s3://bucket/prefix."),
     seed: int = typer.Option(None, help="Dataset seed (default 0; 0 is a seed like any other)."),
-    config: Path = typer.Option(None, "--config", "-c", help="YAML file with any of these options (flags win); see factory/config.py."),
+    config: Path = typer.Option(None, "--config", "-c", help="YAML file with any of these options (flags win); see factory/run/config.py."),
     workers: int = typer.Option(None, help="Worker actors (default: one per CPU, or per GPU group, of the Ray cluster)."),
     gpus_per_worker: float = typer.Option(None, "--gpus-per-worker", help="GPUs per worker actor (default 1 when the cluster has GPUs, else 0)."),
     identities_per_shard: int = typer.Option(None, "--identities-per-shard", help="Identities per WebDataset shard (default 4)."),
@@ -71,10 +71,10 @@ def generate(
     Uses the Ray cluster at RAY_ADDRESS when set, else starts a local one. Running the same command again
     resumes (committed shards are kept); a larger --identities extends the dataset.
     """
-    from factory.config import ConfigError, load_generate_config
-    from factory.generate import GenerateError, generate as run_generate
-    from factory.manifest import ManifestError
-    from factory.storage import StorageError, parse_storage_options
+    from factory.run.config import ConfigError, load_generate_config
+    from factory.run.generate import GenerateError, generate as run_generate
+    from factory.format.manifest import ManifestError
+    from factory.format.storage import StorageError, parse_storage_options
 
     try:
         settings = load_generate_config(
@@ -98,8 +98,8 @@ def verify(
 
     Exits 1 at the first problem, naming the shard and member.
     """
-    from factory.storage import StorageError, default_storage_options, parse_storage_options
-    from factory.verify import VerifyError, verify_dataset
+    from factory.format.storage import StorageError, default_storage_options, parse_storage_options
+    from factory.qa.verify import VerifyError, verify_dataset
 
     try:
         options = {**default_storage_options(url), **parse_storage_options(storage_option or [])}
@@ -116,10 +116,10 @@ def inspect_dataset(
     storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable."),
 ) -> None:
     """Summarise a dataset: identities, images, the PSPI histogram and the demographic balance."""
-    from factory.dataset_summary import summarize_dataset
-    from factory.manifest import ManifestError
-    from factory.shards import ShardError
-    from factory.storage import StorageError, default_storage_options, parse_storage_options
+    from factory.qa.summary import summarize_dataset
+    from factory.format.manifest import ManifestError
+    from factory.format.shards import ShardError
+    from factory.format.storage import StorageError, default_storage_options, parse_storage_options
 
     try:
         options = {**default_storage_options(url), **parse_storage_options(storage_option or [])}
@@ -136,12 +136,12 @@ def render_identity(
     out: Path = typer.Option(..., help="Folder to write; one file per sample member, named as the member "
                              "(meta.json, neutral.v0.jpg, pain00.heat.png, mesh.obj, …; see docs/DATA.md)."),
     image_size: int = typer.Option(512, help="Width and height of every image in pixels."),
-    texturer: str = typer.Option("procedural", help="Texturer name (see factory.texture.TEXTURERS)."),
+    texturer: str = typer.Option("procedural", help="Texturer name (see factory.face.texture.TEXTURERS)."),
     texture_size: int = typer.Option(1024, help="Width and height of the UV texture in texels."),
 ) -> None:
     """Render one planned identity (every expression from every view, heatmaps, mesh, texture) into a folder."""
-    from factory.identity import IdentityRenderer, RenderConfig
-    from factory.plan import plan_identity
+    from factory.run.identity import IdentityRenderer, RenderConfig
+    from factory.spec.plan import plan_identity
 
     if index < 0:
         fail(f"--index must be >= 0, got {index}")
@@ -174,11 +174,11 @@ def preview(
     the identity's demographics and each expression's AUs and PSPI."""
     from PIL import Image
 
-    from factory.dataset import dataset_members
-    from factory.manifest import MANIFEST_NAME, ManifestError
-    from factory.preview import contact_sheet, read_sample_folders
-    from factory.shards import ShardError
-    from factory.storage import StorageError, default_storage_options, parse_storage_options
+    from factory.format.dataset import dataset_members
+    from factory.format.manifest import MANIFEST_NAME, ManifestError
+    from factory.qa.preview import contact_sheet, read_sample_folders
+    from factory.format.shards import ShardError
+    from factory.format.storage import StorageError, default_storage_options, parse_storage_options
 
     try:
         if "://" in source or (Path(source) / MANIFEST_NAME).is_file():

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from factory.facemodel import FaceModel
-from factory.plan import PlanConfig, View, plan_identity
+from factory.face.model import FaceModel
+from factory.spec.plan import PlanConfig, View, plan_identity
 from factory.render.camera import Camera, head_camera, head_sphere, intrinsics
 
 # Multi-PIE landmark numbers: 30 nose tip, 36/45 outer corners of the right/left eye, 2/14 right/left cheek

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from factory.facemodel import FaceModel
+from factory.face.model import FaceModel
 
 ASSET = Path(__file__).parents[1] / "factory" / "assets" / "ict_face_light.npz"
 SOURCE = Path(__file__).parents[2] / "shared" / "assets" / "ict-facekit" / "shapes.npz"

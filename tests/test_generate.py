@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from factory.config import GenerateConfig
-from factory.generate import GenerateError, generate
-from factory.identity import RenderConfig
-from factory.manifest import Manifest
-from factory.verify import verify_dataset
+from factory.run.config import GenerateConfig
+from factory.run.generate import GenerateError, generate
+from factory.run.identity import RenderConfig
+from factory.format.manifest import Manifest
+from factory.qa.verify import verify_dataset
 
 SMALL = RenderConfig(image_size=64, texture_size=128)
 IMAGES_PER_IDENTITY = 33  # 11 expressions × 3 views, the default plan
@@ -27,7 +27,7 @@ def small_config(out, identities: int = 4, **overrides) -> GenerateConfig:
 
 
 def test_a_config_file_sets_every_option_and_flags_win(tmp_path):
-    from factory.config import load_generate_config
+    from factory.run.config import load_generate_config
 
     (tmp_path / "c.yaml").write_text(
         "identities: 10\nout: s3://bucket/x\nseed: 0\nworkers: 3\ngpus_per_worker: 1\nidentities_per_shard: 5\noverwrite: true\n"
@@ -139,7 +139,7 @@ def test_rerun_resumes_growth_extends_and_a_different_config_is_refused(tmp_path
 def test_killed_worker_actors_have_their_shards_redone_once(tmp_path, ray_local):
     import ray
 
-    from factory.generate import ACTOR_NAMESPACE
+    from factory.run.generate import ACTOR_NAMESPACE
 
     killed = []
 
@@ -168,7 +168,7 @@ def test_s3_dataset_on_moto_is_read_by_webdataset_and_ray(s3, ray_local):
     import ray.data
     import webdataset
 
-    from factory.storage import default_storage_options
+    from factory.format.storage import default_storage_options
 
     url = f"s3://{s3.bucket}/run1"
     summary = generate(small_config(url, storage_options=default_storage_options(url)), progress=False)

@@ -19,12 +19,12 @@ import pytest
 from typer.testing import CliRunner
 
 from factory.cli import app
-from factory.config import GenerateConfig
-from factory.generate import GenerateError, generate
-from factory.identity import RenderConfig
-from factory.manifest import Manifest
-from factory.storage import StorageError
-from factory.verify import verify_dataset
+from factory.run.config import GenerateConfig
+from factory.run.generate import GenerateError, generate
+from factory.run.identity import RenderConfig
+from factory.format.manifest import Manifest
+from factory.format.storage import StorageError
+from factory.qa.verify import verify_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_YAML = "render: {image_size: 64, texture_size: 128}\n"
@@ -130,9 +130,9 @@ def test_the_s3_server_stopping_mid_run_fails_clearly_and_a_rerun_completes(s3, 
 GPU_PLACEMENT_SCRIPT = textwrap.dedent("""
     import json, sys
     import ray
-    from factory.config import GenerateConfig
-    from factory.generate import GenerateError, WorkerPool, generate
-    from factory.identity import RenderConfig
+    from factory.run.config import GenerateConfig
+    from factory.run.generate import GenerateError, WorkerPool, generate
+    from factory.run.identity import RenderConfig
 
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
     config = GenerateConfig(identities=2, out=sys.argv[1], identities_per_shard=1, render=RenderConfig(image_size=32, texture_size=64))

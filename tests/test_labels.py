@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from factory.labels import PSPI_AUS, pspi, validate_aus
+from factory.spec.labels import PSPI_AUS, pspi, validate_aus
 
 
 def test_pspi_formula_over_every_combination():

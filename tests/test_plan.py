@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from factory.expressions import ExpressionConfig, decompositions, sample_expressions
-from factory.labels import MAX_PSPI, NON_PSPI_AUS, PSPI_AUS, pspi
-from factory.plan import IdentitySpec, PlanConfig, plan_identities, plan_identity
+from factory.spec.expressions import ExpressionConfig, decompositions, sample_expressions
+from factory.spec.labels import MAX_PSPI, NON_PSPI_AUS, PSPI_AUS, pspi
+from factory.spec.plan import IdentitySpec, PlanConfig, plan_identities, plan_identity
 
 
 def plan_lines(count, seed, config=None):

@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from factory.cli import app
-from factory.preview import CAPTION_WIDTH, HEADER_HEIGHT, contact_sheet, read_sample_folders, sheet_size
+from factory.qa.preview import CAPTION_WIDTH, HEADER_HEIGHT, contact_sheet, read_sample_folders, sheet_size
 
 
 @pytest.fixture(scope="module")

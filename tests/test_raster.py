@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from factory.facemodel import FaceModel
-from factory.plan import View
+from factory.face.model import FaceModel
+from factory.spec.plan import View
 from factory.render import raster_pytorch3d
 from factory.render.camera import Camera, head_camera, head_sphere
 from factory.render.raster import rasterize

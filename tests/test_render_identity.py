@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from factory.expressions import Expression
-from factory.identity import DEPTH_UNIT_CM, IdentityRenderer, RenderConfig
-from factory.labels import PSPI_AUS, pspi
-from factory.plan import plan_identity
+from factory.spec.expressions import Expression
+from factory.run.identity import DEPTH_UNIT_CM, IdentityRenderer, RenderConfig
+from factory.spec.labels import PSPI_AUS, pspi
+from factory.spec.plan import plan_identity
 
 SIZE = 96
 BROWS, EYES = slice(17, 27), slice(36, 48)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from factory.facemodel import FaceModel
-from factory.labels import RIG_AUS, max_intensity
-from factory.rig import AURig, INTENSITY_WEIGHT
+from factory.face.model import FaceModel
+from factory.spec.labels import RIG_AUS, max_intensity
+from factory.face.rig import AURig, INTENSITY_WEIGHT
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from factory.shards import ShardError, plan_shards, read_shard, write_shard
+from factory.format.shards import ShardError, plan_shards, read_shard, write_shard
 
 
 def samples(count: int = 2) -> list[tuple[str, dict[str, bytes]]]:

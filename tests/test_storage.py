@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from factory.storage import Storage, StorageError, default_storage_options, parse_storage_options, public_storage_options
+from factory.format.storage import Storage, StorageError, default_storage_options, parse_storage_options, public_storage_options
 
 
 def test_storage_options_nest_parse_scalars_and_hide_credentials():

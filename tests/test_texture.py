@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from factory.facemodel import FaceModel
-from factory.plan import Demographics, Skin
-from factory.texture import ATLAS_CELLS, TEXTURERS, ProceduralTexturer, make_texturer
+from factory.face.model import FaceModel
+from factory.spec.plan import Demographics, Skin
+from factory.face.texture import ATLAS_CELLS, TEXTURERS, ProceduralTexturer, make_texturer
 
 LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
 SKIN = Skin(tone=0.3, fitzpatrick=2, undertone=0.0, redness=0.5, freckles=0.0, iris="brown", hair="brown", texture_seed=11)

@@ -13,9 +13,9 @@ import fsspec
 import numpy as np
 from PIL import Image, ImageDraw
 
-from factory.expressions import ExpressionConfig
-from factory.plan import PlanConfig, plan_identity
-from factory.shards import write_shard
+from factory.spec.expressions import ExpressionConfig
+from factory.spec.plan import PlanConfig, plan_identity
+from factory.format.shards import write_shard
 
 
 def draw_face(size: int, tone: float, background: tuple, pspi: int, yaw: float) -> bytes:

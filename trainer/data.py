@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from factory.shards import read_shard
-from factory.storage import StorageError, check_relative
+from factory.format.shards import read_shard
+from factory.format.storage import StorageError, check_relative
 
 SPLITS = ("train", "val", "test")
 PSPI_AUS = ("AU4", "AU6", "AU7", "AU9", "AU10", "AU43")  # the order of the model's AU outputs

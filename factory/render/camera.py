@@ -6,7 +6,7 @@
 World space is the face model's: centimetres, +y up, the face looks toward +z, so the person's right side is
 at world -x.
 
-View angles (degrees, from `factory.plan.View`), for a camera orbiting the head centre:
+View angles (degrees, from `factory.spec.plan.View`), for a camera orbiting the head centre:
 - yaw 0 is frontal. NEGATIVE yaw moves the camera to the face's RIGHT side (world -x), so the image shows the
   right cheek; positive yaw shows the left cheek. Equivalently, relative to the camera the head is turned to
   its own left by |yaw| when yaw is negative.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from factory.plan import View
+from factory.spec.plan import View
 
 DEFAULT_FOV_DEG = 25.0  # a portrait lens (about 80 mm across a 36 mm frame): little perspective distortion
 FRAME_FILL = 0.9  # the head's bounding sphere spans this share of the frame at distance_scale 1

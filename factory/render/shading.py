@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from factory.plan import Background, Light
+from factory.spec.plan import Background, Light
 from factory.render.camera import Camera
 from factory.render.raster import Fragments
 

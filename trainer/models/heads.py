@@ -16,7 +16,7 @@ from torch import nn
 
 MAX_PSPI = 16.0
 PSPI_THRESHOLDS = (1, 2, 3)
-AU_COUNT = 6  # AU4, AU6, AU7, AU9, AU10, AU43: factory.labels.PSPI_AUS
+AU_COUNT = 6  # AU4, AU6, AU7, AU9, AU10, AU43: factory.spec.labels.PSPI_AUS
 
 
 class PainHeads(nn.Module):

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from factory.expressions import Expression, ExpressionConfig, sample_expressions
+from factory.spec.expressions import Expression, ExpressionConfig, sample_expressions
 from factory.options import reject_unknown_keys
 
 AgeBand = tuple[int, int]

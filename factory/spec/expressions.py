@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from factory.labels import MAX_INTENSITY, MAX_PSPI, PSPI_AUS, pspi, validate_aus
+from factory.spec.labels import MAX_INTENSITY, MAX_PSPI, PSPI_AUS, pspi, validate_aus
 from factory.options import reject_unknown_keys
 
 # AUs added for realism to pain faces (each independently with probability `extra_au_rate`).

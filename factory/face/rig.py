@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from factory.facemodel import FaceModel
-from factory.labels import RIG_AUS, validate_aus
+from factory.face.model import FaceModel
+from factory.spec.labels import RIG_AUS, validate_aus
 
 AU_SHAPES: dict[str, dict[str, float]] = {
     "AU1": {"browInnerUp_L": 1.0, "browInnerUp_R": 1.0},

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from factory.options import reject_unknown_keys
-from factory.plan import IdentitySpec
+from factory.spec.plan import IdentitySpec
 from factory.render.raster import BACKENDS
 
 DEPTH_UNIT_CM = 0.01  # depth.png stores depth / DEPTH_UNIT_CM as uint16: 0.1 mm steps up to 6.5 m
@@ -42,7 +42,7 @@ class RenderConfig:
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
 
     def __post_init__(self) -> None:
-        from factory.texture import TEXTURERS
+        from factory.face.texture import TEXTURERS
 
         if not 32 <= self.image_size <= 4096:
             raise ValueError(f"image_size must be 32..4096 pixels, got {self.image_size}")
@@ -70,9 +70,9 @@ class IdentityRenderer:
     """Long-lived: holds the face model, rig, texturer (with its UV atlas) and rasterizer settings."""
 
     def __init__(self, config: RenderConfig | None = None):
-        from factory.facemodel import FaceModel
-        from factory.rig import AURig
-        from factory.texture import make_texturer
+        from factory.face.model import FaceModel
+        from factory.face.rig import AURig
+        from factory.face.texture import make_texturer
 
         self.config = config or RenderConfig()
         # The rig and the texturer run on the CPU (small, once per identity); raster, shading and layers run on
@@ -88,7 +88,7 @@ class IdentityRenderer:
 
     def render(self, spec: IdentitySpec) -> dict[str, object]:
         """All layers of one identity. Arrays are indexed [expression, view, …] in spec order."""
-        from factory.heatmap import heatmap_layer, vertex_heat
+        from factory.render.heatmap import heatmap_layer, vertex_heat
         from factory.render.camera import bounding_sphere, head_camera
         from factory.render.layers import depth_layer, landmarks_layer, rgb_layer, segmentation_layer
         from factory.render.raster import rasterize
@@ -147,7 +147,7 @@ class IdentityRenderer:
     def meta(self, spec: IdentitySpec, layers: dict[str, object]) -> dict:
         """meta.json of docs/DATA.md: the plan, labels, cameras, landmarks and how the sample was made."""
         from factory import __version__
-        from factory.heatmap import NORMALISATION_CM
+        from factory.render.heatmap import NORMALISATION_CM
 
         data = spec.to_dict()
         for x, expression in enumerate(data["expressions"]):

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from factory.labels import pspi
-from factory.manifest import MANIFEST_NAME, ManifestError, ShardRecord, load_manifest
-from factory.plan import identity_id
-from factory.shards import ShardError, read_shard
-from factory.storage import Storage
+from factory.spec.labels import pspi
+from factory.format.manifest import MANIFEST_NAME, ManifestError, ShardRecord, load_manifest
+from factory.spec.plan import identity_id
+from factory.format.shards import ShardError, read_shard
+from factory.format.storage import Storage
 
 
 class VerifyError(ValueError):

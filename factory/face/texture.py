@@ -29,8 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from factory.facemodel import FaceModel
-from factory.plan import Demographics, Skin
+from factory.face.model import FaceModel
+from factory.spec.plan import Demographics, Skin
 
 # ICT sub-meshes by vertex range (0-based, inclusive; ../shared/assets/ict-facekit/NOTICE.md).
 EYEBALLS = (21451, 24590)
@@ -398,7 +398,7 @@ class ProceduralTexturer(Texturer):
 
     def _lash_line(self, p: torch.Tensor) -> torch.Tensor:
         """(P,) 0..0.9 darkening along the lid margins where the lashes grow: wider on the upper lid."""
-        from factory.rig import find_margins
+        from factory.face.rig import find_margins
 
         near_eyes = (p[:, 1] > float(self.landmarks[29, 1])) & (p[:, 1] < float(self.landmarks[19, 1]))
         points = p[near_eyes]

@@ -12,11 +12,11 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from factory.identity import IdentityRenderer, RenderConfig
-from factory.manifest import ShardRecord
-from factory.plan import PlanConfig, plan_identity
-from factory.shards import ShardTask, write_shard
-from factory.storage import Storage
+from factory.run.identity import IdentityRenderer, RenderConfig
+from factory.format.manifest import ShardRecord
+from factory.spec.plan import PlanConfig, plan_identity
+from factory.format.shards import ShardTask, write_shard
+from factory.format.storage import Storage
 
 IMAGE_SUFFIXES = (".jpg", ".png")
 

@@ -23,11 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from factory import __version__
-from factory.config import GenerateConfig, content_differences
-from factory.manifest import MANIFEST_NAME, Manifest, ShardRecord, load_manifest, save_manifest
-from factory.shards import SHARD_DIR, ShardTask, plan_shards
-from factory.storage import Storage
-from factory.workers import ShardResult, ShardWorker
+from factory.run.config import GenerateConfig, content_differences
+from factory.format.manifest import MANIFEST_NAME, Manifest, ShardRecord, load_manifest, save_manifest
+from factory.format.shards import SHARD_DIR, ShardTask, plan_shards
+from factory.format.storage import Storage
+from factory.run.workers import ShardResult, ShardWorker
 
 logger = logging.getLogger(__name__)
 ACTOR_NAMESPACE = "painfactory"  # actors are named "<run id>-worker-<n>" there, so `ray list actors` shows whose they are

@@ -10,8 +10,8 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from factory.shards import SHARD_DIR
-from factory.storage import Storage, check_relative
+from factory.format.shards import SHARD_DIR
+from factory.format.storage import Storage, check_relative
 
 FORMAT = "painfactory-dataset/1"
 MANIFEST_NAME = "manifest.json"

@@ -1,7 +1,7 @@
 """The `factory generate` configuration: one frozen dataclass, read from a YAML file and command-line flags.
 
 Every flag has a YAML spelling: the top-level keys are the fields of GenerateConfig, `plan:` holds PlanConfig
-fields (factory/plan.py) and `render:` RenderConfig fields (factory/identity.py); `--image-size` is
+fields (factory/spec/plan.py) and `render:` RenderConfig fields (factory/run/identity.py); `--image-size` is
 `render: {image_size: …}`. A flag given on the command line wins over the file.
 
 ```yaml
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import yaml
 
-from factory.identity import RenderConfig
+from factory.run.identity import RenderConfig
 from factory.options import reject_unknown_keys
-from factory.plan import PlanConfig
-from factory.storage import default_storage_options, public_storage_options
+from factory.spec.plan import PlanConfig
+from factory.format.storage import default_storage_options, public_storage_options
 
 # The settings that decide the bytes of every shard. An existing dataset may only be extended or resumed
 # with the same values; `identities` may grow (see generate.open_output), the rest (workers, out, …) is how

@@ -6,8 +6,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from factory.dataset import iter_samples, open_dataset
-from factory.labels import MAX_PSPI
+from factory.format.dataset import iter_samples, open_dataset
+from factory.spec.labels import MAX_PSPI
 
 DEMOGRAPHIC_FIELDS = ("gender", "age_band", "ethnicity")
 BAR_WIDTH = 40

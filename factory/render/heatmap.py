@@ -12,7 +12,7 @@ import torch
 
 from factory.render.shading import CoveredPixels
 
-# 1.0 ≈ a strong AU. Measured on the template with factory.rig.AURig, each PSPI AU alone at maximum intensity moves
+# 1.0 ≈ a strong AU. Measured on the template with factory.face.rig.AURig, each PSPI AU alone at maximum intensity moves
 # its top 1 % of face vertices by at least: AU4 0.47 cm, AU6 0.75, AU7 0.27, AU9 0.88, AU10 0.42, AU43 1.03 (peaks
 # 0.37–1.78 cm). 1 cm therefore saturates only where a maximal AU moves most, and an AU at intensity 1–2 stays in
 # the dark-red third of the scale.

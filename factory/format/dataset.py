@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from factory.manifest import MANIFEST_NAME, Manifest, load_manifest
-from factory.shards import read_shard
-from factory.storage import Storage, default_storage_options
+from factory.format.manifest import MANIFEST_NAME, Manifest, load_manifest
+from factory.format.shards import read_shard
+from factory.format.storage import Storage, default_storage_options
 
 
 def open_dataset(url: str, storage_options: dict | None = None) -> tuple[Storage, Manifest]:

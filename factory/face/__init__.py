@@ -1,0 +1,1 @@
+"""The face: the morphable model, the AU rig that poses it, and the texturers that paint it."""

@@ -1,0 +1,1 @@
+"""Looking at what was made: verify a dataset, summarise it, draw contact sheets."""
