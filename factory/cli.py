@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from factory.errors import FactoryError, fail, reporting_command
+from factory.format.storage import parse_storage_options, resolve_storage_options
+
 app = typer.Typer(
     help="painfactory: synthetic 3D pain faces with exact action units and PSPI labels, at any scale.",
     no_args_is_help=True,
@@ -16,15 +19,15 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """painfactory: synthetic 3D pain faces with exact action units and PSPI labels, at any scale."""
+command = reporting_command(app)  # each command: a FactoryError becomes one line on stderr and exit status 2
 
 
-def fail(message: str) -> None:
-    """Print a one-line error and exit 2: bad input is the user's to fix, not a traceback."""
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(2)
+def storage_options_for(url: str, pairs: list[str] | None) -> dict:
+    """What every command passes to the store: environment defaults, then the --storage-option flags."""
+    return resolve_storage_options(url, parse_storage_options(pairs or []))
 
 
-@app.command()
+@command()
 def plan(
     identities: int = typer.Option(..., "--identities", "-n", help="How many identities to plan."),
     seed: int = typer.Option(0, help="Dataset seed; 0 is a seed like any other."),
@@ -52,7 +55,7 @@ def plan(
 
 
 
-@app.command()
+@command()
 def generate(
     identities: int = typer.Option(None, "--identities", "-n", help="How many identities the dataset holds (may grow on a later run)."),
     out: str = typer.Option(None, "--out", "-o", help="Dataset folder or URL: ./out, file:///data/x, s3://bucket/prefix."),
@@ -71,24 +74,18 @@ def generate(
     Uses the Ray cluster at RAY_ADDRESS when set, else starts a local one. Running the same command again
     resumes (committed shards are kept); a larger --identities extends the dataset.
     """
-    from factory.run.config import ConfigError, load_generate_config
-    from factory.run.generate import GenerateError, generate as run_generate
-    from factory.format.manifest import ManifestError
-    from factory.format.storage import StorageError, parse_storage_options
+    from factory.run.config import load_generate_config
+    from factory.run.generate import generate as run_generate
 
-    try:
-        settings = load_generate_config(
-            config, identities=identities, out=out, seed=seed, workers=workers, gpus_per_worker=gpus_per_worker,
-            identities_per_shard=identities_per_shard, image_size=image_size, overwrite=overwrite,
-            storage_options=parse_storage_options(storage_option or []),
-        )
-        summary = run_generate(settings, progress=progress)
-    except (ConfigError, GenerateError, ManifestError, StorageError, ValueError) as error:
-        fail(str(error))
-    typer.echo(summary.text())
+    settings = load_generate_config(
+        config, identities=identities, out=out, seed=seed, workers=workers, gpus_per_worker=gpus_per_worker,
+        identities_per_shard=identities_per_shard, image_size=image_size, overwrite=overwrite,
+        storage_options=parse_storage_options(storage_option or []),
+    )
+    typer.echo(run_generate(settings, progress=progress).text())
 
 
-@app.command()
+@command()
 def verify(
     url: str = typer.Argument(..., help="Dataset folder or URL (the folder holding manifest.json)."),
     storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable."),
@@ -98,38 +95,28 @@ def verify(
 
     Exits 1 at the first problem, naming the shard and member.
     """
-    from factory.format.storage import StorageError, default_storage_options, parse_storage_options
-    from factory.qa.verify import VerifyError, verify_dataset
+    from factory.qa.verify import verify_dataset
 
     try:
-        options = {**default_storage_options(url), **parse_storage_options(storage_option or [])}
-        report = verify_dataset(url, options, progress=progress)
-    except (VerifyError, StorageError) as error:
+        report = verify_dataset(url, storage_options_for(url, storage_option), progress=progress)
+    except FactoryError as error:  # a damaged or unreadable dataset is the answer verify gives, exit status 1
         typer.secho(f"FAILED: {error}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1)
     typer.echo(report.text())
 
 
-@app.command("inspect")
+@command("inspect")
 def inspect_dataset(
     url: str = typer.Argument(..., help="Dataset folder or URL (the folder holding manifest.json)."),
     storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable."),
 ) -> None:
     """Summarise a dataset: identities, images, the PSPI histogram and the demographic balance."""
     from factory.qa.summary import summarize_dataset
-    from factory.format.manifest import ManifestError
-    from factory.format.shards import ShardError
-    from factory.format.storage import StorageError, default_storage_options, parse_storage_options
 
-    try:
-        options = {**default_storage_options(url), **parse_storage_options(storage_option or [])}
-        summary = summarize_dataset(url, options, progress=True)
-    except (FileNotFoundError, ManifestError, ShardError, StorageError) as error:
-        fail(str(error))
-    typer.echo(summary.text())
+    typer.echo(summarize_dataset(url, storage_options_for(url, storage_option), progress=True).text())
 
 
-@app.command("render-identity")
+@command("render-identity")
 def render_identity(
     seed: int = typer.Option(0, help="Dataset seed the identity is planned from."),
     index: int = typer.Option(0, help="Index of the identity in that dataset."),
@@ -145,10 +132,7 @@ def render_identity(
 
     if index < 0:
         fail(f"--index must be >= 0, got {index}")
-    try:
-        config = RenderConfig(image_size=image_size, texturer=texturer, texture_size=texture_size)
-    except ValueError as error:
-        fail(str(error))
+    config = RenderConfig(image_size=image_size, texturer=texturer, texture_size=texture_size)
     spec = plan_identity(index, seed)
     renderer = IdentityRenderer(config)
     members = renderer.encode_sample(spec, renderer.render(spec))
@@ -160,7 +144,7 @@ def render_identity(
     typer.echo(f"rendered {spec.id} (seed {seed}): {len(members)} files → {out}")
 
 
-@app.command()
+@command()
 def preview(
     source: str = typer.Argument(..., help="A dataset folder or URL (holding manifest.json: ./out, s3://bucket/prefix), "
                                  "a folder written by render-identity, or a folder of such folders."),
@@ -174,21 +158,15 @@ def preview(
     the identity's demographics and each expression's AUs and PSPI."""
     from PIL import Image
 
-    from factory.format.dataset import dataset_members
-    from factory.format.manifest import MANIFEST_NAME, ManifestError
+    from factory.format.dataset import open_dataset
+    from factory.format.manifest import MANIFEST_NAME
     from factory.qa.preview import contact_sheet, read_sample_folders
-    from factory.format.shards import ShardError
-    from factory.format.storage import StorageError, default_storage_options, parse_storage_options
 
-    try:
-        if "://" in source or (Path(source) / MANIFEST_NAME).is_file():
-            options = {**default_storage_options(source), **parse_storage_options(storage_option or [])}
-            samples = dataset_members(source, options)
-        else:
-            samples = read_sample_folders(Path(source))
-        sheet = contact_sheet(samples, max_identities=max_identities, thumb=thumb)
-    except (FileNotFoundError, ValueError, ManifestError, ShardError, StorageError) as error:
-        fail(str(error))
+    if "://" in source or (Path(source) / MANIFEST_NAME).is_file():
+        samples = (members for _, members in open_dataset(source, storage_options_for(source, storage_option)).samples())
+    else:
+        samples = read_sample_folders(Path(source))
+    sheet = contact_sheet(samples, max_identities=max_identities, thumb=thumb)
     out.parent.mkdir(parents=True, exist_ok=True)
     if palette:
         sheet = sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)

@@ -26,7 +26,7 @@ def test_fit_names_bad_options(tmp_path):
     assert "pretrained backbone weights not found" in runner.invoke(app, base + ["--pretrained", str(tmp_path / "none.pth")]).output
     assert "summing to 1" in runner.invoke(app, base + ["--split-fractions", "0.5", "0.5", "0.5"]).output
     assert "multiple of the patch size 16" in runner.invoke(app, base + ["--image-size", "50"]).output
-    assert "no manifest.json" in runner.invoke(app, base).output  # checked before Ray starts
+    assert "manifest.json not found: not a painfactory dataset" in runner.invoke(app, base).output  # checked before Ray starts
     assert not (tmp_path / "run").exists()  # nothing was started or written
 
 

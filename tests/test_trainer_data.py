@@ -6,9 +6,11 @@ import random
 import pytest
 import torch
 
+from factory.format.dataset import DatasetError, open_dataset
+from factory.format.manifest import ManifestError
+from factory.format.storage import StorageError
 from tests.trainer_shards import write_dataset
-from trainer.data import (SPLITS, Augmentation, PairTransform, ShardPairs, SplitConfig, batches, dataset_shards,
-                          identity_pairs, iter_samples, shuffled)
+from trainer.data import SPLITS, Augmentation, PairTransform, ShardPairs, SplitConfig, batches, identity_pairs, shuffled
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +34,13 @@ def test_split_is_seeded_stable_and_roughly_70_20_10():
 
 def test_samples_stream_in_manifest_order(dataset):
     url, metas = dataset
-    samples = list(iter_samples(dataset_shards(url)))
-    assert [s["__key__"] for s in samples] == [m["id"] for m in metas]
+    keys = [key for key, _ in open_dataset(url).samples()]
+    assert keys == [m["id"] for m in metas]
 
 
 def test_pairs_of_an_identity(dataset):
     url, metas = dataset
-    sample = next(iter_samples(dataset_shards(url)))
+    _, sample = next(open_dataset(url).samples())
     meta = metas[0]
     pairs = identity_pairs(sample, json.loads(sample["meta.json"]))
     assert len(pairs) == len(meta["views"]) * len(meta["expressions"])  # 4 expressions (neutral + 3) × 2 views
@@ -46,7 +48,9 @@ def test_pairs_of_an_identity(dataset):
         expression, view = pair.key.split("/")[1].split(".")
         assert pair.reference == sample[f"neutral.{view}.jpg"]  # the reference is the neutral face of the same view
         assert pair.pain == sample[f"{expression}.{view}.jpg"]
-        assert pair.pspi == next(e["pspi"] for e in meta["expressions"] if e["name"] == expression)
+        labels = next(e for e in meta["expressions"] if e["name"] == expression)
+        assert pair.pspi == labels["pspi"]
+        assert pair.aus == tuple(labels["aus"][au] / top for au, top in zip(("AU4", "AU6", "AU7", "AU9", "AU10", "AU43"), (5, 5, 5, 5, 5, 1)))
         assert pair.group == {k: meta["demographics"][k] for k in ("age_band", "gender", "ethnicity")}
     neutral = [p for p in pairs if "/neutral." in p.key]
     assert len(neutral) == 2 and all(p.pspi == 0 and p.aus == (0.0,) * 6 for p in neutral)
@@ -80,17 +84,20 @@ def test_s3_stream_equals_local(dataset, s3, tmp_path):
 
 
 def test_manifest_problems_are_named(tmp_path, dataset):
-    with pytest.raises(FileNotFoundError, match="no manifest.json"):
-        dataset_shards(str(tmp_path))
+    with pytest.raises(DatasetError, match="manifest.json not found: not a painfactory dataset"):
+        ShardPairs(str(tmp_path)).check()
     url, _ = dataset
     manifest = json.loads(open(f"{url}/manifest.json").read())
-    manifest["shards"][0]["path"] = "../../etc/passwd"
+    manifest["shards"][0]["path"] = "shards/../../etc/passwd"
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="leaves the dataset folder"):
-        dataset_shards(str(tmp_path))
+    with pytest.raises(StorageError, match="must stay inside the dataset folder"):
+        ShardPairs(str(tmp_path)).check()
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "something-else"}))
-    with pytest.raises(ValueError, match="not a painfactory dataset"):
-        dataset_shards(str(tmp_path))
+    with pytest.raises(ManifestError, match="format 'something-else'"):
+        ShardPairs(str(tmp_path)).check()
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "shards": []}))
+    with pytest.raises(DatasetError, match="lists no shards"):
+        ShardPairs(str(tmp_path)).check()
 
 
 def test_batches_are_deterministic_and_augment_both_faces_alike(dataset):

@@ -5,17 +5,18 @@ learning test (a signal a CPU-sized model learns in seconds); the end-to-end tes
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 
-import fsspec
 import numpy as np
 from PIL import Image, ImageDraw
 
+from factory.format.manifest import Manifest, ShardRecord, save_manifest
+from factory.format.members import META, view_member
+from factory.format.shards import ShardTask, write_shard
+from factory.format.storage import Storage
 from factory.spec.expressions import ExpressionConfig
 from factory.spec.plan import PlanConfig, plan_identity
-from factory.format.shards import write_shard
 
 
 def draw_face(size: int, tone: float, background: tuple, pspi: int, yaw: float) -> bytes:
@@ -36,33 +37,28 @@ def write_dataset(url: str, identities: int, image_size: int = 64, pain_expressi
                   per_shard: int = 2, seed: int = 0) -> list[dict]:
     """Write `identities` identities as shards of `per_shard` under `url`; returns their meta.json dicts."""
     config = PlanConfig(expressions=ExpressionConfig(pain_expressions=pain_expressions), view_yaws=views)
-    fs, root = fsspec.url_to_fs(url)
-    metas, shards = [], []
+    storage = Storage(url)
+    manifest = Manifest(package_version="0.1.0", seed=seed, config={}, identities=identities)
+    metas = []
     for first in range(0, identities, per_shard):
-        path = f"shards/shard-{first // per_shard:06d}.tar"
+        task = ShardTask(number=first // per_shard, first_index=first, count=min(per_shard, identities - first))
         samples = []
-        count = min(per_shard, identities - first)
-        for index in range(first, first + count):
+        for index in task.indices:
             spec = plan_identity(index, seed, config).to_dict()
             meta = {key: spec[key] for key in ("id", "index", "seed", "demographics", "identity", "skin", "expressions", "light", "background")}
             meta["views"] = [{"name": view["name"], "yaw": view["yaw"]} for view in spec["views"]]
             meta["image_size"] = image_size
-            sample = {"meta.json": json.dumps(meta).encode()}
+            sample = {META: json.dumps(meta).encode()}
             for view in meta["views"]:
                 for expression in meta["expressions"]:
-                    sample[f"{expression['name']}.{view['name']}.jpg"] = draw_face(
+                    sample[view_member(expression["name"], view["name"])] = draw_face(
                         image_size, meta["skin"]["tone"], meta["background"]["top"], expression["pspi"], view["yaw"])
             samples.append((meta["id"], sample))
             metas.append(meta)
-        buffer = io.BytesIO()
-        write_shard(buffer, samples)
-        data = buffer.getvalue()
-        fs.makedirs(f"{root}/shards", exist_ok=True)
-        fs.pipe_file(f"{root}/{path}", data)
-        shards.append({"path": path, "first_index": first, "count": count, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
-    manifest = {"format": "painfactory-dataset/1", "package_version": "0.1.0", "seed": seed, "config": {},
-                "identities": identities, "shards": shards}
-    fs.pipe_file(f"{root}/manifest.json", json.dumps(manifest).encode())
+        with storage.committing(task.path) as sink:
+            write_shard(sink, samples)
+        manifest.add(ShardRecord(path=task.path, first_index=task.first_index, count=task.count, bytes=sink.size, sha256=sink.sha256))
+    save_manifest(storage, manifest)
     return metas
 
 

@@ -9,13 +9,16 @@ from typing import Optional
 
 import typer
 
-from factory.cli import fail
+from factory.errors import fail, reporting_command
 
 app = typer.Typer(
     help="Train and evaluate ViTPain and its baselines on painfactory datasets (local or s3://) with Ray Train.",
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+command = reporting_command(app)  # each command: a FactoryError (a dataset that is not one, a store) is one line
 
 
 @app.callback()
@@ -38,7 +41,7 @@ def make_source(data: Optional[str], unbc: Optional[str], fold: int, folds: int,
     return UnbcPairs(unbc, fold=fold, folds=folds, protocol=protocol, seed=split_seed)
 
 
-@app.command()
+@command()
 def fit(
     out: str = typer.Option(..., help="Run folder URL (local path or s3://bucket/prefix/name); checkpoints land in "
                                       "OUT/checkpoint_epochNNNN/. Rerun the same command to resume after a crash."),
@@ -112,7 +115,7 @@ def fit(
     typer.echo(json.dumps({"checkpoint": final, **shown}))
 
 
-@app.command()
+@command()
 def evaluate(
     checkpoint: str = typer.Option(..., help="Checkpoint folder URL, or a run folder (its latest checkpoint is used)."),
     data: Optional[str] = typer.Option(None, help="painfactory dataset folder URL."),
@@ -150,7 +153,7 @@ def evaluate(
         typer.echo(f"{name:>16}  {value:.4f}" if isinstance(value, float) else f"{name:>16}  {value}")
 
 
-@app.command("models")
+@command("models")
 def models() -> None:
     """List the registered model names."""
     from trainer.models import list_models

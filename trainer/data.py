@@ -1,6 +1,6 @@
 """From painfactory shards to training batches, streamed: no local copy of the dataset.
 
-    manifest.json ─▶ shard URLs ─▶ this rank's shards ─▶ tar stream (fsspec) ─▶ identity samples
+    open_dataset (factory.format) ─▶ manifest's shards ─▶ this rank's shards ─▶ identity samples (streamed)
         ─▶ keep this split's identities ─▶ (pain, neutral reference) pairs ─▶ shuffle buffer ─▶ augment ─▶ batches
 
 A sample is one identity, so a pain image and its neutral reference arrive together. Each identity gives, per
@@ -19,21 +19,20 @@ import io
 import json
 import math
 import random
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
-import fsspec
 import numpy as np
 import torch
 from PIL import Image
 
-from factory.format.shards import read_shard
-from factory.format.storage import StorageError, check_relative
+from factory.format.dataset import Dataset, DatasetError, open_dataset
+from factory.format.members import META, view_member
+from factory.spec.expressions import NEUTRAL
+from factory.spec.labels import PSPI_AUS, max_intensity
+from factory.spec.plan import DEMOGRAPHIC_FIELDS
 
 SPLITS = ("train", "val", "test")
-PSPI_AUS = ("AU4", "AU6", "AU7", "AU9", "AU10", "AU43")  # the order of the model's AU outputs
-AU_MAXIMA = (5, 5, 5, 5, 5, 1)
-DEMOGRAPHIC_KEYS = ("age_band", "gender", "ethnicity")
 
 
 @dataclass(frozen=True)
@@ -71,56 +70,25 @@ def check_split(split: str) -> str:
     return split
 
 
-def scaled_aus(aus: dict) -> tuple[float, ...]:
-    return tuple(float(aus.get(au, 0)) / top for au, top in zip(PSPI_AUS, AU_MAXIMA))
+def scaled_aus(aus: Mapping) -> tuple[float, ...]:
+    """The six PSPI AUs in PSPI_AUS order (the model's AU outputs), each divided by its maximum: 0..1."""
+    return tuple(float(aus.get(au, 0)) / max_intensity(au) for au in PSPI_AUS)
 
 
 # ---------------------------------------------------------------------------------------------- the shards
 
 
-def dataset_shards(url: str) -> list[str]:
-    """URLs of the shards a dataset's manifest.json lists, in order. Paths stay inside the dataset folder."""
-    root = url.rstrip("/")
-    try:
-        with fsspec.open(f"{root}/manifest.json", "rt") as handle:
-            manifest = json.load(handle)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no manifest.json in {url}: not a painfactory dataset (see docs/DATA.md)") from None
-    if not str(manifest.get("format", "")).startswith("painfactory-dataset/"):
-        raise ValueError(f"{url}/manifest.json is not a painfactory dataset manifest (format {manifest.get('format')!r})")
-    shards = []
-    for entry in manifest.get("shards", []):
-        try:
-            path = check_relative(entry["path"])
-        except StorageError:
-            raise ValueError(f"manifest shard path {entry['path']!r} leaves the dataset folder") from None
-        shards.append(f"{root}/{path}")
-    if not shards:
-        raise ValueError(f"the manifest of {url} lists no shards (is the dataset still being generated?)")
-    return shards
-
-
-def iter_samples(shard_urls: Iterable[str]) -> Iterator[dict]:
-    """WebDataset samples ({"__key__": …, "meta.json": bytes, "neutral.v0.jpg": bytes, …}), one per identity,
-    streamed shard by shard through fsspec (local paths, file://, s3://) by the factory's own shard reader, which
-    refuses unsafe member names and scattered samples."""
-    for url in shard_urls:
-        with fsspec.open(url, "rb") as stream:
-            for key, members in read_shard(stream, name=url):
-                yield {"__key__": key, **members}
-
-
 def identity_pairs(sample: dict, meta: dict) -> list[Pair]:
     """Every (expression image, neutral reference of the same view) pair of one identity, plus neutral–neutral.
     `meta` is the sample's parsed meta.json."""
-    group = {k: meta["demographics"][k] for k in DEMOGRAPHIC_KEYS if k in meta.get("demographics", {})}
+    group = {k: meta["demographics"][k] for k in DEMOGRAPHIC_FIELDS if k in meta.get("demographics", {})}
     pairs = []
     for view in (v["name"] for v in meta["views"]):
-        reference = sample.get(f"neutral.{view}.jpg")
+        reference = sample.get(view_member(NEUTRAL, view))
         if reference is None:
             continue
         for expression in meta["expressions"]:
-            image = sample.get(f"{expression['name']}.{view}.jpg")
+            image = sample.get(view_member(expression["name"], view))
             if image is not None:
                 pairs.append(Pair(key=f"{meta['id']}/{expression['name']}.{view}", pain=image, reference=reference,
                                   pspi=float(expression["pspi"]), aus=scaled_aus(expression["aus"]), group=group))
@@ -133,10 +101,15 @@ class ShardPairs:
 
     url: str
     split: SplitConfig = SplitConfig()
+    storage_options: Mapping = field(default_factory=dict)  # merged over the environment's, as for every factory command
+
+    def dataset(self) -> Dataset:
+        return open_dataset(self.url, self.storage_options)
 
     def check(self) -> None:
         """Fail now, with a clear message, if the dataset cannot be read (rather than inside every worker)."""
-        dataset_shards(self.url)
+        if not self.dataset().manifest.shards:
+            raise DatasetError(f"the manifest of {self.url} lists no shards (is the dataset still being generated?)")
 
     def describe(self) -> dict:
         return {"kind": "painfactory-shards", "url": self.url, "split_seed": self.split.seed, "fractions": list(self.split.fractions)}
@@ -145,16 +118,17 @@ class ShardPairs:
         """With at least as many shards as ranks, each rank streams its own shards; otherwise every rank
         streams all shards and keeps every world-th identity. Shard order is shuffled per epoch when asked."""
         check_split(split)
-        shards = dataset_shards(self.url)
+        dataset = self.dataset()
+        shards = list(dataset.manifest.shards)
         if shuffle:
             random.Random(f"{self.split.seed}:{epoch}").shuffle(shards)
         by_shard = len(shards) >= world
         if by_shard:
             shards = shards[rank::world]
-        for position, sample in enumerate(iter_samples(shards)):
+        for position, (_, sample) in enumerate(dataset.samples(shards)):
             if not by_shard and position % world != rank:
                 continue
-            meta = json.loads(sample["meta.json"])
+            meta = json.loads(sample[META])
             if self.split.split_of(meta["id"]) == split:
                 yield from identity_pairs(sample, meta)
 

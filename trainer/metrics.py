@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-PSPI_THRESHOLDS = (1, 2, 3)
+from factory.spec.labels import PSPI_THRESHOLDS
 
 
 def mae(pred: np.ndarray, target: np.ndarray) -> float:

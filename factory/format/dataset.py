@@ -1,34 +1,48 @@
-"""Reading a dataset back: its manifest, then every sample in identity order, shard by shard (streamed)."""
+"""Reading a dataset back: the one way every reader (verify, inspect, preview, the trainer) opens a dataset URL.
+
+    dataset = open_dataset("s3://bucket/prefix")            # storage options resolved as for `generate`
+    for key, members in dataset.samples():                  # identity order, one shard open at a time
+        meta = json.loads(members[META])
+
+`Dataset.samples(shards)` takes any subset of the manifest's shard records, so a training rank can stream its own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
-from factory.format.manifest import MANIFEST_NAME, Manifest, load_manifest
+from factory.errors import FactoryError
+from factory.format.manifest import MANIFEST_NAME, Manifest, ShardRecord, load_manifest
 from factory.format.shards import read_shard
-from factory.format.storage import Storage, default_storage_options
+from factory.format.storage import Storage, resolve_storage_options
 
 
-def open_dataset(url: str, storage_options: dict | None = None) -> tuple[Storage, Manifest]:
-    """The dataset's storage and manifest; FileNotFoundError where there is no manifest.json.
+class DatasetError(FactoryError):
+    """The URL holds no painfactory dataset (no manifest.json)."""
 
-    Without storage options, an S3 endpoint comes from AWS_ENDPOINT_URL(_S3) as for `generate`."""
-    storage = Storage(url, default_storage_options(url) if storage_options is None else storage_options)
+
+@dataclass(frozen=True)
+class Dataset:
+    storage: Storage
+    manifest: Manifest
+
+    @property
+    def url(self) -> str:
+        return self.storage.url
+
+    def samples(self, shards: Iterable[ShardRecord] | None = None) -> Iterator[tuple[str, dict[str, bytes]]]:
+        """(key, {member: bytes}) of every identity in `shards` (default: all the manifest lists), streamed."""
+        for record in self.manifest.shards if shards is None else shards:
+            with self.storage.open_read(record.path) as handle:
+                yield from read_shard(handle, name=record.path)
+
+
+def open_dataset(url: str, storage_options: Mapping | None = None) -> Dataset:
+    """The dataset at `url`; `storage_options` are merged over the environment's defaults
+    (`resolve_storage_options`). DatasetError where there is no manifest.json."""
+    storage = Storage(url, resolve_storage_options(url, storage_options or {}))
     manifest = load_manifest(storage)
     if manifest is None:
-        raise FileNotFoundError(f"{storage.describe(MANIFEST_NAME)} not found: not a painfactory dataset")
-    return storage, manifest
-
-
-def iter_samples(storage: Storage, manifest: Manifest) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {member: bytes}) for every identity the manifest lists, one shard open at a time."""
-    for record in manifest.shards:
-        with storage.open_read(record.path) as handle:
-            yield from read_shard(handle, name=record.path)
-
-
-def dataset_members(url: str, storage_options: dict | None = None) -> Iterator[dict[str, bytes]]:
-    """The member dicts of every sample of the dataset at `url`, in identity order (for previews)."""
-    storage, manifest = open_dataset(url, storage_options)
-    for _, members in iter_samples(storage, manifest):
-        yield members
+        raise DatasetError(f"{storage.describe(MANIFEST_NAME)} not found: not a painfactory dataset")
+    return Dataset(storage=storage, manifest=manifest)

@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
+from factory.errors import FactoryError
 from factory.format.shards import SHARD_DIR
 from factory.format.storage import Storage, check_relative
 
@@ -18,7 +19,7 @@ MANIFEST_NAME = "manifest.json"
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ManifestError(ValueError):
+class ManifestError(FactoryError, ValueError):
     """manifest.json is missing fields, holds wrong types or points outside the dataset."""
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import webdataset
 
+from factory.errors import FactoryError
+
 SHARD_DIR = "shards"
 TAR_MTIME = 0  # a fixed header time; webdataset (and Ray Data's writer) would stamp the current time
 TAR_OWNER = "painfactory"
@@ -24,7 +26,7 @@ KEY_PATTERN = re.compile(r"^id-\d{7}$")
 MEMBER_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
 
 
-class ShardError(ValueError):
+class ShardError(FactoryError, ValueError):
     """A shard or one of its members is malformed; the message names which."""
 
 

@@ -17,12 +17,14 @@ from contextlib import contextmanager
 import fsspec
 import yaml
 
+from factory.errors import FactoryError
+
 PARTIAL_SUFFIX = ".partial"
 # Option names that may hold a credential. Their values are never printed nor stored in a manifest.
 SECRET_MARKERS = ("secret", "token", "password", "key", "credential", "session")
 
 
-class StorageError(RuntimeError):
+class StorageError(FactoryError, RuntimeError):
     """A dataset location cannot be read or written; the message names the URL and the cause."""
 
 
@@ -215,3 +217,26 @@ def default_storage_options(url: str) -> dict:
         return {}
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     return {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+
+
+def resolve_storage_options(url: str, *given: Mapping) -> dict:
+    """The fsspec options every command uses for `url`: the environment's defaults, then each mapping of `given`
+    (a config file's, then the flags') merged over them, nested mappings merged key by key.
+
+    So with AWS_ENDPOINT_URL set, `--storage-option client_kwargs.region_name=eu-west-1` adds the region and keeps
+    the endpoint, in `generate` as in `verify`, `inspect`, `preview` and the trainer."""
+    options = default_storage_options(url)
+    for layer in given:
+        options = merge_nested(options, layer)
+    return options
+
+
+def merge_nested(base: Mapping, override: Mapping) -> dict:
+    """Nested dict merge: values of `override` win, nested mappings merge."""
+    merged = dict(base)
+    for name, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(name), Mapping):
+            merged[name] = merge_nested(merged[name], value)
+        else:
+            merged[name] = value
+    return merged

@@ -19,6 +19,13 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from factory.errors import FactoryError
+from factory.format.members import META, heatmap_member, view_member
+
+
+class PreviewError(FactoryError, ValueError):
+    """Nothing to draw, or a sheet that cannot be drawn; the message says why."""
+
 CAPTION_WIDTH = 150  # px of the caption cell left of each row
 HEADER_HEIGHT = 18  # px of the caption line above each identity
 BACKGROUND = (24, 24, 24)
@@ -35,10 +42,10 @@ def sheet_size(identities: list[tuple[int, int]], thumb: int) -> tuple[int, int]
 def contact_sheet(samples: Iterable[Mapping[str, bytes]], max_identities: int = 4, thumb: int = 160) -> Image.Image:
     """One PNG-ready image of up to `max_identities` samples, `thumb` px per cell."""
     if max_identities < 1 or thumb < 16:
-        raise ValueError(f"max_identities must be >= 1 and thumb >= 16, got {max_identities} and {thumb}")
-    chosen = [(sample, json.loads(sample["meta.json"])) for sample in islice(samples, max_identities)]
+        raise PreviewError(f"max_identities must be >= 1 and thumb >= 16, got {max_identities} and {thumb}")
+    chosen = [(sample, json.loads(sample[META])) for sample in islice(samples, max_identities)]
     if not chosen:
-        raise ValueError("no samples to preview (is the source empty?)")
+        raise PreviewError("no samples to preview (is the source empty?)")
     shapes = [(len(meta["expressions"]), len(meta["views"])) for _, meta in chosen]
     width, height = sheet_size(shapes, thumb)
     sheet = Image.new("RGB", (width, height), BACKGROUND)
@@ -50,8 +57,8 @@ def contact_sheet(samples: Iterable[Mapping[str, bytes]], max_identities: int = 
         top += HEADER_HEIGHT
         for expression in meta["expressions"]:
             draw.multiline_text((4, top + 4), expression_caption(expression), fill=TEXT, font=font, spacing=2)
-            cells = [f"{expression['name']}.{view['name']}.jpg" for view in meta["views"]]
-            cells.append(f"{expression['name']}.heat.png")
+            cells = [view_member(expression["name"], view["name"]) for view in meta["views"]]
+            cells.append(heatmap_member(expression["name"]))
             for column, member in enumerate(cells):
                 if member in sample:
                     picture = Image.open(io.BytesIO(sample[member])).convert("RGB").resize((thumb, thumb), Image.BILINEAR)
@@ -83,12 +90,12 @@ def read_sample_folder(folder: Path) -> dict[str, bytes]:
 def read_sample_folders(source: Path) -> Iterator[dict[str, bytes]]:
     """`source` is one sample folder (it holds meta.json) or a folder of them, read in name order."""
     if not source.is_dir():
-        raise FileNotFoundError(f"{source} is not a folder")
-    if (source / "meta.json").is_file():
+        raise PreviewError(f"{source} is not a folder")
+    if (source / META).is_file():
         yield read_sample_folder(source)
         return
-    folders = [child for child in sorted(source.iterdir()) if (child / "meta.json").is_file()]
+    folders = [child for child in sorted(source.iterdir()) if (child / META).is_file()]
     if not folders:
-        raise FileNotFoundError(f"{source} holds no meta.json and no sample folders with one")
+        raise PreviewError(f"{source} holds no {META} and no sample folders with one")
     for folder in folders:
         yield read_sample_folder(folder)

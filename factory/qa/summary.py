@@ -6,10 +6,11 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from factory.format.dataset import iter_samples, open_dataset
+from factory.format.dataset import open_dataset
+from factory.format.members import META, is_image
 from factory.spec.labels import MAX_PSPI
+from factory.spec.plan import DEMOGRAPHIC_FIELDS
 
-DEMOGRAPHIC_FIELDS = ("gender", "age_band", "ethnicity")
 BAR_WIDTH = 40
 
 
@@ -25,7 +26,7 @@ class DatasetSummary:
 
     def add(self, meta: dict, members: dict) -> None:
         self.identities += 1
-        self.images += sum(name.endswith((".jpg", ".png")) for name in members)
+        self.images += sum(map(is_image, members))
         for expression in meta["expressions"]:
             self.pspi[expression["pspi"]] += 1
         for name in DEMOGRAPHIC_FIELDS:
@@ -47,8 +48,10 @@ class DatasetSummary:
 def summarize_dataset(url: str, storage_options: dict | None = None, progress: bool = False) -> DatasetSummary:
     from tqdm import tqdm
 
-    storage, manifest = open_dataset(url, storage_options)
-    summary = DatasetSummary(url=url, shards=len(manifest.shards), bytes=sum(s.bytes for s in manifest.shards))
-    for _, members in tqdm(iter_samples(storage, manifest), desc="identities", unit="id", total=manifest.identities, disable=not progress):
-        summary.add(json.loads(members["meta.json"]), members)
+    dataset = open_dataset(url, storage_options)
+    shards = dataset.manifest.shards
+    summary = DatasetSummary(url=url, shards=len(shards), bytes=sum(s.bytes for s in shards))
+    samples = tqdm(dataset.samples(), desc="identities", unit="id", total=dataset.manifest.identities, disable=not progress)
+    for _, members in samples:
+        summary.add(json.loads(members[META]), members)
     return summary

@@ -15,14 +15,17 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from factory.spec.labels import pspi
-from factory.format.manifest import MANIFEST_NAME, ManifestError, ShardRecord, load_manifest
-from factory.spec.plan import identity_id
+from factory.errors import FactoryError
+from factory.format.dataset import DatasetError, open_dataset
+from factory.format.manifest import MANIFEST_NAME, ManifestError, ShardRecord
+from factory.format.members import META, view_member
 from factory.format.shards import ShardError, read_shard
 from factory.format.storage import Storage
+from factory.spec.labels import pspi
+from factory.spec.plan import identity_id
 
 
-class VerifyError(ValueError):
+class VerifyError(FactoryError, ValueError):
     """The first problem found; the message names the shard and member."""
 
 
@@ -41,13 +44,11 @@ class VerifyReport:
 def verify_dataset(url: str, storage_options: dict | None = None, progress: bool = False) -> VerifyReport:
     from tqdm import tqdm
 
-    storage = Storage(url, storage_options)
     try:
-        manifest = load_manifest(storage)
-    except ManifestError as error:
-        raise VerifyError(f"{storage.describe(MANIFEST_NAME)}: {error}") from None
-    if manifest is None:
-        raise VerifyError(f"{storage.describe(MANIFEST_NAME)}: missing (not a painfactory dataset, or not started)")
+        dataset = open_dataset(url, storage_options)
+    except (DatasetError, ManifestError) as error:
+        raise VerifyError(f"{url.rstrip('/')}/{MANIFEST_NAME}: {error}") from None
+    storage, manifest = dataset.storage, dataset.manifest
     check_coverage(manifest.shards, manifest.identities)
     images = 0
     for record in tqdm(manifest.shards, desc="shards", unit="shard", disable=not progress):
@@ -97,10 +98,10 @@ def verify_shard(storage: Storage, record: ShardRecord) -> int:
 def check_sample(shard: str, key: str, members: dict[str, bytes]) -> int:
     """Decode every member of one identity and check its labels; returns its number of images."""
     where = f"{shard}: {key}"
-    if "meta.json" not in members:
-        raise VerifyError(f"{where}: meta.json missing")
+    if META not in members:
+        raise VerifyError(f"{where}: {META} missing")
     try:
-        meta = json.loads(members["meta.json"])
+        meta = json.loads(members[META])
         expressions = [(e["name"], e["aus"], e["pspi"]) for e in meta["expressions"]]
         views = [v["name"] for v in meta["views"]]
     except (ValueError, KeyError, TypeError) as error:
@@ -115,8 +116,8 @@ def check_sample(shard: str, key: str, members: dict[str, bytes]) -> int:
         if computed != stated:
             raise VerifyError(f"{where}.meta.json: expression {name} has PSPI {stated} but its AUs give {computed}")
         for view in views:
-            if f"{name}.{view}.jpg" not in members:
-                raise VerifyError(f"{where}: {name}.{view}.jpg missing")
+            if view_member(name, view) not in members:
+                raise VerifyError(f"{where}: {view_member(name, view)} missing")
     images = 0
     for member, payload in members.items():
         images += check_member(f"{where}.{member}", member, payload)

@@ -25,18 +25,14 @@ from pathlib import Path
 import yaml
 
 from factory.run.identity import RenderConfig
-from factory.options import reject_unknown_keys
+from factory.options import ConfigError, reject_unknown_keys
 from factory.spec.plan import PlanConfig
-from factory.format.storage import default_storage_options, public_storage_options
+from factory.format.storage import public_storage_options, resolve_storage_options
 
 # The settings that decide the bytes of every shard. An existing dataset may only be extended or resumed
 # with the same values; `identities` may grow (see generate.open_output), the rest (workers, out, …) is how
 # a run is carried out, not what it makes.
 CONTENT_KEYS = ("seed", "identities_per_shard", "plan", "render")
-
-
-class ConfigError(ValueError):
-    """A configuration value or key is wrong; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,7 @@ def load_generate_config(config_file: Path | None = None, **flags) -> GenerateCo
     render = dict(section(data, "render"))
     if image_size is not None:
         render["image_size"] = image_size
-    data["storage_options"] = merge(default_storage_options(data["out"]), merge(section(data, "storage_options"), flag_options))
+    data["storage_options"] = resolve_storage_options(data["out"], section(data, "storage_options"), flag_options)
     try:
         data["plan"] = PlanConfig.from_dict(section(data, "plan"))
     except (ValueError, TypeError) as error:
@@ -146,17 +142,6 @@ def section(data: dict, name: str) -> Mapping:
     if not isinstance(value, Mapping):
         raise ConfigError(f"`{name}:` must be a mapping, got {value!r}")
     return value
-
-
-def merge(base: Mapping, override: Mapping) -> dict:
-    """Nested dict merge: values of `override` win, nested mappings merge."""
-    merged = dict(base)
-    for name, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(name), Mapping):
-            merged[name] = merge(merged[name], value)
-        else:
-            merged[name] = value
-    return merged
 
 
 def content_differences(stored: Mapping, current: Mapping, prefix: str = "") -> list[str]:

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from factory.errors import FactoryError
 from factory import __version__
 from factory.run.config import GenerateConfig, content_differences
 from factory.format.manifest import MANIFEST_NAME, Manifest, ShardRecord, load_manifest, save_manifest
@@ -41,7 +42,7 @@ FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKE
 MAX_ACTOR_LOSSES_PER_SHARD = 3
 
 
-class GenerateError(RuntimeError):
+class GenerateError(FactoryError, RuntimeError):
     """The run cannot go on; the message says why and what to do."""
 
 

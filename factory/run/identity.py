@@ -13,23 +13,21 @@ same spec gives the same bytes.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 
-from factory.options import reject_unknown_keys
+from factory.format.encoders import DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
+from factory.format.members import MESH, META, TEXTURE, heatmap_member, view_member
+from factory.options import ConfigError, reject_unknown_keys
 from factory.spec.plan import IdentitySpec
 from factory.render.raster import BACKENDS
 
-DEPTH_UNIT_CM = 0.01  # depth.png stores depth / DEPTH_UNIT_CM as uint16: 0.1 mm steps up to 6.5 m
 DEVICES = ("auto", "cpu", "cuda")
 FRAMED_VERTICES = 6706  # the ICT narrow face area (vertices 0–6705): what the cameras frame
-PNG_COMPRESS_LEVEL = 1  # fixed, for identical bytes; measured here: 3× faster than level 6 for 16 % more bytes
 
 
 @dataclass(frozen=True)
@@ -45,17 +43,17 @@ class RenderConfig:
         from factory.face.texture import TEXTURERS
 
         if not 32 <= self.image_size <= 4096:
-            raise ValueError(f"image_size must be 32..4096 pixels, got {self.image_size}")
+            raise ConfigError(f"image_size must be 32..4096 pixels, got {self.image_size}")
         if self.texturer not in TEXTURERS:
-            raise ValueError(f"unknown texturer {self.texturer!r}; known: {', '.join(sorted(TEXTURERS))}")
+            raise ConfigError(f"unknown texturer {self.texturer!r}; known: {', '.join(sorted(TEXTURERS))}")
         if not 64 <= self.texture_size <= 8192:
-            raise ValueError(f"texture_size must be 64..8192, got {self.texture_size}")
+            raise ConfigError(f"texture_size must be 64..8192, got {self.texture_size}")
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality must be 1..100, got {self.jpeg_quality}")
+            raise ConfigError(f"jpeg_quality must be 1..100, got {self.jpeg_quality}")
         if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "RenderConfig":
@@ -174,18 +172,16 @@ class IdentityRenderer:
     def encode_sample(self, spec: IdentitySpec, layers: dict[str, object]) -> dict[str, bytes]:
         """The sample members of docs/DATA.md (names without the sample key), in a fixed order."""
         self.stopwatch.start()
-        members = {"meta.json": json.dumps(self.meta(spec, layers), sort_keys=True, separators=(",", ":")).encode()}
+        members = {META: json.dumps(self.meta(spec, layers), sort_keys=True, separators=(",", ":")).encode()}
         for x, expression in enumerate(spec.expressions):
             for v, view in enumerate(spec.views):
-                prefix = f"{expression.name}.{view.name}"
-                members[f"{prefix}.jpg"] = encode_jpeg(layers["rgb"][x, v], self.config.jpeg_quality)
-                members[f"{prefix}.seg.png"] = encode_png(layers["segmentation"][x, v])
-                depth = np.round(layers["depth"][x, v] / DEPTH_UNIT_CM).clip(0, 65535).astype(np.uint16)
-                members[f"{prefix}.depth.png"] = encode_png(depth)
+                members[view_member(expression.name, view.name)] = encode_jpeg(layers["rgb"][x, v], self.config.jpeg_quality)
+                members[view_member(expression.name, view.name, "segmentation")] = encode_png(layers["segmentation"][x, v])
+                members[view_member(expression.name, view.name, "depth")] = encode_depth(layers["depth"][x, v])
             if x > 0:
-                members[f"{expression.name}.heat.png"] = encode_png(layers["heatmap"][x])
-        members["mesh.obj"] = self.obj_writer.encode(layers["vertices"][0])
-        members["texture.png"] = encode_png(layers["texture"])
+                members[heatmap_member(expression.name)] = encode_png(layers["heatmap"][x])
+        members[MESH] = self.obj_writer.encode(layers["vertices"][0])
+        members[TEXTURE] = encode_png(layers["texture"])
         self.stopwatch.lap("encode")
         return members
 
@@ -223,33 +219,3 @@ def resolve_device(name: str) -> torch.device:
 
 def rounded(array: np.ndarray, digits: int) -> list:
     return np.round(np.asarray(array, dtype=np.float64), digits).tolist()
-
-
-def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    # Fixed settings (4:2:0 subsampling, no optimisation pass, no progressive) so the same pixels give the same bytes.
-    Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=2, optimize=False, progressive=False)
-    return buffer.getvalue()
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """8-bit grey, 16-bit grey (uint16) or RGB PNG."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
-
-
-class ObjWriter:
-    """Wavefront OBJ of the rendered mesh: one UV per triangle corner (deduplicated), vertex ids as in the face
-    model (1-based). The UV and face lines are the same for every identity, so they are formatted once."""
-
-    def __init__(self, faces: np.ndarray, corner_uvs: np.ndarray):
-        uvs, uv_index = np.unique(np.round(corner_uvs.reshape(-1, 2), 6), axis=0, return_inverse=True)
-        corners = np.stack([faces + 1, uv_index.reshape(-1, 3) + 1], axis=-1).reshape(-1)  # v/vt per corner
-        self.header = "# painfactory identity mesh (cm, +y up, face toward +z); texture: texture.png\n"
-        self.tail = (("vt %.6f %.6f\n" * len(uvs)) % tuple(uvs.ravel())
-                     + ("f %d/%d %d/%d %d/%d\n" * len(faces)) % tuple(corners.tolist())).encode()
-
-    def encode(self, vertices: np.ndarray) -> bytes:
-        block = ("v %.4f %.4f %.4f\n" * len(vertices)) % tuple(vertices.astype(np.float64).ravel())
-        return (self.header + block).encode() + self.tail

@@ -12,13 +12,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from factory.format.members import is_image
 from factory.run.identity import IdentityRenderer, RenderConfig
 from factory.format.manifest import ShardRecord
 from factory.spec.plan import PlanConfig, plan_identity
 from factory.format.shards import ShardTask, write_shard
 from factory.format.storage import Storage
 
-IMAGE_SUFFIXES = (".jpg", ".png")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class ShardWorker:
             for index in task.indices:
                 spec = plan_identity(index, self.seed, self.plan)
                 members = self.renderer.encode_sample(spec, self.renderer.render(spec))
-                images += sum(name.endswith(IMAGE_SUFFIXES) for name in members)
+                images += sum(map(is_image, members))
                 yield spec.id, members
 
         with self.storage.committing(task.path) as sink:

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from factory.spec.labels import MAX_INTENSITY, MAX_PSPI, PSPI_AUS, pspi, validate_aus
-from factory.options import reject_unknown_keys
+from factory.options import ConfigError, reject_unknown_keys
 
 # AUs added for realism to pain faces (each independently with probability `extra_au_rate`).
 REALISM_AUS = ("AU20", "AU25", "AU26")
 # AUs that hard negatives are made of: strong facial motion that is not pain.
 HARD_NEGATIVE_AUS = ("AU1", "AU2", "AU5", "AU12", "AU15", "AU17", "AU20", "AU25", "AU26", "AU27")
+
+
+NEUTRAL = "neutral"  # the name of every identity's reference expression
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,11 @@ class ExpressionConfig:
 
     def __post_init__(self) -> None:
         if self.pain_expressions < 0 or self.hard_negatives < 0 or self.pain_expressions + self.hard_negatives == 0:
-            raise ValueError("pain_expressions and hard_negatives must be >= 0 and not both 0")
+            raise ConfigError("pain_expressions and hard_negatives must be >= 0 and not both 0")
         if len(self.pspi_weights) != MAX_PSPI + 1 or min(self.pspi_weights) < 0 or sum(self.pspi_weights) <= 0:
-            raise ValueError(f"pspi_weights needs {MAX_PSPI + 1} non-negative weights (PSPI 0..{MAX_PSPI}) with a positive sum")
+            raise ConfigError(f"pspi_weights needs {MAX_PSPI + 1} non-negative weights (PSPI 0..{MAX_PSPI}) with a positive sum")
         if not 0 <= self.extra_au_rate <= 1:
-            raise ValueError(f"extra_au_rate must be in [0, 1], got {self.extra_au_rate}")
+            raise ConfigError(f"extra_au_rate must be in [0, 1], got {self.extra_au_rate}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExpressionConfig":
@@ -61,7 +64,7 @@ class ExpressionConfig:
         if isinstance(weights, dict):  # {pspi: weight}; PSPI values not named get weight 0
             bad = [k for k in weights if not str(k).isdigit() or not 0 <= int(k) <= MAX_PSPI]  # "AU4" is not a PSPI value
             if bad:
-                raise ValueError(f"pspi_weights keys must be PSPI values 0..{MAX_PSPI}, got {bad}")
+                raise ConfigError(f"pspi_weights keys must be PSPI values 0..{MAX_PSPI}, got {bad}")
             data["pspi_weights"] = tuple(float(weights.get(p, weights.get(str(p), 0.0))) for p in range(MAX_PSPI + 1))
         elif weights is not None:
             data["pspi_weights"] = tuple(float(w) for w in weights)
@@ -69,7 +72,7 @@ class ExpressionConfig:
 
 
 def neutral_expression() -> Expression:
-    return Expression(name="neutral", aus={au: 0 for au in PSPI_AUS}, pspi=0)
+    return Expression(name=NEUTRAL, aus={au: 0 for au in PSPI_AUS}, pspi=0)
 
 
 def decompositions(target: int) -> list[tuple[int, int, int, int]]:

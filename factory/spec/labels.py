@@ -16,6 +16,7 @@ NON_PSPI_AUS = tuple(au for au in RIG_AUS if au not in PSPI_AUS)
 BINARY_AUS = ("AU43",)
 MAX_INTENSITY = 5
 MAX_PSPI = 16
+PSPI_THRESHOLDS = (1, 2, 3)  # the binary pain levels the paper reports and ViTPain predicts: PSPI ≥ 1, ≥ 2, ≥ 3
 AU_NAMES = {
     "AU1": "inner brow raiser", "AU2": "outer brow raiser", "AU4": "brow lowerer", "AU5": "upper lid raiser",
     "AU6": "cheek raiser", "AU7": "lid tightener", "AU9": "nose wrinkler", "AU10": "upper lip raiser",

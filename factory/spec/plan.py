@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from factory.spec.expressions import Expression, ExpressionConfig, sample_expressions
-from factory.options import reject_unknown_keys
+from factory.options import ConfigError, reject_unknown_keys
 
 AgeBand = tuple[int, int]
 
@@ -38,14 +38,14 @@ class PlanConfig:
 
     def __post_init__(self) -> None:
         if not self.age_bands or any(lo < 0 or hi < lo for lo, hi in self.age_bands):
-            raise ValueError(f"age_bands must be (low, high) pairs with 0 <= low <= high, got {self.age_bands}")
+            raise ConfigError(f"age_bands must be (low, high) pairs with 0 <= low <= high, got {self.age_bands}")
         for name in ("genders", "ethnicities", "view_yaws"):
             if not getattr(self, name):
-                raise ValueError(f"{name} must not be empty")
+                raise ConfigError(f"{name} must not be empty")
         if not 1 <= self.identity_modes <= 100:
-            raise ValueError(f"identity_modes must be 1..100, got {self.identity_modes}")
+            raise ConfigError(f"identity_modes must be 1..100, got {self.identity_modes}")
         if self.identity_clip <= 0 or self.view_jitter_deg < 0 or not 0 <= self.distance_jitter < 0.5:
-            raise ValueError("identity_clip must be > 0, view_jitter_deg >= 0 and distance_jitter in [0, 0.5)")
+            raise ConfigError("identity_clip must be > 0, view_jitter_deg >= 0 and distance_jitter in [0, 0.5)")
 
     @property
     def strata(self) -> list[tuple[AgeBand, str, str]]:
@@ -63,6 +63,9 @@ class PlanConfig:
         if "expressions" in data:
             data["expressions"] = ExpressionConfig.from_dict(data["expressions"])
         return cls(**data)
+
+
+DEMOGRAPHIC_FIELDS = ("age_band", "gender", "ethnicity")  # the strata: what balance reports and metrics break down by
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MAX_PSPI = 16.0
-PSPI_THRESHOLDS = (1, 2, 3)
-AU_COUNT = 6  # AU4, AU6, AU7, AU9, AU10, AU43: factory.spec.labels.PSPI_AUS
+from factory.spec.labels import MAX_PSPI, PSPI_AUS, PSPI_THRESHOLDS
+
+AU_COUNT = len(PSPI_AUS)  # one output per PSPI AU, in PSPI_AUS order
 
 
 class PainHeads(nn.Module):
