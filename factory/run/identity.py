@@ -87,7 +87,6 @@ class Scene(NamedTuple):
     cameras: list[Camera]  # one per planned view, in plan order
     light: Light
     background: GradientBackground
-    texture: UVTexture  # the identity's texture on the render device, in linear light
 
 
 class IdentityRenderer:
@@ -111,10 +110,11 @@ class IdentityRenderer:
         """All layers of one identity. Arrays are indexed [expression, view, …] in spec order."""
         meshes = self.pose(spec)  # face: one mesh per expression
         texture = self.texturer.texture(spec.skin, spec.demographics)  # texture: once per identity
-        scene = self.stage(spec, meshes, texture)  # cameras, light, background
+        surface = UVTexture.from_srgb(texture.image.to(self.device))
+        scene = self.scene(spec, meshes)  # cameras, light, background
         per_view, frontal = [], None
         for camera in scene.cameras:  # every view: one raster pass covers all expressions
-            view = self.renderer(meshes, camera, texture=scene.texture, light=scene.light, background=scene.background)
+            view = self.renderer(meshes, camera, texture=surface, light=scene.light, background=scene.background)
             per_view.append(self.view_layers(meshes, camera, view))
             frontal = view.pixels if frontal is None else frontal  # the first planned view is the frontal one
         layers: dict[str, object] = {name: np.stack([v[name] for v in per_view], axis=1) for name in VIEW_LAYERS}
@@ -128,12 +128,11 @@ class IdentityRenderer:
         verts = self.rig.vertices(torch.tensor(spec.identity, dtype=torch.float32), [e.aus for e in spec.expressions])
         return Meshes(verts.to(self.device), self.faces, self.corner_uvs, self.face_part)
 
-    def stage(self, spec: IdentitySpec, meshes: Meshes, texture: Texture) -> Scene:
-        """Cameras framing the neutral face, the light and the background of the plan, the texture on the device."""
+    def scene(self, spec: IdentitySpec, meshes: Meshes) -> Scene:
+        """The planned views as cameras framing the neutral face, and the plan's light and background."""
         centre, radius = bounding_sphere(meshes.verts[0, : ict.FRAMED_VERTEX_COUNT])
         cameras = [head_camera(orbit_of(view), self.config.image_size, centre, radius) for view in spec.views]
-        return Scene(cameras=cameras, light=light_of(spec.light), background=background_of(spec.background),
-                     texture=UVTexture.from_srgb(texture.image.to(self.device)))
+        return Scene(cameras=cameras, light=light_of(spec.light), background=background_of(spec.background))
 
     def view_layers(self, meshes: Meshes, camera: Camera, view: RenderedView) -> dict[str, np.ndarray]:
         """The VIEW_LAYERS of one view, each (expressions, …)."""
