@@ -22,9 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from factory.face.model import FaceModel  # noqa: E402
-from factory.spec.plan import View  # noqa: E402
 from factory.render import raster_pytorch3d  # noqa: E402
-from factory.render.camera import head_camera, head_sphere  # noqa: E402
+from factory.render.camera import Orbit, head_camera, head_sphere  # noqa: E402
 from factory.render.raster import rasterize  # noqa: E402
 from results import RESULTS, cpu_model, write_section  # noqa: E402  (bench/results.py, beside this script)
 
@@ -81,17 +80,17 @@ def main() -> None:
     print(header)
     per_pass_at_512 = None
     for size in args.sizes:
-        for view in (View("frontal", 0.0, 0.0, 0.0, 1.0), View("side", -35.0, 0.0, 0.0, 1.0)):
-            camera = head_camera(view, size, center, radius)
+        for view, orbit in (("frontal", Orbit(yaw=0.0)), ("side", Orbit(yaw=-35.0))):
+            camera = head_camera(orbit, size, center, radius)
             plain = timed(lambda: rasterize(verts, model.faces, camera, backend="torch"), args.repeats)
             culled = timed(lambda: rasterize(verts, model.faces, camera, backend="torch", cull_backfaces=True), args.repeats)
             reference, ratio = "–", "–"
-            if with_pytorch3d and view.name == "frontal":  # slow: once per size, and it has no caches to warm
+            if with_pytorch3d and view == "frontal":  # slow: once per size, and it has no caches to warm
                 timing = timed(lambda: rasterize(verts, model.faces, camera, backend="pytorch3d"), 1, warm_up=False)
                 reference, ratio = f"{timing.wall_ms:.0f} / {timing.cpu_ms:.0f}", f"{timing.cpu_ms / plain.cpu_ms:.0f}×"
-            if size == 512 and view.name == "frontal":
+            if size == 512 and view == "frontal":
                 per_pass_at_512, lost_to_culling = plain, culling_loss(verts, model.faces, camera)
-            row = f"| {size} px | {view.name} | {plain} | {culled} | {reference} | {ratio} |"
+            row = f"| {size} px | {view} | {plain} | {culled} | {reference} | {ratio} |"
             rows.append(row)
             print(row, flush=True)
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from factory.face.model import FaceModel
-from factory.spec.plan import PlanConfig, View, plan_identity
-from factory.render.camera import Camera, head_camera, head_sphere, intrinsics
+from factory.render.camera import Camera, Orbit, head_camera, head_sphere, intrinsics
+from factory.run.identity import orbit_of
+from factory.spec.plan import PlanConfig, plan_identity
 
 # Multi-PIE landmark numbers: 30 nose tip, 36/45 outer corners of the right/left eye, 2/14 right/left cheek
 # contour; the person's right side is at world -x.
@@ -22,13 +23,9 @@ def model() -> FaceModel:
     return FaceModel.load()
 
 
-def view(yaw=0.0, pitch=0.0, roll=0.0, distance_scale=1.0) -> View:
-    return View("v", yaw, pitch, roll, distance_scale)
-
-
 def camera_for(model: FaceModel, **angles) -> Camera:
     center, radius = head_sphere(model.neutral, int(model.landmarks[CHIN]))
-    return head_camera(view(**angles), SIZE, center, radius)
+    return head_camera(Orbit(**angles), SIZE, center, radius)
 
 
 def landmark(model: FaceModel, camera: Camera, number: int) -> tuple[torch.Tensor, float]:
@@ -118,7 +115,7 @@ def test_head_fits_the_frame_for_the_default_views_with_jitter(model):
         center, radius = head_sphere(neutral, int(model.landmarks[CHIN]))
         head = neutral[:, 1] >= neutral[model.landmarks[CHIN], 1]
         for planned in spec.views:
-            camera = head_camera(planned, SIZE, center, radius)
+            camera = head_camera(orbit_of(planned), SIZE, center, radius)
             for verts in (neutral, expressive):
                 pixels, depth = camera.project(verts[head])
                 assert (depth > 0).all()
@@ -139,7 +136,7 @@ def test_to_dict_is_json_and_rebuilds_the_camera(model):
 
 def test_bad_cameras_are_refused():
     with pytest.raises(ValueError, match="head_radius"):
-        head_camera(view(), SIZE, torch.zeros(3), 0.0)
+        head_camera(Orbit(), SIZE, torch.zeros(3), 0.0)
     with pytest.raises(ValueError, match="fov_deg"):
         intrinsics(SIZE, 180.0)
     with pytest.raises(ValueError, match="Camera needs"):

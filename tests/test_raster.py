@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from factory.face.model import FaceModel
-from factory.spec.plan import View
 from factory.render import raster_pytorch3d
-from factory.render.camera import Camera, head_camera, head_sphere
+from factory.render.camera import Camera, Orbit, head_camera, head_sphere
 from factory.render.raster import rasterize
 
 needs_pytorch3d = pytest.mark.skipif(not raster_pytorch3d.available(), reason="pytorch3d is not importable here")
@@ -135,8 +134,8 @@ def head():
     identity = torch.randn(2, model.num_identity, generator=torch.Generator().manual_seed(3)).clamp(-2, 2)
     meshes = model.vertices(identity, expression)
     center, radius = head_sphere(meshes[0], int(model.landmarks[8]))
-    frontal = head_camera(View("v0", 1.5, -2.0, 0.7, 1.0), 128, center, radius)
-    side = head_camera(View("v1", -33.0, 2.5, -1.0, 0.97), 128, center, radius)
+    frontal = head_camera(Orbit(1.5, -2.0, 0.7, 1.0), 128, center, radius)
+    side = head_camera(Orbit(-33.0, 2.5, -1.0, 0.97), 128, center, radius)
     cameras = [frontal, side]
     return SimpleNamespace(
         model=model, meshes=meshes, cameras=cameras,

@@ -25,26 +25,18 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 
+# The vertex ranges come from the package (factory/face/ict.py, pure Python): run from a checkout, no install needed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from factory.face import ict  # noqa: E402
+
 # Region labels, in the order of their ids. Skin is everything on the face and head that no other
 # label claims. Brows and lips are cut out of the face surface by geometry around their landmarks.
 PART_NAMES = ["background", "skin", "brows", "eyes", "lips", "mouth_interior", "lashes", "eye_surface"]
-
-# Vertex ranges (0-based, inclusive) from the source's NOTICE.md.
-VERTEX_RANGES = {
-    "face": (0, 9408),
-    "head_neck": (9409, 11247),
-    "mouth_socket": (11248, 13293),
-    "eye_sockets": (13294, 14061),
-    "gums_tongue": (14062, 17038),
-    "teeth": (17039, 21450),
-    "eyeballs": (21451, 24590),
-    "eye_blend": (24591, 25350),  # lacrimal fluid, eye blend and eye occlusion shells
-    "lashes": (25351, 26718),
-}
 
 # Multi-PIE 68 landmark groups (0-based positions in the 68 list).
 BROW_LANDMARKS = list(range(17, 27))
@@ -87,19 +79,14 @@ def quantise(displacements: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def label_vertices(neutral: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """One region id (index into PART_NAMES) per vertex."""
     part = np.full(len(neutral), PART_NAMES.index("skin"), np.uint8)
+    part[ict.MOUTH_SOCKET.slice] = PART_NAMES.index("mouth_interior")
+    part[ict.GUMS_TONGUE.slice] = PART_NAMES.index("mouth_interior")
+    part[ict.TEETH.slice] = PART_NAMES.index("mouth_interior")
+    part[ict.EYEBALLS.slice] = PART_NAMES.index("eyes")
+    part[ict.EYE_SHELLS.slice] = PART_NAMES.index("eye_surface")
+    part[ict.LASH_CARDS.slice] = PART_NAMES.index("lashes")
 
-    def span(name: str) -> slice:
-        first, last = VERTEX_RANGES[name]
-        return slice(first, last + 1)
-
-    part[span("mouth_socket")] = PART_NAMES.index("mouth_interior")
-    part[span("gums_tongue")] = PART_NAMES.index("mouth_interior")
-    part[span("teeth")] = PART_NAMES.index("mouth_interior")
-    part[span("eyeballs")] = PART_NAMES.index("eyes")
-    part[span("eye_blend")] = PART_NAMES.index("eye_surface")
-    part[span("lashes")] = PART_NAMES.index("lashes")
-
-    face = np.arange(*span("face").indices(len(neutral)))
+    face = np.arange(ict.FACE.first, ict.FACE.stop)
     xy = neutral[face, :2]
 
     # Brows: face vertices within a band around each brow's landmark polyline, on the front of the head.
@@ -145,6 +132,8 @@ def build(source: Path, target: Path) -> None:
     neutral = shapes["neutral"].astype(np.float32)
     if not np.allclose(positions, neutral, atol=1e-5):
         raise SystemExit("the OBJ and shapes.npz['neutral'] disagree: wrong source folder?")
+    if len(neutral) != ict.VERTEX_COUNT:
+        raise SystemExit(f"expected ICT Face Model Light's {ict.VERTEX_COUNT} vertices, got {len(neutral)}")
 
     identity_names = sorted(name for name in shapes.files if name.startswith("identity"))
     expression_names = sorted(name for name in shapes.files if name != "neutral" and name not in identity_names)

@@ -1,6 +1,14 @@
-"""Rendering: cameras, the rasterizer (two backends, one `Fragments` result), and what shades fragments."""
+"""Rendering, knowing nothing of plans: meshes, cameras, a light and a background in, named layers out.
 
-from factory.render.camera import Camera, bounding_sphere, head_camera, head_sphere
-from factory.render.raster import Fragments, rasterize
+`mesh` (Meshes) → `raster` (Rasterizer, two backends, one `Fragments` result) → `pixels` (the covered pixels) →
+`shading` (Shader, UVTexture, with `lights` and `background`); `renderer` (MeshRenderer) composes them. `layers` and
+`heatmap` turn a rendered view into arrays.
+"""
 
-__all__ = ["Camera", "Fragments", "bounding_sphere", "head_camera", "head_sphere", "rasterize"]
+from factory.render.camera import Camera, Orbit, bounding_sphere, head_camera, head_sphere
+from factory.render.mesh import Meshes
+from factory.render.raster import Fragments, Rasterizer, rasterize
+from factory.render.renderer import MeshRenderer, RenderedView
+
+__all__ = ["Camera", "Fragments", "MeshRenderer", "Meshes", "Orbit", "Rasterizer", "RenderedView", "bounding_sphere",
+           "head_camera", "head_sphere", "rasterize"]

@@ -6,7 +6,7 @@
 World space is the face model's: centimetres, +y up, the face looks toward +z, so the person's right side is
 at world -x.
 
-View angles (degrees, from `factory.spec.plan.View`), for a camera orbiting the head centre:
+Orbit angles (degrees, `Orbit`), for a camera orbiting the head centre:
 - yaw 0 is frontal. NEGATIVE yaw moves the camera to the face's RIGHT side (world -x), so the image shows the
   right cheek; positive yaw shows the left cheek. Equivalently, relative to the camera the head is turned to
   its own left by |yaw| when yaw is negative.
@@ -21,10 +21,18 @@ from dataclasses import dataclass
 
 import torch
 
-from factory.spec.plan import View
-
 DEFAULT_FOV_DEG = 25.0  # a portrait lens (about 80 mm across a 36 mm frame): little perspective distortion
 FRAME_FILL = 0.9  # the head's bounding sphere spans this share of the frame at distance_scale 1
+
+
+@dataclass(frozen=True)
+class Orbit:
+    """Where a camera sits on its orbit around the head (signs in the module docstring)."""
+
+    yaw: float = 0.0  # degrees
+    pitch: float = 0.0
+    roll: float = 0.0
+    distance_scale: float = 1.0  # a factor of the framing distance
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field is ambiguous
@@ -103,19 +111,19 @@ def framing_distance(head_radius: float, fov_deg: float, fill: float = FRAME_FIL
     return head_radius / math.sin(fill * math.radians(fov_deg) / 2)
 
 
-def head_camera(view: View, image_size: int, head_center, head_radius: float, fov_deg: float = DEFAULT_FOV_DEG) -> Camera:
-    """The camera of `view` orbiting the head: it looks at `head_center` from `framing_distance` × view.distance_scale.
+def head_camera(orbit: Orbit, image_size: int, head_center, head_radius: float, fov_deg: float = DEFAULT_FOV_DEG) -> Camera:
+    """The camera at `orbit` around the head: it looks at `head_center` from `framing_distance` × orbit.distance_scale.
 
     Because the orbit is around the centre of the head's bounding sphere, every view at distance_scale 1 keeps the
     whole sphere inside the frame with a margin of 1 - FRAME_FILL; see the module docstring for the angle signs.
     """
-    if head_radius <= 0 or view.distance_scale <= 0:
-        raise ValueError(f"head_radius and distance_scale must be > 0, got {head_radius} and {view.distance_scale}")
+    if head_radius <= 0 or orbit.distance_scale <= 0:
+        raise ValueError(f"head_radius and distance_scale must be > 0, got {head_radius} and {orbit.distance_scale}")
     center = torch.as_tensor(head_center, dtype=torch.float64).reshape(3)
-    yaw, pitch = math.radians(view.yaw), math.radians(view.pitch)
+    yaw, pitch = math.radians(orbit.yaw), math.radians(orbit.pitch)
     direction = torch.tensor([math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)], dtype=torch.float64)
-    eye = center + framing_distance(head_radius, fov_deg) * view.distance_scale * direction
-    R, t = look_at(eye, center, up=torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), roll_deg=view.roll)
+    eye = center + framing_distance(head_radius, fov_deg) * orbit.distance_scale * direction
+    R, t = look_at(eye, center, up=torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), roll_deg=orbit.roll)
     return Camera(K=intrinsics(image_size, fov_deg).float(), R=R.float(), t=t.float(), image_size=image_size)
 
 

@@ -1,8 +1,9 @@
 """Pain-region heatmaps: where the face moved from the neutral, drawn on the frontal view of the pain face.
 
-Per vertex, heat = |pain − neutral| (cm) / NORMALISATION_CM, clipped to [0, 1], interpolated over the pixels of the
-pain mesh in view v0 and drawn with the 'hot' colormap on black. The constant is FIXED, so heat is comparable
-across identities and datasets: a pixel at 1.0 moved NORMALISATION_CM or more.
+Per vertex, heat = |pain − neutral| (cm) / NORMALISATION_CM, clipped to [0, 1], interpolated over the covered pixels
+of the pain mesh in the frontal view (the renderer's `RenderedView.pixels`: no extra raster pass) and drawn with the
+'hot' colormap on black. The constant is FIXED, so heat is comparable across identities and datasets: a pixel at
+1.0 moved NORMALISATION_CM or more.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from factory.render.shading import CoveredPixels
+from factory.render.pixels import CoveredPixels
 
 # 1.0 ≈ a strong AU. Measured on the template with factory.face.rig.AURig, each PSPI AU alone at maximum intensity moves
 # its top 1 % of face vertices by at least: AU4 0.47 cm, AU6 0.75, AU7 0.27, AU9 0.88, AU10 0.42, AU43 1.03 (peaks

@@ -1,5 +1,5 @@
-"""One small function per named output layer of a rendered view (Kubric-style): rgb, mask, segmentation, depth,
-landmarks. Each takes the Fragments (or what shading made of them) and returns plain arrays."""
+"""One small function per named output layer of a rendered view (Kubric-style): rgb, segmentation, depth,
+landmarks. Each takes what the renderer made (its image or Fragments) and returns plain arrays."""
 
 from __future__ import annotations
 
@@ -8,23 +8,15 @@ import torch
 
 from factory.render.camera import Camera
 from factory.render.raster import Fragments
-from factory.render.shading import CoveredPixels, antialias_edges, to_srgb
 
 # How far behind the visible surface (cm) a landmark may lie and still count as visible: covers the depth change
 # across one pixel on steep surfaces (jaw line, nose sides) at 64–512 px.
 LANDMARK_DEPTH_TOLERANCE_CM = 0.35
 
 
-def rgb_layer(pixels: CoveredPixels, linear_colour: torch.Tensor, background: torch.Tensor) -> np.ndarray:
-    """(N, H, W, 3) uint8: shaded face (linear light, (P, 3)) over the sRGB background, silhouette antialiased."""
-    image = pixels.scatter(to_srgb(linear_colour), fill=background)
-    image = antialias_edges(image, pixels.mask)
+def rgb_layer(image: torch.Tensor) -> np.ndarray:
+    """(N, H, W, 3) uint8 of a rendered (N, H, W, 3) sRGB image in 0..1."""
     return (image * 255 + 0.5).to(torch.uint8).cpu().numpy()  # values are in 0..1: +0.5 then truncation rounds
-
-
-def mask_layer(fragments: Fragments) -> np.ndarray:
-    """(N, H, W) bool: the head covers the pixel."""
-    return (fragments.pix_to_face[..., 0] >= 0).cpu().numpy()
 
 
 def segmentation_layer(fragments: Fragments, face_part: torch.Tensor) -> np.ndarray:

@@ -9,6 +9,8 @@ Two backends give the same fragments (tests/test_raster.py holds them to it):
 
     fragments = rasterize(verts, model.faces, camera)          # verts (N, V, 3) world space
     visible = fragments.pix_to_face[..., 0] >= 0
+    rasterizer = Rasterizer(backend="auto")                    # the same for `Meshes`, as a renderer's stage
+    fragments = rasterizer(meshes, camera)
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import torch
 
 from factory.render import raster_pytorch3d, raster_torch
 from factory.render.camera import Camera
+from factory.render.mesh import Meshes, check_mesh
 
-BACKENDS = ("auto", "torch", "pytorch3d")
+BACKENDS = ("auto", raster_torch.NAME, raster_pytorch3d.NAME)
 
 
 class Fragments(NamedTuple):
@@ -29,6 +32,22 @@ class Fragments(NamedTuple):
     pix_to_face: torch.Tensor  # (N, H, W, 1) int64 face index within its mesh (0..F-1), -1 where empty
     zbuf: torch.Tensor  # (N, H, W, 1) camera-space depth z, -1 where empty
     bary_coords: torch.Tensor  # (N, H, W, 1, 3) perspective-correct barycentrics, -1 where empty
+
+
+class Rasterizer:
+    """Meshes seen by a camera (or one camera per mesh) → Fragments, with one of BACKENDS."""
+
+    def __init__(self, backend: str = "auto", cull_backfaces: bool = False):
+        check_backend(backend)
+        self.backend = backend
+        self.cull_backfaces = cull_backfaces
+
+    def __call__(self, meshes: Meshes, camera: Camera | list[Camera]) -> Fragments:
+        return rasterize(meshes.verts, meshes.faces, camera, self.backend, self.cull_backfaces)
+
+    def backend_name(self, device: torch.device) -> str:
+        """The backend that rasterizes on `device` ("torch" or "pytorch3d"): "auto" resolved by its own rule."""
+        return backend_module(self.backend, device).NAME
 
 
 def rasterize(
@@ -64,23 +83,19 @@ def screen_coordinates(verts: torch.Tensor, camera: Camera) -> torch.Tensor:
 
 
 def backend_module(backend: str, device: torch.device):
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown raster backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    """The backend module (`raster_torch` or `raster_pytorch3d`) that rasterizes for `backend` on `device`."""
+    check_backend(backend)
     if backend == "auto":
         return raster_pytorch3d if device.type == "cuda" and raster_pytorch3d.available() else raster_torch
-    if backend == "pytorch3d" and not raster_pytorch3d.available():
+    if backend == raster_pytorch3d.NAME and not raster_pytorch3d.available():
         raise RuntimeError("raster backend 'pytorch3d' was asked for but pytorch3d cannot be imported; "
                            "install easypytorch3d (CPython 3.11/3.12, Linux x86_64) or use backend='torch'")
-    return raster_pytorch3d if backend == "pytorch3d" else raster_torch
+    return raster_pytorch3d if backend == raster_pytorch3d.NAME else raster_torch
 
 
-def check_mesh(verts: torch.Tensor, faces: torch.Tensor) -> None:
-    if verts.ndim != 3 or verts.shape[-1] != 3 or verts.shape[0] == 0:
-        raise ValueError(f"verts must be (N, V, 3) with N >= 1, got {tuple(verts.shape)}")
-    if faces.ndim != 2 or faces.shape[-1] != 3 or faces.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"faces must be an integer (F, 3) tensor, got {faces.dtype} {tuple(faces.shape)}")
-    if faces.numel() and (faces.min() < 0 or faces.max() >= verts.shape[1]):
-        raise ValueError(f"faces index vertices 0..{verts.shape[1] - 1}, got indices {int(faces.min())}..{int(faces.max())}")
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown raster backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
 def check_cameras(cameras: list[Camera], num_meshes: int) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+NAME = "pytorch3d"  # the backend's name in RenderConfig.backend and meta.json
+
 
 def available() -> bool:
     try:

@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import torch
 
+NAME = "torch"  # the backend's name in RenderConfig.backend and meta.json
+
 NEAR = 1e-3  # triangles with a vertex nearer than this (camera units) are dropped, not clipped
 # Window sides for bucketing: powers of two keep the number of buckets (each a handful of torch calls) small;
 # finer steps (1.5×) test fewer pixels but measured no faster.

@@ -4,30 +4,47 @@
     layers = renderer.render(plan_identity(123, seed=0))         # dict of named layers (numpy arrays)
     members = renderer.encode_sample(spec, layers)               # {"meta.json": b"…", "neutral.v0.jpg": b"…", …}
 
-The steps of `render`, in order: the rig makes one mesh per expression; the texturer paints the identity's
-texture once; the cameras frame the neutral head; per view, one rasterizer pass covers all expressions, and
-shading and the layers are read from those Fragments; the heatmaps reuse the frontal view's Fragments of the pain
-meshes. `encode_sample` turns layers into the sample members of docs/DATA.md with fixed encoder settings, so the
-same spec gives the same bytes.
+`render` reads as the pipeline: spec → face (the rig's mesh of every expression) → texture → scene (cameras,
+light and background, translated from the plan into the renderer's own types) → render each view (one raster
+pass covers all expressions) → named layers → heatmaps (reusing the frontal view's covered pixels). The renderer
+(factory/render) knows nothing of plans; this module is where a plan becomes meshes, cameras and lights.
+`encode_sample` turns layers into the sample members of docs/DATA.md with fixed encoder settings, so the same spec
+gives the same bytes.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from factory import __version__
+from factory.face import ict
+from factory.face.model import FaceModel
+from factory.face.rig import AURig
+from factory.face.texture import TEXTURERS, Texture, make_texturer
 from factory.format.encoders import DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
 from factory.format.members import MESH, META, TEXTURE, heatmap_member, view_member
 from factory.options import ConfigError, reject_unknown_keys
-from factory.spec.plan import IdentitySpec
-from factory.render.raster import BACKENDS
+from factory.render.background import GradientBackground
+from factory.render.camera import Camera, Orbit, bounding_sphere, head_camera
+from factory.render.heatmap import NORMALISATION_CM, heatmap_layer, vertex_heat
+from factory.render.layers import depth_layer, landmarks_layer, rgb_layer, segmentation_layer
+from factory.render.lights import Light
+from factory.render.mesh import Meshes
+from factory.render.pixels import CoveredPixels
+from factory.render.raster import BACKENDS, Rasterizer
+from factory.render.renderer import MeshRenderer, RenderedView
+from factory.render.shading import Shader, UVTexture
+from factory.spec.plan import Background as PlannedBackground
+from factory.spec.plan import IdentitySpec, View
+from factory.spec.plan import Light as PlannedLight
 
 DEVICES = ("auto", "cpu", "cuda")
-FRAMED_VERTICES = 6706  # the ICT narrow face area (vertices 0–6705): what the cameras frame
+VIEW_LAYERS = ("rgb", "segmentation", "depth", "landmarks_2d", "landmarks_visible")  # per view: [expression, view, …]
 
 
 @dataclass(frozen=True)
@@ -40,8 +57,6 @@ class RenderConfig:
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
 
     def __post_init__(self) -> None:
-        from factory.face.texture import TEXTURERS
-
         if not 32 <= self.image_size <= 4096:
             raise ConfigError(f"image_size must be 32..4096 pixels, got {self.image_size}")
         if self.texturer not in TEXTURERS:
@@ -64,14 +79,18 @@ class RenderConfig:
         return asdict(self)
 
 
+class Scene(NamedTuple):
+    """What the plan puts around the face, in the renderer's types."""
+
+    cameras: list[Camera]  # one per planned view, in plan order
+    light: Light
+    background: GradientBackground
+
+
 class IdentityRenderer:
-    """Long-lived: holds the face model, rig, texturer (with its UV atlas) and rasterizer settings."""
+    """Long-lived: holds the face model, rig, texturer (with its UV atlas) and the mesh renderer."""
 
     def __init__(self, config: RenderConfig | None = None):
-        from factory.face.model import FaceModel
-        from factory.face.rig import AURig
-        from factory.face.texture import make_texturer
-
         self.config = config or RenderConfig()
         # The rig and the texturer run on the CPU (small, once per identity); raster, shading and layers run on
         # `device`, where a GPU pays off (and backend "auto" then picks pytorch3d's CUDA rasterizer).
@@ -82,71 +101,49 @@ class IdentityRenderer:
         atlas = self.texturer.atlas
         self.obj_writer = ObjWriter(atlas.faces.numpy(), atlas.corner_uvs.numpy())
         self.faces, self.corner_uvs, self.face_part = (x.to(self.device) for x in (atlas.faces, atlas.corner_uvs, atlas.face_part))
-        self.stopwatch = Stopwatch()  # seconds per stage of the last render/encode (bench/bench_identity.py)
+        self.rasterizer = Rasterizer(self.config.backend)
+        self.renderer = MeshRenderer(self.rasterizer, Shader(self.model.part_names))
 
     def render(self, spec: IdentitySpec) -> dict[str, object]:
         """All layers of one identity. Arrays are indexed [expression, view, …] in spec order."""
-        from factory.render.heatmap import heatmap_layer, vertex_heat
-        from factory.render.camera import bounding_sphere, head_camera
-        from factory.render.layers import depth_layer, landmarks_layer, rgb_layer, segmentation_layer
-        from factory.render.raster import rasterize
-        from factory.render.shading import GAMMA, CoveredPixels, background_image, shade, vertex_normals
-
-        size = self.config.image_size
-        clock = self.stopwatch
-        clock.start()
-        verts = self.rig.vertices(torch.tensor(spec.identity, dtype=torch.float32), [e.aus for e in spec.expressions])
-        verts = verts.to(self.device)
-        normals = vertex_normals(verts, self.faces)  # once per expression, shared by its views
-        clock.lap("rig")
-        texture = self.texturer.texture(spec.skin, spec.demographics)  # once per identity
-        linear_texture = texture.image.to(self.device) ** GAMMA
-        clock.lap("texture")
-        centre, radius = bounding_sphere(verts[0, :FRAMED_VERTICES])
-        cameras = [head_camera(view, size, centre, radius) for view in spec.views]
-        background = background_image(spec.background, size).to(self.device)
-        landmarks_3d = verts[:, self.model.landmarks]
-
-        per_view = {"rgb": [], "segmentation": [], "depth": [], "landmarks_2d": [], "landmarks_visible": []}
-        frontal_pixels = None
-        for view, camera in zip(spec.views, cameras):
-            clock.lap("other")
-            fragments = rasterize(verts, self.faces, camera, backend=self.config.backend)  # all expressions at once
-            clock.lap("raster")
-            pixels = CoveredPixels(fragments, self.faces, verts.shape[1])
-            colour = shade(pixels, normals, self.corner_uvs, self.face_part, self.model.part_names,
-                           linear_texture, spec.light, camera)
-            per_view["rgb"].append(rgb_layer(pixels, colour, background))
-            clock.lap("shade")
-            per_view["segmentation"].append(segmentation_layer(fragments, self.face_part))
-            per_view["depth"].append(depth_layer(fragments))
-            points, visible = landmarks_layer(landmarks_3d, camera, fragments)
-            per_view["landmarks_2d"].append(points)
-            per_view["landmarks_visible"].append(visible)
-            clock.lap("layers")
-            if frontal_pixels is None:
-                frontal_pixels = pixels
-
-        layers: dict[str, object] = {name: np.stack(values, axis=1) for name, values in per_view.items()}
+        meshes = self.pose(spec)  # face: one mesh per expression
+        texture = self.texturer.texture(spec.skin, spec.demographics)  # texture: once per identity
+        surface = UVTexture.from_srgb(texture.image.to(self.device))
+        scene = self.scene(spec, meshes)  # cameras, light, background
+        per_view, frontal = [], None
+        for camera in scene.cameras:  # every view: one raster pass covers all expressions
+            view = self.renderer(meshes, camera, texture=surface, light=scene.light, background=scene.background)
+            per_view.append(self.view_layers(meshes, camera, view))
+            frontal = view.pixels if frontal is None else frontal  # the first planned view is the frontal one
+        layers: dict[str, object] = {name: np.stack([v[name] for v in per_view], axis=1) for name in VIEW_LAYERS}
         layers["mask"] = layers["segmentation"] > 0
-        clock.lap("layers")
-        heat = vertex_heat(verts, verts[0])
-        # The frontal view's fragments of the pain meshes are reused: no extra raster pass for the heatmaps.
-        layers["heatmap"] = heatmap_layer(frontal_pixels, heat)  # (X, H, W, 3); the neutral's is black
-        clock.lap("heatmap")
-        layers["landmarks_3d"] = landmarks_3d.cpu().numpy()
-        layers["vertices"] = verts.cpu().numpy()
-        layers["texture"] = (texture.image * 255).round().to(torch.uint8).numpy()
-        layers["texture_parameters"] = texture.parameters
-        layers["cameras"] = cameras
-        clock.lap("other")
+        layers["heatmap"] = self.heatmaps(meshes, frontal)
+        layers.update(identity_layers(meshes, self.model, texture, scene))
         return layers
+
+    def pose(self, spec: IdentitySpec) -> Meshes:
+        """The face: one mesh per expression of the spec, from the rig, on the render device."""
+        verts = self.rig.vertices(torch.tensor(spec.identity, dtype=torch.float32), [e.aus for e in spec.expressions])
+        return Meshes(verts.to(self.device), self.faces, self.corner_uvs, self.face_part)
+
+    def scene(self, spec: IdentitySpec, meshes: Meshes) -> Scene:
+        """The planned views as cameras framing the neutral face, and the plan's light and background."""
+        centre, radius = bounding_sphere(meshes.verts[0, : ict.FRAMED_VERTEX_COUNT])
+        cameras = [head_camera(orbit_of(view), self.config.image_size, centre, radius) for view in spec.views]
+        return Scene(cameras=cameras, light=light_of(spec.light), background=background_of(spec.background))
+
+    def view_layers(self, meshes: Meshes, camera: Camera, view: RenderedView) -> dict[str, np.ndarray]:
+        """The VIEW_LAYERS of one view, each (expressions, …)."""
+        points, visible = landmarks_layer(meshes.verts[:, self.model.landmarks], camera, view.fragments)
+        return {"rgb": rgb_layer(view.image), "segmentation": segmentation_layer(view.fragments, meshes.face_part),
+                "depth": depth_layer(view.fragments), "landmarks_2d": points, "landmarks_visible": visible}
+
+    def heatmaps(self, meshes: Meshes, frontal: CoveredPixels) -> np.ndarray:
+        """(X, H, W, 3) pain-region heatmaps over the frontal view's pixels; the neutral's (x = 0) is black."""
+        return heatmap_layer(frontal, vertex_heat(meshes.verts, meshes.verts[0]))
 
     def meta(self, spec: IdentitySpec, layers: dict[str, object]) -> dict:
         """meta.json of docs/DATA.md: the plan, labels, cameras, landmarks and how the sample was made."""
-        from factory import __version__
-        from factory.render.heatmap import NORMALISATION_CM
-
         data = spec.to_dict()
         for x, expression in enumerate(data["expressions"]):
             expression["landmarks_3d"] = rounded(layers["landmarks_3d"][x], 4)
@@ -156,22 +153,18 @@ class IdentityRenderer:
             view["landmarks_2d"] = {name: rounded(layers["landmarks_2d"][x, v], 3) for x, name in enumerate(names)}
             view["landmarks_visible"] = {name: layers["landmarks_visible"][x, v].tolist() for x, name in enumerate(names)}
             view["head_pose"] = {"yaw": view["yaw"], "pitch": view["pitch"], "roll": view["roll"]}
-        from factory.render.raster import backend_module
-
-        # "raster_torch" / "raster_pytorch3d": the module the rasterizer's own rule picks for this device.
-        backend = backend_module(self.config.backend, self.device).__name__.rsplit("_", 1)[-1]
         data.update({
             "image_size": self.config.image_size, "depth_unit_cm": DEPTH_UNIT_CM, "parts": list(self.model.part_names),
             "heatmap": {"normalisation_cm": NORMALISATION_CM, "view": spec.views[0].name, "colormap": "hot"},
             "texture": layers["texture_parameters"],
             "generator": {"package": "painfactory", "version": __version__, "face_model": "ict-face-light",
-                          "texturer": self.config.texturer, "backend": backend},
+                          "texturer": self.config.texturer,
+                          "backend": self.rasterizer.backend_name(self.device)},
         })
         return data
 
     def encode_sample(self, spec: IdentitySpec, layers: dict[str, object]) -> dict[str, bytes]:
         """The sample members of docs/DATA.md (names without the sample key), in a fixed order."""
-        self.stopwatch.start()
         members = {META: json.dumps(self.meta(spec, layers), sort_keys=True, separators=(",", ":")).encode()}
         for x, expression in enumerate(spec.expressions):
             for v, view in enumerate(spec.views):
@@ -182,31 +175,28 @@ class IdentityRenderer:
                 members[heatmap_member(expression.name)] = encode_png(layers["heatmap"][x])
         members[MESH] = self.obj_writer.encode(layers["vertices"][0])
         members[TEXTURE] = encode_png(layers["texture"])
-        self.stopwatch.lap("encode")
         return members
 
 
-class Stopwatch:
-    """Accumulates time per named stage; `start` resets the lap clock, `lap(name)` books the time since.
-    Wall time by default; bench/bench_identity.py passes `time.process_time` to count CPU time, which a busy
-    shared machine disturbs less."""
+def identity_layers(meshes: Meshes, model: FaceModel, texture: Texture, scene: Scene) -> dict[str, object]:
+    """The layers that belong to the identity rather than a view: 3D landmarks, meshes, texture, cameras."""
+    verts = meshes.verts
+    return {"landmarks_3d": verts[:, model.landmarks].cpu().numpy(), "vertices": verts.cpu().numpy(),
+            "texture": (texture.image * 255).round().to(torch.uint8).numpy(), "texture_parameters": texture.parameters,
+            "cameras": scene.cameras}
 
-    def __init__(self, clock=time.perf_counter):
-        self.clock = clock
-        self.seconds: dict[str, float] = {}
-        self.last = clock()
 
-    def start(self) -> None:
-        self.last = self.clock()
+def orbit_of(view: View) -> Orbit:
+    return Orbit(yaw=view.yaw, pitch=view.pitch, roll=view.roll, distance_scale=view.distance_scale)
 
-    def reset(self) -> None:
-        self.seconds.clear()
-        self.start()
 
-    def lap(self, stage: str) -> None:
-        now = self.clock()
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
-        self.last = now
+def light_of(light: PlannedLight) -> Light:
+    return Light.from_angles(azimuth_deg=light.azimuth, elevation_deg=light.elevation, kelvin=light.color_temperature,
+                             intensity=light.intensity, ambient=light.ambient)
+
+
+def background_of(background: PlannedBackground) -> GradientBackground:
+    return GradientBackground(top=tuple(background.top), bottom=tuple(background.bottom))
 
 
 def resolve_device(name: str) -> torch.device:

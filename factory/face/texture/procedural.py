@@ -1,0 +1,229 @@
+"""The procedural texturer: skin, eyes, mouth and hair from a few seeded numbers, with no weights.
+
+`ProceduralTexturer.__init__` works out, once, everything that depends on the template only (`template.py`: texel
+regions, eye coordinates, per-texel region maps). `texture` then draws one identity's `Look` (its colours and
+noise) and paints three regions:
+- skin: the base tone, then each step of `SKIN_STEPS` in order, a small function (colour, look, maps) → colour.
+  A new layer (wrinkle maps, stubble, make-up …) is one more function in that list;
+- eyes: iris fibres, a dark limbal ring, the pupil and an off-white sclera;
+- mouth: teeth (yellower with age), gums and tongue, a socket darker deeper in.
+Noise is 3D value noise at the template point of each texel, so it runs across UV seams without a visible cut.
+
+Determinism: an identity's generator draws, in this order, the four noise lattices (`Look.draw`), the pores
+(`add_skin_texture`), then the iris fibres (`paint_eyes`); a new step that draws from it must come after these,
+or every texture changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from factory.face.model import FaceModel
+from factory.face.texture.atlas import gutter_sources
+from factory.face.texture.base import Texture, Texturer
+from factory.face.texture.fields import ValueNoise
+from factory.face.texture.palette import (GUMS_SRGB, IRIS_SRGB, MOUTH_SRGB, PUPIL_SRGB, SCLERA_SRGB, TEETH_SRGB,
+                                          hair_srgb, skin_base_srgb)
+from factory.face.texture.template import (Box, EyeGeometry, MouthMaps, SkinMaps, TexelRegions, eye_geometry,
+                                           noise_box)
+from factory.spec.plan import Demographics, Skin
+
+NOISE_STREAM = 0x7E47  # mixed with the plan's texture_seed: the texturer's own random stream
+BROW_STROKE_STRETCH = torch.tensor([0.3, 3.0, 1.0])  # noise stretched along the brows (x) into hair strokes
+
+
+class Noise(NamedTuple):
+    """One identity's value noise at four scales (cell sizes in cm)."""
+
+    coarse: ValueNoise  # 3 cm: blotches
+    medium: ValueNoise  # 1 cm: patchy flush, hairline wander
+    fine: ValueNoise  # 3.5 mm
+    finest: ValueNoise  # 1.2 mm: freckles, hair strokes
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, box: Box) -> "Noise":
+        return cls(*(ValueNoise(rng, box.low, box.high, cell_cm) for cell_cm in (3.0, 1.0, 0.35, 0.12)))
+
+
+def age_factor(age: float) -> float:
+    """0 at 25 years or younger, 1 at 80: how deep the age lines are."""
+    return float(np.clip((age - 25) / 55, 0, 1))
+
+
+@dataclass(frozen=True)
+class Look:
+    """What one identity is painted from: its planned skin, and the colours and noise drawn or derived from it."""
+
+    plan: Skin
+    aging: float  # age_factor of the identity's age
+    male: bool
+    skin_srgb: np.ndarray  # (3,) float64 base skin colour
+    hair_srgb: torch.Tensor  # (3,) brow, lash and scalp hair colour
+    noise: Noise
+    rng: np.random.Generator  # draws the pores, then the iris fibres
+    fine_texture: torch.Tensor  # (P,) the fine noise at the skin texels: skin texture, and uneven age lines
+    hair_strokes: torch.Tensor  # (P,) 0..1 strokes stretched along the brows: brow and scalp hair
+
+    @classmethod
+    def draw(cls, plan: Skin, demographics: Demographics, box: Box, skin_points: torch.Tensor) -> "Look":
+        rng = np.random.default_rng([plan.texture_seed, NOISE_STREAM])
+        noise = Noise.draw(rng, box)
+        skin_srgb = skin_base_srgb(plan.tone, plan.undertone)
+        return cls(plan=plan, aging=age_factor(demographics.age), male=demographics.gender == "male",
+                   skin_srgb=skin_srgb, hair_srgb=hair_srgb(plan.hair, skin_srgb), noise=noise, rng=rng,
+                   fine_texture=noise.fine(skin_points),
+                   hair_strokes=noise.finest(skin_points * BROW_STROKE_STRETCH) * 0.5 + 0.5)
+
+
+# --- skin steps: each (P, 3) colour of the skin texels → the next -------------------------------------------------
+FLUSH_SHIFT = torch.tensor([0.0, -0.16, -0.12])  # toward red: less green and blue
+LIP_TINT = torch.tensor([0.86, 0.58, 0.60])
+UNDER_EYE_TINT = torch.tensor([1.0, 1.05, 0.95])
+EYE_SOCKET_TINT = torch.tensor([0.8, 0.62, 0.62])
+HUE_WANDER = torch.tensor([0.5, -0.5, -0.5])
+FRECKLE_TINT = torch.tensor([0.7, 0.9, 1.0])
+BALDING_ABOVE_CM = 9  # with age, men's scalp hair thins above this height of the template (the crown)
+
+
+def flush_with_blood(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
+    """Cheeks and nose tip redder, more with `redness` and patchy; lips darker and redder."""
+    redness = look.plan.redness
+    patchy = 1 + 0.3 * look.noise.medium(maps.points)
+    flush = (0.35 + 0.65 * redness) * (0.55 * maps.cheeks + 0.35 * maps.nose_tip) * patchy
+    colour = colour * (1 + flush[:, None] * FLUSH_SHIFT)
+    lip_colour = colour * LIP_TINT * (0.9 + 0.1 * redness)
+    return torch.lerp(colour, lip_colour, maps.lips[:, None] * 0.8)
+
+
+def shade_eye_sockets(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
+    """Darker under the eyes and inside the eye sockets."""
+    colour = colour * (1 - 0.1 * maps.under_eyes[:, None] * UNDER_EYE_TINT)
+    return torch.lerp(colour, colour * EYE_SOCKET_TINT, maps.eye_sockets[:, None])
+
+
+def add_skin_texture(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
+    """Blotches at three scales, a little hue wander, then pores at the texel scale."""
+    p, noise = maps.points, look.noise
+    luminance = 0.05 * noise.coarse(p) + 0.035 * noise.medium(p + 17.0) + 0.03 * look.fine_texture + 0.02 * noise.finest(p)
+    colour = colour * (1 + luminance[:, None] + 0.02 * noise.fine(p + 17.0)[:, None] * HUE_WANDER)
+    pores = torch.from_numpy(look.rng.standard_normal(p.shape[0], dtype=np.float32))
+    return colour * (1 + 0.025 * pores[:, None])
+
+
+def add_freckles(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
+    """Spots where the finest noise peaks, on the nose and cheeks; more of them with `freckles`."""
+    density = look.plan.freckles
+    if density <= 0:
+        return colour
+    spots = ((look.noise.finest(maps.points - 5.0) - (1 - 0.5 * density)) * 4).clamp(0, 1)
+    return colour * (1 - (0.35 * maps.freckle_zone * spots)[:, None] * FRECKLE_TINT)
+
+
+def darken_age_lines(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
+    return colour * (1 - look.aging * maps.age_lines * (0.75 + 0.25 * look.fine_texture))[:, None]
+
+
+def draw_brows(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
+    """Brow hair: strokes of hair colour over the brow band."""
+    cover = (maps.brows * (0.25 + 0.9 * look.hair_strokes)).clamp(0, 1)[:, None] * 0.8
+    return torch.lerp(colour, look.hair_srgb.expand_as(colour), cover)
+
+
+def draw_scalp_hair(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
+    """Close-cropped scalp hair above a hairline that wanders a little; men's thins with age."""
+    above = maps.above_hairline + 0.4 * look.noise.medium(maps.points - 11.0)
+    cover = (above / 0.5).clamp(0, 1) * (0.7 + 0.3 * look.hair_strokes)
+    if look.male:
+        cover = cover * (1 - 0.6 * look.aging * (maps.points[:, 1] > BALDING_ABOVE_CM).float())
+    return torch.lerp(colour, (look.hair_srgb * 0.9).expand_as(colour), cover[:, None] * 0.95)
+
+
+def draw_lash_line(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
+    """The lashes, as a dark line along the lid margins (the lash cards are not rendered)."""
+    return torch.lerp(colour, (look.hair_srgb * 0.4 + 0.02).expand_as(colour), maps.lash_line[:, None])
+
+
+SkinStep = Callable[[torch.Tensor, Look, SkinMaps], torch.Tensor]
+SKIN_STEPS: tuple[SkinStep, ...] = (flush_with_blood, shade_eye_sockets, add_skin_texture, add_freckles,
+                                    darken_age_lines, draw_brows, draw_scalp_hair, draw_lash_line)
+
+
+def paint_skin(look: Look, maps: SkinMaps) -> torch.Tensor:
+    """(P, 3) colour of the skin texels: the base tone, then every step of SKIN_STEPS."""
+    colour = torch.tensor(look.skin_srgb, dtype=torch.float32).expand(maps.points.shape[0], 3)
+    for step in SKIN_STEPS:
+        colour = step(colour, look, maps)
+    return colour
+
+
+# --- eyes and mouth -----------------------------------------------------------------------------------------------
+IRIS_FIBRES = 64  # random brightness streaks around the iris
+PUPIL_RADIUS = 0.33  # of the iris radius
+LIMBUS_WIDTH = 0.08  # of the iris radius: the dark ring at the iris's edge
+
+
+def paint_eyes(look: Look, eyes: EyeGeometry, eyeball: torch.Tensor) -> torch.Tensor:
+    """(E, 3) colour of the eyeball texels (`eyeball`, (S, S) mask): radial iris fibres, a dark limbal ring, the
+    pupil, an off-white sclera."""
+    radial = eyes.radial[eyeball][:, None]
+    angle = eyes.angle[eyeball]
+    fibres = torch.from_numpy(look.rng.random(IRIS_FIBRES, dtype=np.float32))
+    streak = fibres[((angle + math.pi) / (2 * math.pi) * IRIS_FIBRES).long().clamp(0, IRIS_FIBRES - 1)][:, None]
+    iris = torch.tensor(IRIS_SRGB[look.plan.iris]) * (0.75 + 0.5 * streak) * (1.15 - 0.3 * radial)
+    limbus = torch.exp(-0.5 * ((radial - 1.0) / LIMBUS_WIDTH) ** 2)
+    iris = iris * (1 - 0.6 * limbus)
+    sclera = torch.tensor(SCLERA_SRGB) * (1 - 0.04 * (radial - 1).clamp(0, 2))
+    sclera = torch.lerp(sclera, torch.tensor(SCLERA_SRGB) * 0.8, limbus * 0.3)
+    colour = torch.where(radial < 1.0, iris, sclera)
+    return torch.where(radial < PUPIL_RADIUS, torch.tensor(PUPIL_SRGB), colour)
+
+
+def paint_mouth(look: Look, mouth: MouthMaps) -> torch.Tensor:
+    """(M, 3) colour of the mouth texels: teeth (yellower with age), gums and tongue, a socket darker deeper in."""
+    aging = look.aging
+    tooth = torch.tensor(TEETH_SRGB) * torch.tensor([1.0, 1.0 - 0.05 * aging, 1.0 - 0.15 * aging])
+    colour = torch.tensor(MOUTH_SRGB) * mouth.shade
+    colour = torch.where(mouth.gums, torch.tensor(GUMS_SRGB) * mouth.shade.clamp(min=0.5), colour)
+    return torch.where(mouth.teeth, tooth * (0.95 + 0.05 * look.noise.fine(mouth.points)[:, None]), colour)
+
+
+class ProceduralTexturer(Texturer):
+    """Skin tone, regional colour, noise, age lines, eyes, mouth and lash line from a few seeded numbers."""
+
+    name = "procedural"
+    version = 1
+
+    def __init__(self, model: FaceModel, texture_size: int = 1024):
+        super().__init__(model, texture_size)
+        self.box = noise_box(model)
+        self.regions = TexelRegions.of(self.atlas)
+        self.gutter_source = gutter_sources(self.regions.covered, steps=max(2, texture_size // 128))
+        self.eyes = eye_geometry(model, self.atlas)
+        self.skin_maps = SkinMaps.build(model, self.atlas, self.regions.skin, self.box)
+        self.mouth_maps = MouthMaps.build(model, self.atlas, self.regions)
+
+    def texture(self, plan: Skin, demographics: Demographics) -> Texture:
+        look = Look.draw(plan, demographics, self.box, self.skin_maps.points)
+        size = self.texture_size
+        colour = torch.zeros(size * size, 3)
+        colour[self.skin_maps.texels] = paint_skin(look, self.skin_maps)
+        colour[self.regions.eyeball.reshape(-1)] = paint_eyes(look, self.eyes, self.regions.eyeball)
+        colour[self.regions.mouth.reshape(-1)] = paint_mouth(look, self.mouth_maps)
+        image = colour.clamp(0, 1).index_select(0, self.gutter_source).view(size, size, 3)
+        return Texture(image=image, parameters=self.parameters(look))
+
+    def parameters(self, look: Look) -> dict:
+        """What made the texture, for meta.json."""
+        plan = look.plan
+        return {
+            "name": self.name, "version": self.version, "texture_size": self.texture_size,
+            "skin_srgb": [round(float(c), 4) for c in look.skin_srgb], "hair_srgb": [round(float(c), 4) for c in look.hair_srgb],
+            "iris_srgb": list(IRIS_SRGB[plan.iris]), "wrinkle_depth": round(look.aging, 4),
+            "redness": plan.redness, "freckles": plan.freckles, "texture_seed": plan.texture_seed,
+        }

@@ -1,0 +1,69 @@
+"""The covered pixels of a batch of Fragments, packed flat: what shaders and heatmaps interpolate over.
+
+    pixels = CoveredPixels(fragments, meshes)
+    normal = pixels.interpolate_vertex(meshes.vertex_normals)     # (P, 3) at the P covered pixels
+    image = pixels.scatter(colour, fill=background)               # (N, H, W, 3)
+
+A 512 px head covers about a third of the frame, so shading only the covered pixels does a third of the work.
+Building this costs about 0.1 s for 11 meshes at 512 px on one CPU core, so one is built per view and shared by
+everything that reads that view (shading, heatmaps).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from factory.render.camera import Camera
+from factory.render.mesh import Meshes
+from factory.render.raster import Fragments
+
+
+class CoveredPixels:
+    """Where the covered pixels are, which triangle each shows, with which barycentrics. Attributes are
+    interpolated at these pixels only, corner by corner (three gathers and two fused multiply-adds), which is
+    several times faster than gathering (P, 3, C) blocks and summing them."""
+
+    def __init__(self, fragments: Fragments, meshes: Meshes):
+        pix_to_face = fragments.pix_to_face[..., 0]  # (N, H, W)
+        self.shape = pix_to_face.shape
+        self.mask = pix_to_face >= 0
+        self.flat_index = torch.nonzero(self.mask.reshape(-1)).squeeze(1)  # (P,) into N·H·W
+        self.batch = self.flat_index // (self.shape[1] * self.shape[2])
+        self.face = pix_to_face.reshape(-1).index_select(0, self.flat_index)  # (P,)
+        self.bary = fragments.bary_coords.reshape(-1, 3).index_select(0, self.flat_index).T.contiguous()  # (3, P)
+        # (3, P) row of each corner's vertex in a batch of per-vertex values flattened to (N·V, C)
+        self.corner_rows = (meshes.faces.index_select(0, self.face) + (self.batch * meshes.num_vertices)[:, None]).T.contiguous()
+        self.corner_faces = self.face * 3
+
+    def _blend(self, corners: list[torch.Tensor]) -> torch.Tensor:
+        out = corners[0] * self.bary[0, :, None]
+        out.addcmul_(corners[1], self.bary[1, :, None])
+        return out.addcmul_(corners[2], self.bary[2, :, None])
+
+    def interpolate_vertex(self, values: torch.Tensor) -> torch.Tensor:
+        """(N, V, C) per-vertex values → (P, C) at the covered pixels."""
+        flat = values.reshape(-1, values.shape[-1])
+        return self._blend([flat.index_select(0, rows) for rows in self.corner_rows])
+
+    def interpolate_corner(self, values: torch.Tensor) -> torch.Tensor:
+        """(F, 3, C) per-triangle-corner values (UVs) → (P, C)."""
+        flat = values.reshape(-1, values.shape[-1])
+        return self._blend([flat.index_select(0, self.corner_faces + k) for k in range(3)])
+
+    def view_directions(self, camera: Camera) -> torch.Tensor:
+        """(P, 3) world-space unit vectors from each covered pixel's surface point toward the camera: minus the ray
+        through the pixel centre, which needs no interpolation."""
+        width = self.shape[2]
+        within = self.flat_index % (self.shape[1] * width)
+        pixel = torch.stack([(within % width).float(), (within // width).float(), torch.ones_like(within, dtype=torch.float32)], dim=-1)
+        K, R = camera.K.to(pixel), camera.R.to(pixel)
+        rays = pixel @ torch.linalg.inv(K).T @ R  # camera → world: Rᵀ K⁻¹ p, written for rows
+        return -F.normalize(rays, dim=-1)
+
+    def scatter(self, values: torch.Tensor, fill: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """(P, C) → (N, H, W, C) images, `fill` (a value or an (H, W, C) image) elsewhere."""
+        fill = torch.as_tensor(fill, dtype=values.dtype)
+        image = fill.expand(*self.shape, values.shape[-1]).clone()
+        image.view(-1, values.shape[-1]).index_copy_(0, self.flat_index, values)
+        return image
