@@ -82,17 +82,18 @@ def test_fit_refuses_a_bad_config_in_one_line(tmp_path):
 
 
 def test_fit_with_the_tiny_config_trains_and_warns_once(tmp_path, ray_local, monkeypatch):
-    """The README's laptop command, on a small dataset of drawn faces and one epoch; ViTPain from scratch is warned
-    about once, on stderr, in one line."""
+    """The README's laptop command, from the repository root with relative paths (Ray Train workers run in a folder
+    of their own), on a small dataset of drawn faces and one epoch; ViTPain from scratch is warned about once, on
+    stderr, in one line."""
     monkeypatch.chdir(ROOT)
     write_dataset(str(tmp_path / "data"), identities=8, image_size=32, pain_expressions=3, per_shard=4)
-    result = runner.invoke(app, ["fit", "--config", "configs/vitpain-cpu-tiny.yaml", "--data", str(tmp_path / "data"),
-                                 "--out", str(tmp_path / "run"), "--epochs", "1"])
+    result = runner.invoke(app, ["fit", "--config", "configs/vitpain-cpu-tiny.yaml", "--data", os.path.relpath(tmp_path / "data"),
+                                 "--out", os.path.relpath(tmp_path / "run"), "--epochs", "1"])
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if "ViTPain from scratch" in line]
     assert len(warnings) == 1 and warnings[0].startswith("warning: ") and "trainer fetch-backbone" in warnings[0]
     final = json.loads(result.stdout.strip().splitlines()[-1])
-    assert final["checkpoint"] == str(tmp_path / "run" / "checkpoint_epoch0000") and final["steps"] >= 1
+    assert final["checkpoint"] == os.path.join(os.path.relpath(tmp_path / "run"), "checkpoint_epoch0000") and final["steps"] >= 1
     info = read_info(tmp_path / "run" / "checkpoint_epoch0000")
     assert info["config"] == {**load_train_config("configs/vitpain-cpu-tiny.yaml").to_dict(), "schedule": {"epochs": 1, "min_lr": 0.0}}
     assert info["backbone"]["overrides"] == {"depth": 2, "embed_dim": 64, "num_heads": 2} and info["backbone"]["image_size"] == 64

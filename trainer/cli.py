@@ -27,14 +27,15 @@ def make_source(data: Optional[str], unbc: Optional[str], fold: int, folds: int,
     """The pairs to train or evaluate on: a painfactory dataset split by `split` (a SplitConfig), or a fold of
     UNBC-McMaster (subject-wise, seeded by `split.seed`)."""
     from trainer.data import ShardPairs
+    from trainer.train import absolute_url
     from trainer.unbc import UnbcPairs
 
     if (data is None) == (unbc is None):
         fail("give exactly one of --data URL (a painfactory dataset) or --unbc ROOT (UNBC-McMaster)")
     try:
         if data is not None:
-            return ShardPairs(data, split)
-        return UnbcPairs(unbc, fold=fold, folds=folds, protocol=protocol, seed=split.seed)
+            return ShardPairs(absolute_url(data), split)
+        return UnbcPairs(absolute_url(unbc), fold=fold, folds=folds, protocol=protocol, seed=split.seed)
     except ValueError as error:
         fail(str(error))
 
@@ -124,10 +125,11 @@ def with_init_checkpoint(settings):
 
     from trainer.checkpoint import latest_checkpoint, local_checkpoint, read_info
     from trainer.models import BackboneConfig
+    from trainer.train import absolute_url
 
     if settings.init_checkpoint is None:
         return settings
-    found = latest_checkpoint(settings.init_checkpoint)
+    found = latest_checkpoint(absolute_url(settings.init_checkpoint))
     if found is None:
         fail(f"no checkpoint at --init {settings.init_checkpoint}")
     with local_checkpoint(found) as directory:

@@ -181,12 +181,15 @@ def format_epoch(metrics: dict, epochs: int) -> str:
 # -------------------------------------------------------------------------------------------- on the driver
 
 
+def absolute_url(url: str) -> str:
+    """A local path made absolute, other URLs as they are: Ray Train workers run in a working folder of their own,
+    where a relative path would name nothing."""
+    return url if "://" in url else os.path.abspath(url)
+
+
 def run_location(out: str) -> tuple[str, str]:
     """(storage_path, name) for Ray Train from a run URL: its parent folder and its last path component."""
-    out = out.rstrip("/")
-    if "://" not in out:
-        out = os.path.abspath(out)
-    parent, _, name = out.rpartition("/")
+    parent, _, name = absolute_url(out.rstrip("/")).rpartition("/")
     if not name or not parent:
         raise ValueError(f"--out must name a run folder inside a parent folder, got {out!r}")
     return parent, name
