@@ -72,8 +72,10 @@ def test_fit_refuses_a_bad_config_in_one_line(tmp_path):
     base = ["fit", "--out", str(tmp_path / "run"), "--data", str(tmp_path)]
     (tmp_path / "typo.yaml").write_text("optimizer: {lr: 1.0e-4, wieght_decay: 0.1}\n")
     (tmp_path / "type.yaml").write_text("batch_size: forty-eight\n")
+    (tmp_path / "broken.yaml").write_text("optimizer: {lr: 1.0e-4\nbatch_size: 4\n")
     for name, message in (("typo.yaml", "error: unknown optimizer key(s) wieght_decay; known: lr, backbone_lr, weight_decay\n"),
                           ("type.yaml", "error: batch_size must be an integer, got 'forty-eight'\n"),
+                          ("broken.yaml", f"error: config file {tmp_path / 'broken.yaml'} is not valid YAML: "),
                           ("absent.yaml", "error: config file " + str(tmp_path / "absent.yaml") + " not found")):
         result = runner.invoke(app, base + ["--config", str(tmp_path / name)])
         assert result.exit_code == 2 and result.output.startswith(message), result.output

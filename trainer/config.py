@@ -169,7 +169,7 @@ def read_yaml(path: Path) -> dict:
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(error).split())}") from None  # one line
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -238,7 +238,7 @@ def typed(hint, value, name: str, nullable: bool = False):
         return float(value)
     if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
         return dict(value) if hint is dict else value
-    expected = EXPECTED[hint] + (" (or null)" if nullable else "")
+    expected = EXPECTED.get(hint, f"a {getattr(hint, '__name__', hint)}") + (" (or null)" if nullable else "")
     raise ConfigError(f"{name} must be {expected}, got {value!r}{yaml_number_hint(hint, value)}")
 
 
