@@ -67,10 +67,12 @@ def training_pairs_per_s(data: str, out: str, image_size: int, epochs: int) -> f
     from trainer.data import ShardPairs, SplitConfig
     from trainer.models import BackboneConfig
     from trainer.checkpoint import checkpoint_dir_name
-    from trainer.train import TrainConfig, fit
+    from trainer.config import OptimizerConfig, ScheduleConfig, TrainConfig
+    from trainer.train import fit
 
     backbone = BackboneConfig(name="vit_tiny_patch16_224", image_size=image_size, overrides={"depth": 2, "embed_dim": 64, "num_heads": 2})
-    config = TrainConfig(model="vitpain", backbone=backbone, fusion_heads=2, epochs=epochs, batch_size=16, lr=1e-3)
+    config = TrainConfig(model="vitpain", backbone=backbone, fusion_heads=2, schedule=ScheduleConfig(epochs=epochs), batch_size=16,
+                         optimizer=OptimizerConfig(lr=1e-3))
     result = fit(ShardPairs(data, SplitConfig(fractions=(0.9, 0.1, 0.0))), config, out, workers=2)
     if result.error is not None:
         raise result.error

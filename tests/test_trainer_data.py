@@ -1,5 +1,6 @@
 """The shard reader: manifest, identity-disjoint split, pairs, per-rank streaming (local and S3), augmentation."""
 
+import dataclasses
 import json
 import random
 
@@ -128,3 +129,61 @@ def test_default_augmentation_changes_pixels_within_range(dataset):
     pain, reference = augmented(pair, random.Random(5))
     plain_pain, _ = PairTransform(32)(pair, random.Random(5))
     assert not torch.allclose(pain, plain_pain) and pain.min() >= -1 and pain.max() <= 1
+
+
+OFF = dict(flip=0.0, rotate_deg=0.0, translate=0.0, scale=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, blur=0.0)
+
+
+def same_face_pair(dataset):
+    """A training pair whose two faces are the same image, so any difference after augmenting is the augmentation's."""
+    url, _ = dataset
+    pair = next(ShardPairs(url, SplitConfig(fractions=(1.0, 0.0, 0.0))).pairs("train"))
+    return dataclasses.replace(pair, reference=pair.pain)
+
+
+def test_augmentation_switched_off_is_the_identity(dataset):
+    pair = same_face_pair(dataset)
+    plain_pain, plain_reference = PairTransform(32)(pair, random.Random(0))
+    pain, reference = PairTransform(32, augmentation=Augmentation(**OFF))(pair, random.Random(0))
+    assert torch.allclose(pain, plain_pain, atol=1e-6) and torch.allclose(reference, plain_reference, atol=1e-6)
+
+
+def test_geometry_is_shared_by_both_faces_and_colour_is_drawn_per_face(dataset):
+    pair = same_face_pair(dataset)
+    plain, _ = PairTransform(32)(pair, random.Random(0))
+    geometry = Augmentation(**{**OFF, "flip": 0.5, "rotate_deg": 5.0, "translate": 0.1, "scale": 0.1})
+    for seed in range(4):
+        pain, reference = PairTransform(32, augmentation=geometry)(pair, random.Random(seed))
+        assert torch.equal(pain, reference)  # the same rotation, shift, scale and flip on both
+        assert not torch.allclose(pain, plain)
+    colour = Augmentation(**{**OFF, "brightness": 0.3, "contrast": 0.3, "saturation": 0.2, "hue": 0.1, "blur": 1.0})
+    pain, reference = PairTransform(32, augmentation=colour)(pair, random.Random(0))
+    assert not torch.allclose(pain, reference)
+
+
+def test_each_colour_augmentation_stays_within_its_range(dataset):
+    pair = same_face_pair(dataset)
+    unnormalised = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))  # pixels in 0..1, to compare brightness directly
+    plain, _ = PairTransform(32, **unnormalised)(pair, random.Random(0))
+    ratios = []
+    for seed in range(20):
+        brighter, _ = PairTransform(32, **unnormalised, augmentation=Augmentation(**{**OFF, "brightness": 0.2}))(pair, random.Random(seed))
+        ratios.append(float(brighter.sum() / plain.sum()))
+    assert 0.79 <= min(ratios) and max(ratios) <= 1.2 and max(ratios) - min(ratios) > 0.1  # 1 ± 0.2, clamped at white
+    blurred, _ = PairTransform(32, **unnormalised, augmentation=Augmentation(**{**OFF, "blur": 1.0}))(pair, random.Random(0))
+    edges = lambda image: float((image[..., 1:] - image[..., :-1]).abs().sum())  # noqa: E731
+    assert edges(blurred) < edges(plain)
+    shifted, _ = PairTransform(32, **unnormalised, augmentation=Augmentation(**{**OFF, "hue": 0.5}))(pair, random.Random(1))
+    assert not torch.allclose(shifted, plain, atol=1e-3)
+    assert float(shifted.max(dim=0).values.mean()) == pytest.approx(float(plain.max(dim=0).values.mean()), abs=0.02)  # value kept
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"flip": 1.5}, "flip is a probability in [0, 1]"), ({"blur": -0.1}, "blur is a probability in [0, 1]"),
+    ({"brightness": 1.0}, "brightness must be in [0, 1)"), ({"translate": -0.1}, "translate must be in [0, 1)"),
+    ({"rotate_deg": 200}, "rotate_deg must be in [0, 180]"), ({"hue": 0.6}, "hue in [0, 0.5]"),
+])
+def test_augmentation_values_are_checked(values, message):
+    with pytest.raises(ValueError) as error:
+        Augmentation(**values)
+    assert message in str(error.value)

@@ -86,15 +86,16 @@ def test_vitpain_beats_the_training_mean(tmp_path, ray_local):
     16 epochs) the rendered AU changes are too subtle to learn; measured: test MAE 4.29 against the mean's 4.30."""
     from trainer.data import ShardPairs, SplitConfig
     from trainer.evaluate import evaluate
+    from trainer.config import OptimizerConfig, ScheduleConfig, TrainConfig
     from trainer.models import BackboneConfig
-    from trainer.train import TrainConfig, fit
+    from trainer.train import fit
 
     data = tmp_path / "faces"
     write_dataset(str(data), identities=40, image_size=64, pain_expressions=4, per_shard=4)
     source = ShardPairs(str(data), SplitConfig(seed=1, fractions=(0.6, 0.2, 0.2)))  # seed 1: 24/6/10 identities
     backbone = BackboneConfig(name="vit_tiny_patch16_224", image_size=64, overrides={"depth": 2, "embed_dim": 64, "num_heads": 2})
-    config = TrainConfig(model="vitpain", backbone=backbone, fusion_heads=2, epochs=10, batch_size=16, lr=1e-3,
-                         backbone_lr=1e-3, weight_decay=0.01)
+    config = TrainConfig(model="vitpain", backbone=backbone, fusion_heads=2, schedule=ScheduleConfig(epochs=10), batch_size=16,
+                         optimizer=OptimizerConfig(lr=1e-3, backbone_lr=1e-3, weight_decay=0.01))
     result = fit(source, config, str(tmp_path / "run"), workers=1)
     assert result.error is None
 
@@ -126,8 +127,9 @@ def test_faces_from_factory_generate_carry_a_learnable_pspi_signal(tmp_path, ray
 
     from trainer.data import ShardPairs, SplitConfig
     from trainer.evaluate import evaluate
+    from trainer.config import OptimizerConfig, ScheduleConfig, TrainConfig
     from trainer.models import BackboneConfig
-    from trainer.train import TrainConfig, fit
+    from trainer.train import fit
 
     data = tmp_path / "generated"
     config = tmp_path / "frontal.yaml"
@@ -156,8 +158,8 @@ def test_faces_from_factory_generate_carry_a_learnable_pspi_signal(tmp_path, ray
 
     backbone = BackboneConfig(name="vit_tiny_patch16_224", image_size=96,
                               overrides={"depth": 2, "embed_dim": 64, "num_heads": 2, "patch_size": 8})
-    train_config = TrainConfig(model="vit-diff", backbone=backbone, fusion_heads=2, epochs=30, batch_size=16, lr=1e-3,
-                               backbone_lr=1e-3, weight_decay=0.01, augmentation=None)
+    train_config = TrainConfig(model="vit-diff", backbone=backbone, fusion_heads=2, schedule=ScheduleConfig(epochs=30), batch_size=16,
+                               optimizer=OptimizerConfig(lr=1e-3, backbone_lr=1e-3, weight_decay=0.01), augmentation=None)
     result = fit(source, train_config, str(tmp_path / "run"), workers=1)
     assert result.error is None
     metrics = evaluate(str(tmp_path / "run"), source, "test")

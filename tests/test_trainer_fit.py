@@ -9,7 +9,8 @@ from tests.trainer_shards import write_dataset
 from trainer.checkpoint import read_info
 from trainer.data import ShardPairs, SplitConfig
 from trainer.models import BackboneConfig
-from trainer.train import TrainConfig, fit
+from trainer.config import ScheduleConfig, TrainConfig
+from trainer.train import fit
 
 TINY = BackboneConfig(name="vit_tiny_patch16_224", image_size=32, overrides={"depth": 1, "embed_dim": 32, "num_heads": 2})
 
@@ -39,7 +40,7 @@ def test_a_crashed_worker_resumes_from_the_latest_checkpoint(tmp_path, ray_local
     write_dataset(str(tmp_path / "data"), identities=6, image_size=32, pain_expressions=2, per_shard=2)
     source = CrashOnceAtEpoch(ShardPairs(str(tmp_path / "data"), SplitConfig(fractions=(0.7, 0.3, 0.0))), epoch=1,
                               marker=str(tmp_path / "crashed"))
-    config = TrainConfig(model="vit", backbone=TINY, fusion_heads=2, epochs=3, batch_size=4, augmentation=None)
+    config = TrainConfig(model="vit", backbone=TINY, fusion_heads=2, schedule=ScheduleConfig(epochs=3), batch_size=4, augmentation=None)
     result = fit(source, config, str(tmp_path / "run"), workers=2, max_failures=1)
     assert result.error is None and (tmp_path / "crashed").exists()
     final = read_info(tmp_path / "run" / "checkpoint_epoch0002")

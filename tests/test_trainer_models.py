@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from trainer.models import BackboneConfig, LossWeights, create_backbone, create_model, list_models, pain_loss
+from trainer.models.backbone import check_backbone
 
 TINY = dict(name="vit_tiny_patch16_224", image_size=32, overrides={"depth": 2, "embed_dim": 32, "num_heads": 2})
 
@@ -16,7 +17,7 @@ def images(batch=3, size=32, seed=0):
 def test_registry_lists_the_three_models_and_rejects_unknown_names():
     assert list_models() == ["vit", "vit-diff", "vitpain"]
     with pytest.raises(ValueError, match="unknown model 'vitpian'"):
-        create_model("vitpian", BackboneConfig(**TINY))
+        create_model("vitpian", BackboneConfig(**TINY), fusion_heads=2)
 
 
 @pytest.mark.parametrize("name", ["vitpain", "vit", "vit-diff"])
@@ -91,15 +92,29 @@ def test_hub_weights_come_from_the_cache_only(tmp_path, monkeypatch):
 
 
 def test_missing_weight_file_fails_clearly(tmp_path):
+    config = BackboneConfig(**TINY, pretrained=str(tmp_path / "absent.pth"))  # a recipe may name a file of another machine
     with pytest.raises(FileNotFoundError, match="pretrained backbone weights not found"):
-        BackboneConfig(**TINY, pretrained=str(tmp_path / "absent.pth"))
+        check_backbone(config)  # the driver's check before any worker starts
+    with pytest.raises(FileNotFoundError, match="pretrained backbone weights not found"):
+        create_backbone(config)
 
 
 def test_unknown_backbone_and_bad_image_size():
-    with pytest.raises(ValueError, match="unknown timm backbone"):
+    with pytest.raises(ValueError, match="unknown timm backbone 'vit_nonexistent'"):
         create_backbone(BackboneConfig(name="vit_nonexistent", image_size=32))
     with pytest.raises(ValueError, match="multiple of the patch size 16"):
         BackboneConfig(**{**TINY, "image_size": 40})
+    with pytest.raises(ValueError, match="multiple of the patch size 14"):
+        BackboneConfig(name="vit_small_patch14_dinov2", image_size=224 + 16)
+    assert check_backbone(BackboneConfig(name="vit_large_patch16_dinov3.sat493m")) is None  # a tagged name is known
+
+
+def test_lora_dropout_reaches_the_adapters():
+    model = create_backbone(BackboneConfig(**TINY, lora_rank=4, lora_dropout=0.25))
+    dropouts = {module.p for name, module in model.named_modules() if "lora_dropout" in name and isinstance(module, torch.nn.Dropout)}
+    assert dropouts == {0.25}
+    with pytest.raises(ValueError, match="lora_dropout must be in"):
+        BackboneConfig(**TINY, lora_dropout=1.0)
 
 
 def test_loss_parts_and_weights():

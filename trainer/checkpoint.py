@@ -50,7 +50,7 @@ def build_model(info: dict) -> nn.Module:
     """The model a checkpoint describes, randomly initialised (weights come from model.pt, not from a
     pretrained file that may not exist where the checkpoint is used)."""
     backbone = BackboneConfig(**{**info["backbone"], "pretrained": None})
-    return create_model(info["model"], backbone, fusion_heads=info.get("fusion_heads", 4))
+    return create_model(info["model"], backbone, fusion_heads=info["fusion_heads"])
 
 
 def latest_checkpoint(url: str) -> str | None:

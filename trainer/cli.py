@@ -26,93 +26,163 @@ def main() -> None:
     """Train and evaluate ViTPain and its baselines on painfactory datasets (local or s3://) with Ray Train."""
 
 
-def make_source(data: Optional[str], unbc: Optional[str], fold: int, folds: int, protocol: str, split_seed: int,
-                fractions: tuple[float, float, float] = (0.7, 0.2, 0.1)):
-    from trainer.data import ShardPairs, SplitConfig
+def make_source(data: Optional[str], unbc: Optional[str], fold: int, folds: int, protocol: str, split):
+    """The pairs to train or evaluate on: a painfactory dataset split by `split` (a SplitConfig), or a fold of
+    UNBC-McMaster (subject-wise, seeded by `split.seed`)."""
+    from trainer.data import ShardPairs
+    from trainer.train import absolute_url
     from trainer.unbc import UnbcPairs
 
     if (data is None) == (unbc is None):
         fail("give exactly one of --data URL (a painfactory dataset) or --unbc ROOT (UNBC-McMaster)")
-    if data is not None:
-        try:
-            return ShardPairs(data, SplitConfig(seed=split_seed, fractions=tuple(fractions)))
-        except ValueError as error:
-            fail(str(error))
-    return UnbcPairs(unbc, fold=fold, folds=folds, protocol=protocol, seed=split_seed)
+    try:
+        if data is not None:
+            return ShardPairs(absolute_url(data), split)
+        return UnbcPairs(absolute_url(unbc), fold=fold, folds=folds, protocol=protocol, seed=split.seed)
+    except ValueError as error:
+        fail(str(error))
 
 
 @command()
 def fit(
-    out: str = typer.Option(..., help="Run folder URL (local path or s3://bucket/prefix/name); checkpoints land in "
-                                      "OUT/checkpoint_epochNNNN/. Rerun the same command to resume after a crash."),
+    out: Optional[str] = typer.Option(None, help="Run folder URL (local path or s3://bucket/prefix/name); checkpoints land "
+                                                 "in OUT/checkpoint_epochNNNN/. Rerun the same command to resume after a crash."),
     data: Optional[str] = typer.Option(None, help="painfactory dataset folder URL (holding manifest.json)."),
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML recipe: a file, or a shipped name (vitpain, "
+                                         "vitpain-cpu-tiny); flags win over it. Layout: trainer/config.py."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved recipe as YAML and exit."),
     unbc: Optional[str] = typer.Option(None, help="UNBC-McMaster root folder (Images/, Frame_Labels/) to fine-tune on."),
     fold: int = typer.Option(0, help="UNBC: the test fold (k-fold) or the test subject's index (loso)."),
     folds: int = typer.Option(5, help="UNBC: number of subject-wise folds."),
     protocol: str = typer.Option("kfold", help="UNBC: 'kfold' (subject-wise) or 'loso' (leave one subject out)."),
-    init: Optional[str] = typer.Option(None, help="Checkpoint to start from (e.g. synthetic pre-training); its "
-                                                  "model and backbone are used and --model/--backbone are ignored."),
-    model: str = typer.Option("vitpain", help="vitpain | vit (single image) | vit-diff (reference by feature difference)."),
-    backbone: str = typer.Option("vit_small_patch16_224", help="timm ViT name, e.g. vit_tiny_patch16_224, vit_base_patch16_224, vit_small_patch14_dinov2."),
-    pretrained: Optional[str] = typer.Option(None, help="Backbone weights: a local file, or 'hub' for the Hugging Face cache (offline). Default: from scratch."),
-    lora_rank: int = typer.Option(0, help="LoRA rank on the attention projections with the backbone frozen (official: 8); 0 trains the whole backbone."),
-    depth: Optional[int] = typer.Option(None, help="Override the backbone's depth (tiny CPU models)."),
-    embed_dim: Optional[int] = typer.Option(None, help="Override the backbone's width (tiny CPU models)."),
-    num_heads: Optional[int] = typer.Option(None, help="Override the backbone's attention heads (tiny CPU models)."),
-    image_size: int = typer.Option(224, help="Input size in pixels (a multiple of the backbone's patch size)."),
-    epochs: int = typer.Option(150, help="Epochs in total (a resumed run continues up to this number)."),
-    batch_size: int = typer.Option(48, help="Pairs per batch per worker."),
-    lr: float = typer.Option(1e-4, help="Learning rate of the heads and fusion."),
-    backbone_lr: float = typer.Option(1e-5, help="Learning rate of the backbone or its LoRA adapters."),
-    augment: bool = typer.Option(True, help="Flip, ±5° rotation, small affine, colour jitter, blur."),
+    init: Optional[str] = typer.Option(None, help="Checkpoint to start from (e.g. synthetic pre-training); its model, "
+                                                  "backbone and fusion heads are used [init_checkpoint]."),
+    model: Optional[str] = typer.Option(None, help="vitpain | vit (single image) | vit-diff (reference by feature difference) [model]."),
+    fusion_heads: Optional[int] = typer.Option(None, help="Heads of the reference cross-attention and AU pooling [fusion_heads]."),
+    backbone: Optional[str] = typer.Option(None, help="timm ViT name, e.g. vit_tiny_patch16_224, vit_large_patch16_dinov3.sat493m [backbone.name]."),
+    pretrained: Optional[str] = typer.Option(None, help="Backbone weights: a local file, or 'hub' for the Hugging Face cache "
+                                                        "(offline; see fetch-backbone). Default: from scratch [backbone.pretrained]."),
+    image_size: Optional[int] = typer.Option(None, help="Input size in pixels, a multiple of the patch size [backbone.image_size]."),
+    lora_rank: Optional[int] = typer.Option(None, help="LoRA rank with the backbone frozen (official: 8); 0 trains the whole backbone [backbone.lora_rank]."),
+    lora_alpha: Optional[int] = typer.Option(None, help="LoRA alpha (official: 16) [backbone.lora_alpha]."),
+    depth: Optional[int] = typer.Option(None, help="Override the backbone's depth (tiny CPU models) [backbone.overrides.depth]."),
+    embed_dim: Optional[int] = typer.Option(None, help="Override the backbone's width [backbone.overrides.embed_dim]."),
+    num_heads: Optional[int] = typer.Option(None, help="Override the backbone's attention heads [backbone.overrides.num_heads]."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs in total; a resumed run continues up to this number [schedule.epochs]."),
+    batch_size: Optional[int] = typer.Option(None, help="Pairs per batch per worker [batch_size]."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate of the heads and fusion [optimizer.lr]."),
+    backbone_lr: Optional[float] = typer.Option(None, help="Learning rate of the backbone or its LoRA adapters [optimizer.backbone_lr]."),
+    weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay [optimizer.weight_decay]."),
+    loss_pspi: Optional[float] = typer.Option(None, help="Weight of the PSPI regression loss [loss.pspi]."),
+    loss_thresholds: Optional[float] = typer.Option(None, help="Weight of the PSPI >= 1, 2, 3 losses [loss.thresholds]."),
+    loss_aus: Optional[float] = typer.Option(None, help="Weight of the AU regression loss [loss.aus]."),
+    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Flip, rotation, affine, colour jitter, blur [augmentation]."),
+    shuffle_buffer: Optional[int] = typer.Option(None, help="Pairs held by the streaming shuffle [shuffle_buffer]."),
+    seed: Optional[int] = typer.Option(None, help="Seed of initialisation, shuffling and augmentation [seed]."),
+    split_seed: Optional[int] = typer.Option(None, help="Seed of the identity-disjoint (or subject-wise) split [split.seed]."),
+    split_fractions: Optional[tuple[float, float, float]] = typer.Option(None, help="Train, val and test shares of the identities [split.fractions]."),
     workers: int = typer.Option(1, help="Ray Train workers (DDP ranks)."),
     gpu: bool = typer.Option(False, "--gpu", help="One GPU per worker."),
-    seed: int = typer.Option(0, help="Seed of initialisation, shuffling and augmentation."),
-    split_seed: int = typer.Option(0, help="Seed of the identity-disjoint (or subject-wise) split."),
-    split_fractions: tuple[float, float, float] = typer.Option((0.7, 0.2, 0.1), help="Train, val and test shares of the identities."),
     max_failures: int = typer.Option(2, help="Worker-group restarts Ray Train may make after a failure."),
 ) -> None:
-    """Train a pain model with Ray Train, one checkpoint per epoch, resuming from the latest one if OUT has any."""
-    import ray
+    """Train a pain model with Ray Train, one checkpoint per epoch, resuming from the latest one if OUT has any.
+
+    The recipe comes from --config (a YAML file or a shipped name) and the flags; where it runs from --data or
+    --unbc, --out, --workers and --gpu.
+    """
+    import yaml
+
+    from trainer.config import ConfigError, load_train_config, scratch_warning
+    from trainer.models.backbone import check_backbone
+
+    flags = {  # the TrainConfig key each flag sets (trainer/config.py); None: not given, the file's value stays
+        "model": model, "fusion_heads": fusion_heads, "init_checkpoint": init, "backbone.name": backbone,
+        "backbone.pretrained": pretrained, "backbone.image_size": image_size, "backbone.lora_rank": lora_rank,
+        "backbone.lora_alpha": lora_alpha, "backbone.overrides.depth": depth, "backbone.overrides.embed_dim": embed_dim,
+        "backbone.overrides.num_heads": num_heads, "schedule.epochs": epochs, "batch_size": batch_size,
+        "optimizer.lr": lr, "optimizer.backbone_lr": backbone_lr, "optimizer.weight_decay": weight_decay,
+        "loss.pspi": loss_pspi, "loss.thresholds": loss_thresholds, "loss.aus": loss_aus,
+        "shuffle_buffer": shuffle_buffer, "seed": seed, "split.seed": split_seed, "split.fractions": split_fractions,
+    }
+    try:
+        settings = with_init_checkpoint(load_train_config(config, flags, augment))
+        if print_config:
+            typer.echo(yaml.safe_dump(settings.to_dict(), sort_keys=False), nl=False)
+            return
+        if out is None:
+            fail("--out is required: the run folder checkpoints go to")
+        source = make_source(data, unbc, fold, folds, protocol, settings.split)
+        check_backbone(settings.backbone)
+        source.check()
+    except (ConfigError, ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    warning = scratch_warning(settings)
+    if warning:
+        typer.secho(warning, err=True, fg=typer.colors.YELLOW)
+    run_training(source, settings, out, workers, gpu, max_failures)
+
+
+def with_init_checkpoint(settings):
+    """With `init_checkpoint`, the model, backbone and fusion heads are the checkpoint's (its weights load over them)."""
+    import dataclasses
 
     from trainer.checkpoint import latest_checkpoint, local_checkpoint, read_info
-    from trainer.data import Augmentation
-    from trainer.models import BackboneConfig, list_models
-    from trainer.train import TrainConfig, fit as run_fit
+    from trainer.models import BackboneConfig
+    from trainer.train import absolute_url
 
-    source = make_source(data, unbc, fold, folds, protocol, split_seed, split_fractions)
-    overrides = {k: v for k, v in {"depth": depth, "embed_dim": embed_dim, "num_heads": num_heads}.items() if v is not None}
-    try:
-        if init is not None:
-            found = latest_checkpoint(init)
-            if found is None:
-                fail(f"no checkpoint at --init {init}")
-            with local_checkpoint(found) as directory:
-                described = read_info(directory)
-            init, model = found, described["model"]
-            backbone_config = BackboneConfig(**{**described["backbone"], "pretrained": None})
-        else:
-            if model not in list_models():
-                fail(f"unknown --model {model!r}; choose one of {', '.join(list_models())}")
-            backbone_config = BackboneConfig(name=backbone, image_size=image_size, pretrained=pretrained,
-                                             lora_rank=lora_rank, overrides=overrides)
-        config = TrainConfig(model=model, backbone=backbone_config, epochs=epochs, batch_size=batch_size, lr=lr,
-                             backbone_lr=backbone_lr, augmentation=Augmentation() if augment else None, seed=seed,
-                             init_checkpoint=init)
-        source.check()
-    except (ValueError, FileNotFoundError) as error:
-        fail(str(error))
+    if settings.init_checkpoint is None:
+        return settings
+    found = latest_checkpoint(absolute_url(settings.init_checkpoint))
+    if found is None:
+        fail(f"no checkpoint at --init {settings.init_checkpoint}")
+    with local_checkpoint(found) as directory:
+        described = read_info(directory)
+    return dataclasses.replace(settings, model=described["model"], fusion_heads=described["fusion_heads"],
+                               backbone=BackboneConfig(**{**described["backbone"], "pretrained": None}), init_checkpoint=found)
+
+
+def run_training(source, settings, out: str, workers: int, gpu: bool, max_failures: int) -> None:
+    """Start (or resume) the Ray Train job and print the final checkpoint and metrics as one JSON line."""
+    import ray
+
+    from trainer.checkpoint import latest_checkpoint
+    from trainer.train import fit as run_fit
+
     previous = latest_checkpoint(out)
     if previous is not None:
         typer.echo(f"resuming {out} after {previous.rsplit('/', 1)[-1]}")
     if not ray.is_initialized():
         ray.init(include_dashboard=False)
-    result = run_fit(source, config, out, workers=workers, use_gpu=gpu, max_failures=max_failures)
+    try:
+        result = run_fit(source, settings, out, workers=workers, use_gpu=gpu, max_failures=max_failures)
+    except ValueError as error:
+        fail(str(error))
     if result.error is not None:
         fail(f"training failed: {result.error}")
     shown = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v))}
-    final = latest_checkpoint(out)
-    typer.echo(json.dumps({"checkpoint": final, **shown}))
+    typer.echo(json.dumps({"checkpoint": latest_checkpoint(out), **shown}))
+
+
+@app.command("fetch-backbone")
+def fetch_backbone(
+    name: str = typer.Argument(..., help="timm backbone name, optionally with its tag (vit_large_patch16_dinov3.sat493m)."),
+    cache_dir: Optional[str] = typer.Option(None, help="Hugging Face cache folder (default: HF_HUB_CACHE, "
+                                                       "~/.cache/huggingface/hub); training reads HF_HUB_CACHE."),
+    timeout: float = typer.Option(10.0, help="Seconds to wait for the Hub to answer before giving up."),
+) -> None:
+    """Download a backbone's pretrained weights into the Hugging Face cache (needs network), where `pretrained: hub`
+    (configs/vitpain.yaml) finds them offline. Copy the cache folder to machines without network."""
+    from trainer.models.backbone import check_backbone_name
+    from trainer.models.hub import HubError, fetch_hub_weights, hub_cache
+
+    try:
+        check_backbone_name(name)
+        path = fetch_hub_weights(name, cache_dir, timeout=timeout)
+    except (HubError, ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    typer.echo(f"{name}: {path}")
+    if cache_dir is not None:
+        typer.echo(f"train with HF_HUB_CACHE={hub_cache(cache_dir)} so that `pretrained: hub` looks there")
 
 
 @command()
@@ -131,6 +201,7 @@ def evaluate(
 ) -> None:
     """MAE, RMSE, Pearson, ICC(3,1), AUROC and calibrated F1 at PSPI ≥ 1, 2, 3, and MAE per demographic group."""
     from trainer.checkpoint import latest_checkpoint, local_checkpoint, read_info
+    from trainer.data import SplitConfig
     from trainer.evaluate import evaluate as run_evaluate
 
     found = latest_checkpoint(checkpoint)
@@ -140,7 +211,8 @@ def evaluate(
         trained_on = read_info(directory).get("source", {})
     if split_seed is None:
         split_seed = trained_on.get("split_seed", trained_on.get("seed", 0))
-    source = make_source(data, unbc, fold, folds, protocol, split_seed, tuple(trained_on.get("fractions", (0.7, 0.2, 0.1))))
+    fractions = trained_on.get("fractions", SplitConfig().fractions)
+    source = make_source(data, unbc, fold, folds, protocol, SplitConfig(seed=split_seed, fractions=tuple(fractions)))
     try:
         metrics = run_evaluate(found, source, split, batch_size=batch_size)
     except (ValueError, FileNotFoundError) as error:

@@ -139,7 +139,8 @@ class ShardPairs:
 @dataclass(frozen=True)
 class Augmentation:
     """The official ViTPain augmentations. The geometric ones (flip, rotation, affine) are drawn once per pair
-    and applied to both faces so their tokens stay aligned; colour jitter and blur are drawn per image."""
+    and applied to both faces so their tokens stay aligned; colour jitter and blur are drawn per image.
+    Colour factors are drawn from 1 ± the value (hue: a shift of ± the value, in turns of the colour wheel)."""
 
     flip: float = 0.5  # probability
     rotate_deg: float = 5.0
@@ -148,7 +149,18 @@ class Augmentation:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
+    hue: float = 0.0
     blur: float = 0.2  # probability of a Gaussian blur
+
+    def __post_init__(self) -> None:
+        for name in ("flip", "blur"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
+        for name in ("translate", "scale", "brightness", "contrast", "saturation"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.rotate_deg <= 180 or not 0 <= self.hue <= 0.5:
+            raise ValueError(f"rotate_deg must be in [0, 180] and hue in [0, 0.5], got {self.rotate_deg} and {self.hue}")
 
 
 @dataclass(frozen=True)
@@ -187,6 +199,8 @@ def augment_pair(pain: torch.Tensor, reference: torch.Tensor, aug: Augmentation,
         image = TF.adjust_brightness(image, rng.uniform(1 - aug.brightness, 1 + aug.brightness))
         image = TF.adjust_contrast(image, rng.uniform(1 - aug.contrast, 1 + aug.contrast))
         image = TF.adjust_saturation(image, rng.uniform(1 - aug.saturation, 1 + aug.saturation))
+        if aug.hue:  # a hue shift converts to HSV and back: skipped, and not drawn, when off
+            image = TF.adjust_hue(image, rng.uniform(-aug.hue, aug.hue))
         if rng.random() < aug.blur:
             image = TF.gaussian_blur(image, kernel_size=[3, 3], sigma=[rng.uniform(0.1, 1.0)] * 2)
         return image.clamp(0, 1)

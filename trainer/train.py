@@ -19,47 +19,15 @@ import os
 import random
 import tempfile
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from trainer.checkpoint import checkpoint_dir_name, load_weights, local_checkpoint, read_info, save_checkpoint
-from trainer.data import Augmentation, PairTransform, batches, shuffled
+from trainer.config import TrainConfig
+from trainer.data import PairTransform, batches, shuffled
 from trainer.metrics import icc_3_1, mae, pearson, rmse
-from trainer.models import BackboneConfig, LossWeights, create_model, is_backbone_parameter, pain_loss
-from trainer.models.backbone import input_normalization
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters; defaults are the official ViTPain's (150 epochs, batch 48, AdamW 1e-4 heads /
-    1e-5 backbone or LoRA, weight decay 0.1, cosine), the backbone a ViT-S/16 at 224 px."""
-
-    model: str = "vitpain"
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    fusion_heads: int = 4
-    epochs: int = 150
-    batch_size: int = 48
-    lr: float = 1e-4  # heads, fusion
-    backbone_lr: float = 1e-5  # the backbone, or its LoRA adapters
-    weight_decay: float = 0.1
-    loss: LossWeights = field(default_factory=LossWeights)
-    augmentation: Augmentation | None = field(default_factory=Augmentation)
-    shuffle_buffer: int = 256
-    seed: int = 0
-    init_checkpoint: str | None = None  # a checkpoint folder URL to start from (fine-tuning); model and backbone must match it
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.shuffle_buffer < 1:
-            raise ValueError("epochs, batch_size and shuffle_buffer must be >= 1")
-        if self.lr <= 0 or self.backbone_lr < 0 or self.weight_decay < 0:
-            raise ValueError("lr must be > 0, backbone_lr and weight_decay >= 0")
-
-    def model_info(self) -> dict:
-        mean, std = input_normalization(self.backbone.name)
-        return {"model": self.model, "backbone": self.backbone.to_dict(), "fusion_heads": self.fusion_heads,
-                "mean": list(mean), "std": list(std)}
+from trainer.models import LossWeights, create_model, is_backbone_parameter, pain_loss
 
 
 # ------------------------------------------------------------------------------------------- on each worker
@@ -80,7 +48,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         with local_checkpoint(config.init_checkpoint) as directory:
             model.load_state_dict(load_weights(directory))
     optimizer = make_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.schedule.epochs, eta_min=config.schedule.min_lr)
 
     start_epoch = 0
     checkpoint = ray.train.get_checkpoint()
@@ -96,7 +64,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     train_transform = PairTransform(config.backbone.image_size, tuple(info["mean"]), tuple(info["std"]), config.augmentation)
     eval_transform = dataclasses.replace(train_transform, augmentation=None)
 
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(start_epoch, config.schedule.epochs):
         started = time.perf_counter()
         rng = random.Random(f"{config.seed}:{epoch}:{rank}")
         pairs = shuffled(source.pairs("train", rank, world, epoch, shuffle=True), config.shuffle_buffer, rng)
@@ -107,13 +75,13 @@ def train_loop_per_worker(loop_config: dict) -> None:
         metrics = {"epoch": epoch, "started_at_epoch": start_epoch, **train,
                    "pairs_per_s": train["pairs"] * world / (time.perf_counter() - started), **validation_metrics(prediction)}
         if rank == 0:
-            print(format_epoch(metrics, config.epochs), flush=True)
+            print(format_epoch(metrics, config.schedule.epochs), flush=True)
         with tempfile.TemporaryDirectory() as directory:
             report_checkpoint = None
             if rank == 0:
                 unwrapped = model.module if hasattr(model, "module") else model
-                save_checkpoint(directory, unwrapped, {**info, "epoch": epoch, "started_at_epoch": start_epoch,
-                                                       "metrics": metrics, "source": source.describe()},
+                save_checkpoint(directory, unwrapped, {**info, "epoch": epoch, "started_at_epoch": start_epoch, "metrics": metrics,
+                                                       "source": source.describe(), "config": config.to_dict()},
                                 {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()})
                 report_checkpoint = ray.train.Checkpoint.from_directory(directory)
             ray.train.report(metrics, checkpoint=report_checkpoint, checkpoint_dir_name=checkpoint_dir_name(epoch))
@@ -125,10 +93,10 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
             (backbone if is_backbone_parameter(name) else heads).append(parameter)
-    groups = [{"params": heads, "lr": config.lr}]
-    if backbone and config.backbone_lr > 0:
-        groups.append({"params": backbone, "lr": config.backbone_lr})
-    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
+    groups = [{"params": heads, "lr": config.optimizer.lr}]
+    if backbone and config.optimizer.backbone_lr > 0:
+        groups.append({"params": backbone, "lr": config.optimizer.backbone_lr})
+    return torch.optim.AdamW(groups, weight_decay=config.optimizer.weight_decay)
 
 
 def lockstep(batch_iterator, device):
@@ -213,19 +181,24 @@ def format_epoch(metrics: dict, epochs: int) -> str:
 # -------------------------------------------------------------------------------------------- on the driver
 
 
+def absolute_url(url: str) -> str:
+    """A local path made absolute, other URLs as they are: Ray Train workers run in a working folder of their own,
+    where a relative path would name nothing."""
+    return url if "://" in url else os.path.abspath(url)
+
+
 def run_location(out: str) -> tuple[str, str]:
     """(storage_path, name) for Ray Train from a run URL: its parent folder and its last path component."""
-    out = out.rstrip("/")
-    if "://" not in out:
-        out = os.path.abspath(out)
-    parent, _, name = out.rpartition("/")
+    parent, _, name = absolute_url(out.rstrip("/")).rpartition("/")
     if not name or not parent:
         raise ValueError(f"--out must name a run folder inside a parent folder, got {out!r}")
     return parent, name
 
 
 def fit(source, config: TrainConfig, out: str, workers: int = 1, use_gpu: bool = False, max_failures: int = 2):
-    """Train `config.model` on `source` with Ray Train; checkpoints land in `out`. Returns Ray's Result."""
+    """Train `config.model` on `source` with Ray Train; checkpoints land in `out`. Returns Ray's Result.
+    `source` is built from the recipe's `config.split` by the CLI; each checkpoint records both the recipe
+    ("config") and the split the source actually used ("source")."""
     import ray.train
     from ray.train.torch import TorchTrainer
 

@@ -24,11 +24,16 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def create_model(name: str, backbone: BackboneConfig | None = None, fusion_heads: int = 4) -> nn.Module:
-    """Build a registered pain model ('vitpain', 'vit', 'vit-diff') on the given backbone."""
+def create_model(name: str, backbone: BackboneConfig, fusion_heads: int) -> nn.Module:
+    """Build a registered pain model ('vitpain', 'vit', 'vit-diff') on the given backbone. `fusion_heads` is the
+    number of attention heads of the reference fusion and the AU pooling (TrainConfig.fusion_heads)."""
+    check_model_name(name)
+    return _MODELS[name](backbone, fusion_heads=fusion_heads)
+
+
+def check_model_name(name: str) -> None:
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    return _MODELS[name](backbone or BackboneConfig(), fusion_heads=fusion_heads)
 
 
 def is_backbone_parameter(name: str) -> bool:

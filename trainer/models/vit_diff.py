@@ -13,7 +13,7 @@ from trainer.models.registry import register_model
 
 @register_model("vit-diff")
 class FeatureDifferenceViT(nn.Module):
-    def __init__(self, backbone: BackboneConfig, fusion_heads: int = 4):
+    def __init__(self, backbone: BackboneConfig, fusion_heads: int):
         super().__init__()
         self.encoder = create_backbone(backbone)
         dim = self.encoder.embed_dim

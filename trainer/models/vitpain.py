@@ -12,7 +12,7 @@ from trainer.models.registry import register_model
 
 @register_model("vitpain")
 class ViTPain(nn.Module):
-    def __init__(self, backbone: BackboneConfig, fusion_heads: int = 4):
+    def __init__(self, backbone: BackboneConfig, fusion_heads: int):
         super().__init__()
         self.encoder = create_backbone(backbone)
         self.reference_encoder = create_backbone(backbone)
