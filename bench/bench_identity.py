@@ -24,9 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from results import RESULTS, cpu_model, write_section  # noqa: E402  (bench/results.py, beside this script)
+
 from factory.run.identity import IdentityRenderer, RenderConfig  # noqa: E402
 from factory.spec.plan import plan_identity  # noqa: E402
-from results import RESULTS, cpu_model, write_section  # noqa: E402  (bench/results.py, beside this script)
 
 SECTION = "## Identity"
 STAGES = ("rig", "texture", "raster", "shade", "layers", "heatmap", "encode")

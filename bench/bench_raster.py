@@ -21,11 +21,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from results import RESULTS, cpu_model, write_section  # noqa: E402  (bench/results.py, beside this script)
+
 from factory.face.model import FaceModel  # noqa: E402
 from factory.render import raster_pytorch3d  # noqa: E402
 from factory.render.camera import Orbit, head_camera, head_sphere  # noqa: E402
 from factory.render.raster import rasterize  # noqa: E402
-from results import RESULTS, cpu_model, write_section  # noqa: E402  (bench/results.py, beside this script)
 
 SECTION = "## Rasterizer"
 PASSES_PER_IDENTITY = 33  # 11 expressions × 3 views

@@ -20,11 +20,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a source tree; the Ray workers get the same path below
 
+from results import machine, write_section  # noqa: E402  (bench/results.py, beside this script)
+
+from factory.format.manifest import Manifest  # noqa: E402
 from factory.run.config import GenerateConfig  # noqa: E402
 from factory.run.generate import generate  # noqa: E402
 from factory.run.identity import RenderConfig  # noqa: E402
-from factory.format.manifest import Manifest  # noqa: E402
-from results import machine, write_section  # noqa: E402  (bench/results.py, beside this script)
 
 SECTION = "## Scaling"
 

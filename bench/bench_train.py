@@ -64,10 +64,11 @@ def reader_pairs_per_s(url: str, image_size: int, batch_size: int = 16) -> float
 
 def training_pairs_per_s(data: str, out: str, image_size: int, epochs: int) -> float:
     import fsspec
-    from trainer.data import ShardPairs, SplitConfig
-    from trainer.models import BackboneConfig
+
     from trainer.checkpoint import checkpoint_dir_name
     from trainer.config import OptimizerConfig, ScheduleConfig, TrainConfig
+    from trainer.data import ShardPairs, SplitConfig
+    from trainer.models import BackboneConfig
     from trainer.train import fit
 
     backbone = BackboneConfig(name="vit_tiny_patch16_224", image_size=image_size, overrides={"depth": 2, "embed_dim": 64, "num_heads": 2})

@@ -72,7 +72,6 @@ def test_deployment_commands_parse_with_the_real_cli():
     import typer.main
 
     from factory.cli import app as factory_app
-
     from trainer.cli import app as trainer_app
 
     apps = {"factory": factory_app, "trainer": trainer_app}

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from factory.format.manifest import Manifest
+from factory.qa.verify import verify_dataset
 from factory.run.config import GenerateConfig
 from factory.run.generate import GenerateError, generate
 from factory.run.identity import RenderConfig
-from factory.format.manifest import Manifest
-from factory.qa.verify import verify_dataset
 
 SMALL = RenderConfig(image_size=64, texture_size=128)
 IMAGES_PER_IDENTITY = 33  # 11 expressions × 3 views, the default plan

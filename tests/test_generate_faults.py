@@ -19,12 +19,12 @@ import pytest
 from typer.testing import CliRunner
 
 from factory.cli import app
-from factory.run.config import GenerateConfig
-from factory.run.generate import GenerateError, generate
-from factory.run.identity import RenderConfig
 from factory.format.manifest import Manifest
 from factory.format.storage import StorageError
 from factory.qa.verify import verify_dataset
+from factory.run.config import GenerateConfig
+from factory.run.generate import GenerateError, generate
+from factory.run.identity import RenderConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_YAML = "render: {image_size: 64, texture_size: 128}\n"

@@ -5,8 +5,19 @@ import math
 import numpy as np
 import pytest
 
-from trainer.metrics import (auroc, average_ranks, best_f1_threshold, calibrate_thresholds, f1, icc_3_1, mae,
-                             mae_by_group, pain_metrics, pearson, rmse)
+from trainer.metrics import (
+    auroc,
+    average_ranks,
+    best_f1_threshold,
+    calibrate_thresholds,
+    f1,
+    icc_3_1,
+    mae,
+    mae_by_group,
+    pain_metrics,
+    pearson,
+    rmse,
+)
 
 
 def test_mae_rmse():

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from factory.spec.expressions import Expression
 from factory.format.encoders import DEPTH_UNIT_CM
 from factory.run.identity import IdentityRenderer, RenderConfig
+from factory.spec.expressions import Expression
 from factory.spec.labels import PSPI_AUS, pspi
 from factory.spec.plan import plan_identity
 

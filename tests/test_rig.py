@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from factory.face.model import FaceModel
+from factory.face.rig import INTENSITY_WEIGHT, AURig
 from factory.spec.labels import RIG_AUS, max_intensity
-from factory.face.rig import AURig, INTENSITY_WEIGHT
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,16 @@ import pytest
 import torch
 import yaml
 
-from trainer.config import (SHIPPED_CONFIGS, ConfigError, OptimizerConfig, ScheduleConfig, TrainConfig, config_path,
-                            load_train_config, scratch_warning)
+from trainer.config import (
+    SHIPPED_CONFIGS,
+    ConfigError,
+    OptimizerConfig,
+    ScheduleConfig,
+    TrainConfig,
+    config_path,
+    load_train_config,
+    scratch_warning,
+)
 from trainer.data import Augmentation, SplitConfig
 from trainer.models import BackboneConfig, LossWeights, create_model
 from trainer.models.backbone import check_backbone_name

@@ -84,9 +84,9 @@ def test_vitpain_beats_the_training_mean(tmp_path, ray_local):
 
     Why not `factory generate` faces: at a CPU test's size (40 identities, 64 px, a 2-block ViT from scratch,
     16 epochs) the rendered AU changes are too subtle to learn; measured: test MAE 4.29 against the mean's 4.30."""
+    from trainer.config import OptimizerConfig, ScheduleConfig, TrainConfig
     from trainer.data import ShardPairs, SplitConfig
     from trainer.evaluate import evaluate
-    from trainer.config import OptimizerConfig, ScheduleConfig, TrainConfig
     from trainer.models import BackboneConfig
     from trainer.train import fit
 
@@ -125,9 +125,9 @@ def test_faces_from_factory_generate_carry_a_learnable_pspi_signal(tmp_path, ray
 
     from PIL import Image
 
+    from trainer.config import OptimizerConfig, ScheduleConfig, TrainConfig
     from trainer.data import ShardPairs, SplitConfig
     from trainer.evaluate import evaluate
-    from trainer.config import OptimizerConfig, ScheduleConfig, TrainConfig
     from trainer.models import BackboneConfig
     from trainer.train import fit
 

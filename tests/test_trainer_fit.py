@@ -7,9 +7,9 @@ from pathlib import Path
 
 from tests.trainer_shards import write_dataset
 from trainer.checkpoint import read_info
+from trainer.config import ScheduleConfig, TrainConfig
 from trainer.data import ShardPairs, SplitConfig
 from trainer.models import BackboneConfig
-from trainer.config import ScheduleConfig, TrainConfig
 from trainer.train import fit
 
 TINY = BackboneConfig(name="vit_tiny_patch16_224", image_size=32, overrides={"depth": 1, "embed_dim": 32, "num_heads": 2})

@@ -16,11 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from factory.cli import app
+from factory.format.manifest import Manifest
+from factory.format.shards import read_shard, write_shard
 from factory.run.config import GenerateConfig
 from factory.run.generate import generate
 from factory.run.identity import RenderConfig
-from factory.format.manifest import Manifest
-from factory.format.shards import read_shard, write_shard
 
 
 @pytest.fixture(scope="module")

@@ -45,19 +45,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from factory.options import reject_unknown_keys
+from factory.options import ConfigError, read_yaml, reject_unknown_keys
 from trainer.data import Augmentation, SplitConfig
 from trainer.models.backbone import BackboneConfig, input_normalization
 from trainer.models.heads import LossWeights
 from trainer.models.registry import check_model_name
 
 SHIPPED_CONFIGS = Path(__file__).parent / "configs"
-
-
-class ConfigError(ValueError):
-    """A configuration key or value is wrong; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -161,20 +155,6 @@ def config_path(given: str) -> Path:
 
 def shipped_config_names() -> list[str]:
     return sorted(path.stem for path in SHIPPED_CONFIGS.glob("*.yaml"))
-
-
-def read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(error).split())}") from None  # one line
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys, got {type(data).__name__}")
-    return data
 
 
 def set_dotted(data: dict, key: str, value) -> None:

@@ -29,7 +29,6 @@ from trainer.data import PairTransform, batches, shuffled
 from trainer.metrics import icc_3_1, mae, pearson, rmse
 from trainer.models import LossWeights, create_model, is_backbone_parameter, pain_loss
 
-
 # ------------------------------------------------------------------------------------------- on each worker
 
 

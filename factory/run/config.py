@@ -22,12 +22,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import yaml
-
-from factory.run.identity import RenderConfig
-from factory.options import ConfigError, reject_unknown_keys
-from factory.spec.plan import PlanConfig
 from factory.format.storage import public_storage_options, resolve_storage_options
+from factory.options import ConfigError, read_yaml, reject_unknown_keys
+from factory.run.identity import RenderConfig
+from factory.spec.plan import PlanConfig
 
 # The settings that decide the bytes of every shard. An existing dataset may only be extended or resumed
 # with the same values; `identities` may grow (see generate.open_output), the rest (workers, out, …) is how
@@ -121,20 +119,6 @@ def load_generate_config(config_file: Path | None = None, **flags) -> GenerateCo
     except (ValueError, TypeError) as error:
         raise ConfigError(f"render: {error}") from None
     return GenerateConfig(**data)
-
-
-def read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of options, got {type(data).__name__}")
-    return data
 
 
 def section(data: dict, name: str) -> Mapping:

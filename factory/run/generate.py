@@ -22,12 +22,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from factory.errors import FactoryError
 from factory import __version__
-from factory.run.config import GenerateConfig, content_differences
+from factory.errors import FactoryError
 from factory.format.manifest import MANIFEST_NAME, Manifest, ShardRecord, load_manifest, save_manifest
 from factory.format.shards import SHARD_DIR, ShardTask, plan_shards
 from factory.format.storage import Storage
+from factory.run.config import GenerateConfig, content_differences
 from factory.run.workers import ShardResult, ShardWorker
 
 logger = logging.getLogger(__name__)

@@ -12,13 +12,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from factory.format.members import is_image
-from factory.run.identity import IdentityRenderer, RenderConfig
 from factory.format.manifest import ShardRecord
-from factory.spec.plan import PlanConfig, plan_identity
+from factory.format.members import is_image
 from factory.format.shards import ShardTask, write_shard
 from factory.format.storage import Storage
-
+from factory.run.identity import IdentityRenderer, RenderConfig
+from factory.spec.plan import PlanConfig, plan_identity
 
 
 @dataclass(frozen=True)

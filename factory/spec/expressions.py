@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from factory.spec.labels import MAX_INTENSITY, MAX_PSPI, PSPI_AUS, pspi, validate_aus
 from factory.options import ConfigError, reject_unknown_keys
+from factory.spec.labels import MAX_INTENSITY, MAX_PSPI, PSPI_AUS, pspi, validate_aus
 
 # AUs added for realism to pain faces (each independently with probability `extra_au_rate`).
 REALISM_AUS = ("AU20", "AU25", "AU26")

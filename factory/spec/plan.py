@@ -11,13 +11,13 @@ each stratum either floor(N/S) or ceil(N/S) times, and N = S gives one identity 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from factory.spec.expressions import Expression, ExpressionConfig, sample_expressions
 from factory.options import ConfigError, reject_unknown_keys
+from factory.spec.expressions import Expression, ExpressionConfig, sample_expressions
 
 AgeBand = tuple[int, int]
 

@@ -21,11 +21,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from factory.errors import FactoryError
+
 PROBE_TIMEOUT_S = 10.0
 SAFE_TWINS = {"pytorch_model.bin": "model.safetensors", "open_clip_pytorch_model.bin": "open_clip_model.safetensors"}
 
 
-class HubError(RuntimeError):
+class HubError(FactoryError, RuntimeError):
     """The weights cannot be fetched (Hub unreachable, gated or missing repository); the message says what to do."""
 
 

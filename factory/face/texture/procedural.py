@@ -28,10 +28,17 @@ from factory.face.model import FaceModel
 from factory.face.texture.atlas import gutter_sources
 from factory.face.texture.base import Texture, Texturer
 from factory.face.texture.fields import ValueNoise
-from factory.face.texture.palette import (GUMS_SRGB, IRIS_SRGB, MOUTH_SRGB, PUPIL_SRGB, SCLERA_SRGB, TEETH_SRGB,
-                                          hair_srgb, skin_base_srgb)
-from factory.face.texture.template import (Box, EyeGeometry, MouthMaps, SkinMaps, TexelRegions, eye_geometry,
-                                           noise_box)
+from factory.face.texture.palette import (
+    GUMS_SRGB,
+    IRIS_SRGB,
+    MOUTH_SRGB,
+    PUPIL_SRGB,
+    SCLERA_SRGB,
+    TEETH_SRGB,
+    hair_srgb,
+    skin_base_srgb,
+)
+from factory.face.texture.template import Box, EyeGeometry, MouthMaps, SkinMaps, TexelRegions, eye_geometry, noise_box
 from factory.spec.plan import Demographics, Skin
 
 NOISE_STREAM = 0x7E47  # mixed with the plan's texture_seed: the texturer's own random stream
