@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from factory import __version__
-from factory.face import ict
 from factory.face.model import FaceModel
 from factory.face.rig import AURig
 from factory.face.texture import TEXTURERS, Texture, make_texturer
@@ -128,13 +127,13 @@ class IdentityRenderer:
 
     def scene(self, spec: IdentitySpec, meshes: Meshes) -> Scene:
         """The planned views as cameras framing the neutral face, and the plan's light and background."""
-        centre, radius = bounding_sphere(meshes.verts[0, : ict.FRAMED_VERTEX_COUNT])
+        centre, radius = bounding_sphere(meshes.verts[0, self.model.layout.framed.to(self.device)])
         cameras = [head_camera(orbit_of(view), self.config.image_size, centre, radius) for view in spec.views]
         return Scene(cameras=cameras, light=light_of(spec.light), background=background_of(spec.background))
 
     def view_layers(self, meshes: Meshes, camera: Camera, view: RenderedView) -> dict[str, np.ndarray]:
         """The VIEW_LAYERS of one view, each (expressions, …)."""
-        points, visible = landmarks_layer(meshes.verts[:, self.model.landmarks], camera, view.fragments)
+        points, visible = landmarks_layer(self.model.landmark_points(meshes.verts), camera, view.fragments)
         return {"rgb": rgb_layer(view.image), "segmentation": segmentation_layer(view.fragments, meshes.face_part),
                 "depth": depth_layer(view.fragments), "landmarks_2d": points, "landmarks_visible": visible}
 
@@ -181,7 +180,7 @@ class IdentityRenderer:
 def identity_layers(meshes: Meshes, model: FaceModel, texture: Texture, scene: Scene) -> dict[str, object]:
     """The layers that belong to the identity rather than a view: 3D landmarks, meshes, texture, cameras."""
     verts = meshes.verts
-    return {"landmarks_3d": verts[:, model.landmarks].cpu().numpy(), "vertices": verts.cpu().numpy(),
+    return {"landmarks_3d": model.landmark_points(verts).cpu().numpy(), "vertices": verts.cpu().numpy(),
             "texture": (texture.image * 255).round().to(torch.uint8).numpy(), "texture_parameters": texture.parameters,
             "cameras": scene.cameras}
 
