@@ -45,41 +45,49 @@ class MarginPairs:
 
 def find_margins(model: FaceModel) -> list[MarginPairs]:
     """Lid and lip margins: the borders of the three holes (two eyes, mouth) in the margin surface."""
-    faces = model.faces.numpy()
-    faces = faces[model.layout.margin_surface.numpy()[faces].all(axis=1)]
+    neutral = model.neutral.numpy()
+    loops = hole_loops(model.faces.numpy(), model.layout.margin_surface.numpy(), neutral,
+                       model.landmark_points(model.neutral).numpy())
+    return [pair_margin(region, loop, neutral) for region, loop in sorted(loops.items())]
+
+
+def hole_loops(faces: np.ndarray, surface: np.ndarray, verts: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
+    """region → the border loop of that hole (vertex ids in order around it) of the surface made by the triangles
+    whose vertices are all in `surface` (V,) bool; `landmarks` (68, 3) say where each hole is."""
+    faces = faces[surface[faces].all(axis=1)]
     edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
     unique, counts = np.unique(edges, axis=0, return_counts=True)
-    loops = connected_components(unique[counts == 1])
-    neutral = model.neutral.numpy()
-    landmarks = model.landmark_points(model.neutral).numpy()
-    margins = []
-    for region, numbers in sorted(HOLE_LANDMARKS.items()):
+    loops = border_loops(unique[counts == 1])
+    holes = {}
+    for region, numbers in HOLE_LANDMARKS.items():
         centre = landmarks[numbers].mean(axis=0)
-        nearest = min(loops, key=lambda loop: float(np.linalg.norm(neutral[loop].mean(axis=0) - centre)))
-        margins.append(pair_margin(region, np.asarray(nearest), neutral))
-    return margins
+        holes[region] = min(loops, key=lambda loop: float(np.linalg.norm(verts[loop].mean(axis=0) - centre)))
+    return holes
 
 
-def connected_components(edges: np.ndarray) -> list[list[int]]:
-    """The vertex sets of the connected components of an edge list (E, 2)."""
+def border_loops(edges: np.ndarray) -> list[np.ndarray]:
+    """The closed loops (vertex ids in walking order) that border edges (E, 2) form; on a manifold surface every
+    border vertex has two border neighbours."""
     neighbours: dict[int, list[int]] = {}
     for u, v in edges:
         neighbours.setdefault(int(u), []).append(int(v))
         neighbours.setdefault(int(v), []).append(int(u))
     seen: set[int] = set()
-    components = []
+    loops = []
     for start in neighbours:
         if start in seen:
             continue
-        stack, component = [start], []
-        while stack:
-            vertex = stack.pop()
-            if vertex not in seen:
-                seen.add(vertex)
-                component.append(vertex)
-                stack.extend(neighbours[vertex])
-        components.append(component)
-    return components
+        loop, previous, vertex = [start], None, start
+        seen.add(start)
+        while True:
+            following = [n for n in neighbours[vertex] if n != previous and n not in seen]
+            if not following:
+                break
+            previous, vertex = vertex, following[0]
+            seen.add(vertex)
+            loop.append(vertex)
+        loops.append(np.asarray(loop))
+    return loops
 
 
 def pair_margin(region: str, loop: np.ndarray, neutral: np.ndarray) -> MarginPairs:
