@@ -20,6 +20,7 @@ from factory.face.model import FaceModel
 
 FACE_MODELS = ("ict", "flame")
 ICT_NAME = "ict-face-light"
+ICT_IDENTITY_MODES = 100  # the bundled asset's (tests/test_face_model.py checks it)
 
 
 @dataclass(frozen=True, eq=False)
