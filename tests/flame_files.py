@@ -184,15 +184,15 @@ def skinning_weights(model: FaceModel, source: np.ndarray) -> np.ndarray:
     proportion; the neck's lower part follows the root; the rest the neck joint (the head)."""
     weights = np.zeros((len(source), 5))
     left, right = ict.SCLERA_LEFT.contains(source), ict.SCLERA_RIGHT.contains(source)
-    jaw_move = np.linalg.norm(model.expression_basis[model.expression_index("jawOpen")].numpy()[source], axis=1)
+    jaw_move = np.linalg.norm(model.expression_basis[model.expression_index("jawOpen")].numpy()[source].astype(np.float64), axis=1)
     jaw = np.clip(jaw_move / (0.5 * jaw_move.max()), 0, 1)
-    y = model.neutral.numpy()[source, 1]
+    y = model.neutral.numpy()[source, 1].astype(np.float64)
     chin_y = float(model.neutral[model.landmarks[8], 1])
     root = np.clip((chin_y - 4.0 - y) / 5.0, 0, 1) * (1 - jaw)
     weights[:, 0], weights[:, 2], weights[:, 1] = root, jaw, 1 - root - jaw
     weights[left | right] = 0
     weights[left, 3] = weights[right, 4] = 1
-    return weights
+    return weights / weights.sum(axis=1, keepdims=True)  # rows sum to 1 to float64 precision, as FLAME's do
 
 
 def joint_regressor(model: FaceModel, source: np.ndarray, template: np.ndarray) -> np.ndarray:
@@ -312,7 +312,8 @@ def write_landmarks(path: Path, truth: SyntheticFlame) -> None:
 
 def write_uv_obj(path: Path, truth: SyntheticFlame) -> None:
     """A UV layout of FLAME's kind (one chart set in the unit square) as an .obj: a cylinder around the head for the
-    skin (the seam at the back, triangles across it wrapped), each eyeball's front in a corner square."""
+    skin (the seam at the back, triangles across it wrapped; stretched at the crown, which the views barely show), each
+    eyeball's front in a corner square."""
     data, _ = arrays()
     template = data["v_template"]
     eyes = data["weights"][:, 3:].argmax(axis=1) + 3
@@ -329,6 +330,7 @@ def write_uv_obj(path: Path, truth: SyntheticFlame) -> None:
     corner_uvs = uvs[truth.faces]
     wraps = (np.ptp(corner_uvs[..., 0], axis=1) > 0.5) & ~is_eye[truth.faces].any(axis=1)
     corner_uvs[wraps] = np.where(corner_uvs[wraps][..., :1] < 0.5, corner_uvs[wraps] + [0.9, 0.0], corner_uvs[wraps])
+    corner_uvs[..., 0] /= max(1.0, corner_uvs[..., 0].max())  # wrapped corners (at the seam and the crown) back inside
     lines = [f"v {x} {y} {z}" for x, y, z in template]
     lines += [f"vt {u:.6f} {v:.6f}" for u, v in corner_uvs.reshape(-1, 2)]
     lines += [f"f {a + 1}/{3 * k + 1} {b + 1}/{3 * k + 2} {c + 1}/{3 * k + 3}" for k, (a, b, c) in enumerate(truth.faces)]

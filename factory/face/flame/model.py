@@ -53,7 +53,7 @@ CM_PER_UNIT = 100.0  # FLAME files are in metres
 EYE_JOINTS = (3, 4)
 JAW_JOINT = 2
 JAW_SHAPE = "jawOpen"
-JAW_SEARCH_RAD = np.linspace(-0.8, 0.8, 321)  # candidate jaw angles at full jawOpen, 0.005 rad apart
+JAW_SEARCH_RAD = np.linspace(-0.8, 0.8, 161)  # candidate jaw angles at full jawOpen, 0.01 rad (0.6°) apart
 OWN_UV_CELL = AtlasCell(0.0, 0.0, 1.0, 0.0)
 
 
