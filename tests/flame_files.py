@@ -326,7 +326,7 @@ def write_uv_obj(path: Path, truth: SyntheticFlame) -> None:
     for joint, corner in ((3, 0.02), (4, 0.2)):
         member = is_eye & (eyes == joint)
         local = offset[member] - offset[member].mean(axis=0)
-        uvs[member] = corner + 0.08 + 0.08 * local[:, :2] / np.abs(local[:, :2]).max()
+        uvs[member] = np.array([corner, 0.02]) + 0.08 + 0.08 * local[:, :2] / np.abs(local[:, :2]).max()
     corner_uvs = uvs[truth.faces]
     wraps = (np.ptp(corner_uvs[..., 0], axis=1) > 0.5) & ~is_eye[truth.faces].any(axis=1)
     corner_uvs[wraps] = np.where(corner_uvs[wraps][..., :1] < 0.5, corner_uvs[wraps] + [0.9, 0.0], corner_uvs[wraps])

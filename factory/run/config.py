@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from factory.face.source import ICT_IDENTITY_MODES
 from factory.format.storage import public_storage_options, resolve_storage_options
 from factory.options import ConfigError, read_yaml, reject_unknown_keys
-from factory.face.source import ICT_IDENTITY_MODES
 from factory.run.identity import FLAME_FILES, RenderConfig
 from factory.spec.plan import PlanConfig
 

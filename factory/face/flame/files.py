@@ -136,28 +136,24 @@ def read_flame(path: Path) -> FlameFile:
         except (TypeError, ValueError):
             raise FlameFileError(f"'{key}' in {path} is not numeric: {type(content[key]).__name__}") from None
 
-    template = array("v_template")
-    vertices = template.shape[0]
-    directions = array("shapedirs")
+    template, directions, faces = array("v_template"), array("shapedirs"), array("f", np.int64)
     parents = kintree_parents(array("kintree_table", np.int64), path)
-    joints = len(parents)
+    vertices, joints = template.shape[0], len(parents)
     posedirs = array("posedirs")
     if posedirs.ndim == 2 and posedirs.shape == (9 * (joints - 1), vertices * 3):  # the flattened layout of some ports
         posedirs = posedirs.T.reshape(vertices, 3, -1)
-    expected = {"v_template": (template, (vertices, 3)), "shapedirs": (directions, (vertices, 3, directions.shape[-1])),
-                "posedirs": (posedirs, (vertices, 3, 9 * (joints - 1)))}
     flame = FlameFile(
-        path=Path(path), sha256=digest, v_template=template,
-        shapedirs=directions[..., :SHAPE_COMPONENTS], exprdirs=directions[..., SHAPE_COMPONENTS:], posedirs=posedirs,
-        j_regressor=array("J_regressor"), weights=array("weights"), parents=parents, faces=array("f", np.int64),
-        landmarks=embedding_in(content, path, required=False),
+        path=Path(path), sha256=digest, v_template=template, shapedirs=directions[..., :SHAPE_COMPONENTS],
+        exprdirs=directions[..., SHAPE_COMPONENTS:], posedirs=posedirs, j_regressor=array("J_regressor"),
+        weights=array("weights"), parents=parents, faces=faces, landmarks=embedding_in(content, path, required=False),
     )
-    expected.update({"J_regressor": (flame.j_regressor, (joints, vertices)), "weights": (flame.weights, (vertices, joints)),
-                     "f": (flame.faces, (flame.faces.shape[0], 3))})
+    expected = {"v_template": (template, (vertices, 3)), "shapedirs": (directions, (vertices, 3, directions.shape[-1])),
+                "posedirs": (posedirs, (vertices, 3, 9 * (joints - 1))), "J_regressor": (flame.j_regressor, (joints, vertices)),
+                "weights": (flame.weights, (vertices, joints)), "f": (faces, (faces.shape[0], 3))}
     for key, (value, shape) in expected.items():
         if value.shape != shape:
             raise FlameFileError(f"'{key}' in {path} has shape {value.shape}, expected {shape}")
-    if flame.faces.size and (flame.faces.min() < 0 or flame.faces.max() >= vertices):
+    if faces.size and (faces.min() < 0 or faces.max() >= vertices):
         raise FlameFileError(f"'f' in {path} names vertices outside 0..{vertices - 1}")
     return flame
 

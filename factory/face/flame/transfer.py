@@ -52,9 +52,9 @@ class Correspondence:
     landmark_bary: torch.Tensor  # (68, 3) float32
     distance: torch.Tensor  # (V,) cm from each FLAME vertex to its matched point: how far the surfaces still differ
 
-    def transfer(self, source: FaceModel, fields_: torch.Tensor) -> torch.Tensor:
+    def transfer(self, source: FaceModel, displacements: torch.Tensor) -> torch.Tensor:
         """(E, V_flame, 3) displacement fields (E, V_ict, 3) of ICT carried to FLAME's vertices."""
-        corners = fields_[:, source.faces[self.source_faces]]  # (E, V, 3 corners, 3)
+        corners = displacements[:, source.faces[self.source_faces]]  # (E, V, 3 corners, 3)
         at_points = (self.source_bary[None, ..., None] * corners).sum(dim=2)
         return self.scale * at_points @ self.rotation.T
 

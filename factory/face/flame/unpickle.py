@@ -14,7 +14,6 @@ the ones numpy itself pickles arrays, dtypes and scalars with, under their numpy
 
 from __future__ import annotations
 
-import copyreg
 import io
 import pickle
 from pathlib import Path
