@@ -103,6 +103,17 @@ def test_other_chumpy_classes_and_unknown_modules_are_refused_by_name(tmp_path):
         load_pickle(b"ccopy_reg\n_reconstructor\n(c__builtin__\nset\nc__builtin__\nobject\nNtR.")
 
 
+def test_a_sparse_matrix_too_large_for_flame_is_refused_before_it_is_allocated(tmp_path):
+    from tests.flame_files import sparse_csc
+
+    matrix = sparse_csc(np.eye(3), {})
+    matrix.__dict__["_shape"] = (10**6, 10**6)  # a terabyte once dense
+    with look_alike_modules({"scipy": {}, "scipy.sparse": {}, "scipy.sparse.csc": {"csc_matrix": type(matrix)}}):
+        data = pickle.dumps({"J_regressor": matrix}, protocol=2)
+    with pytest.raises(UnsafePickleError, match=r"sparse matrix of shape \(1000000, 1000000\)"):
+        load_pickle(data)
+
+
 def test_npy_with_code_and_npz_with_object_arrays_are_refused(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "landmark_embedding.npy"

@@ -99,7 +99,7 @@ def load_flame_model(source: FlameSource) -> LoadedFlame:
     target = Target(neutral, faces, eyeball_left, eyeball_right, known)
     correspondence = correspondence_for(ict, target, cache_key(flame.sha256, landmarks_sha256 or "", ict_digest()))
     landmark_faces, landmark_bary, landmarks_from = combine_landmarks(embedding, correspondence, landmarks_from)
-    model = build_model(ict, flame, layer, correspondence, uv, landmark_faces, landmark_bary, (eyeball_left, eyeball_right))
+    model = build_model(ict, layer, correspondence, uv, landmark_faces, landmark_bary, (eyeball_left, eyeball_right))
     return LoadedFlame(model=model, sha256=flame.sha256, uv_sha256=uv.sha256 if uv else None,
                        landmarks_sha256=landmarks_sha256, landmarks_from=landmarks_from,
                        uv_from="uv file" if uv else "transferred from ICT", correspondence=correspondence)
@@ -142,8 +142,9 @@ def combine_landmarks(embedding: LandmarkEmbedding | None, correspondence: Corre
     return faces, bary, origin if len(numbers) == 68 else f"{origin} (points 17-67), jaw line transferred from ICT"
 
 
-def build_model(ict: FaceModel, flame: FlameFile, layer: FlameLayer, correspondence: Correspondence, uv: FlameUV | None,
+def build_model(ict: FaceModel, layer: FlameLayer, correspondence: Correspondence, uv: FlameUV | None,
                 landmark_faces: torch.Tensor, landmark_bary: torch.Tensor, eyes: tuple[torch.Tensor, torch.Tensor]) -> FaceModel:
+    """The FaceModel (cm) from FLAME's layer, the correspondence, the UVs and landmarks chosen (module docstring)."""
     neutral = (layer.template * CM_PER_UNIT).float()
     faces = layer.faces
     skeleton = Skeleton(layer.skeleton.j_regressor.float(), layer.skeleton.parents, layer.skeleton.weights.float(),

@@ -36,6 +36,9 @@ class ChumpyArray:
         self.array = np.asarray(state["x"])
 
 
+MAX_DENSE_ENTRIES = 50_000_000  # a densified sparse matrix larger than this is no FLAME J_regressor (5 × 5,023)
+
+
 class SparseMatrix:
     """Stands in for a pickled scipy sparse matrix (CSC, CSR or COO), kept as its index arrays until `dense()`."""
 
@@ -49,6 +52,8 @@ class SparseMatrix:
     def dense(self) -> np.ndarray:
         state = self.state
         shape = tuple(int(n) for n in state.get("_shape", state.get("shape", ())))
+        if len(shape) != 2 or min(shape) < 0 or shape[0] * shape[1] > MAX_DENSE_ENTRIES:
+            raise UnsafePickleError(f"a sparse matrix of shape {shape}: FLAME's are (joints, vertices), far smaller")
         data = np.asarray(state["data"], dtype=np.float64)
         out = np.zeros(shape, dtype=np.float64)
         if self.layout == "coo":
@@ -138,12 +143,11 @@ def load_pickle(source: Path | bytes) -> object:
     """The object a pickle file (or its bytes) holds, with stand-ins turned into numpy arrays by `plain`."""
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
     try:
-        loaded = RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+        return plain(RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load())
     except UnsafePickleError:
         raise
-    except Exception as error:  # a damaged or truncated file: one line naming it
+    except Exception as error:  # a damaged or truncated file, or stand-ins with bad arrays: one line naming it
         raise UnsafePickleError(f"not a readable pickle: {type(error).__name__}: {error}") from None
-    return plain(loaded)
 
 
 def plain(value: object) -> object:
