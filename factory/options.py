@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -107,11 +108,7 @@ def shown(value, limit: int = 60) -> str:
 
 def yaml_number_hint(hint, value) -> str:
     """YAML 1.1 reads 1e-4 (no dot) as text; say so instead of leaving the user puzzled."""
-    if hint is float and isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return ""
+    if hint is float and isinstance(value, str) and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value.strip()):
         return f" (YAML reads {value} as text: write it with a dot, e.g. 1.0e-4)"
     return ""
 

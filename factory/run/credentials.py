@@ -1,0 +1,64 @@
+"""Storage credentials for the worker actors, handed over by a path that no Ray component records.
+
+Ray writes an actor's runtime environment, its env_vars included, in plain text to its own logs
+(session_*/logs/runtime_env_agent.log, readable by every local user), and keeps actor arguments in its task
+specifications. So the driver passes neither the AWS credential variables nor the credential-like storage options
+(key, secret, token, …) that way: it writes them to a file that only its user can read (mode 0600, in a fresh
+0700 folder of the system's temp folder, outside Ray's), gives the actors the file's path, and removes the file
+when the run ends, on SIGINT and SIGTERM too. Each actor reads the file when it starts.
+
+After a SIGKILL of the driver the file stays, readable by its user only, until the temp folder is cleaned. Actors
+on other nodes cannot read it: they use their node's own credential chain (an instance profile, IRSA, or the
+variables that cluster.yaml and the KubeRay manifests give the containers; deploy/README.md), as a cluster should.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from factory.format.storage import secret_storage_options
+
+SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+# Where the store is and which profile to read: not secret, so these go to the actors in their runtime environment
+# and workers on every node reach the same endpoint.
+PUBLIC_ENV = ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE")
+FILE_NAME = "credentials.json"
+
+
+def public_env() -> dict[str, str]:
+    """The non-secret storage variables of the driver's environment, for the actors' runtime environment."""
+    return {name: os.environ[name] for name in PUBLIC_ENV if name in os.environ}
+
+
+@contextmanager
+def credentials_file(storage_options: Mapping) -> Iterator[str | None]:
+    """Write the driver's storage secrets to a private file for the actors; yields its path (None when there are
+    no secrets to hand over) and removes it on the way out."""
+    secrets = {"env": {name: os.environ[name] for name in SECRET_ENV if name in os.environ},
+               "storage_options": secret_storage_options(storage_options)}
+    if not secrets["env"] and not secrets["storage_options"]:
+        yield None
+        return
+    folder = tempfile.mkdtemp(prefix="painfactory-credentials-")  # mode 0700
+    try:
+        path = os.path.join(folder, FILE_NAME)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            json.dump(secrets, handle)
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def read_credentials(path: str | None) -> tuple[dict[str, str], dict]:
+    """(environment variables, secret storage options) from the driver's file; ({}, {}) where there is none on this
+    node, whose own credential chain then applies."""
+    if path is None or not os.path.exists(path):
+        return {}, {}
+    with open(path) as handle:
+        secrets = json.load(handle)
+    return dict(secrets["env"]), dict(secrets["storage_options"])
