@@ -71,6 +71,28 @@ def test_credentials_never_reach_rays_files(tmp_path, s3, ray_temp):
     assert list(private_tmp.iterdir()) == []  # the credentials file and its folder were removed
 
 
+def test_the_credentials_file_is_private_removed_after_and_a_killed_drivers_is_swept(tmp_path, monkeypatch):
+    from factory.run.credentials import FILE_NAME, PREFIX, SECRET_ENV, credentials_file, read_credentials
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for name in SECRET_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    stale = tmp_path / f"{PREFIX}{gone.stdout.strip()}-x1y2z3"  # left by a driver killed with SIGKILL
+    stale.mkdir()
+    (stale / FILE_NAME).write_text("{}")
+    with credentials_file({"secret": "option-secret", "client_kwargs": {"region_name": "eu-west-1"}}) as path:
+        assert os.stat(path).st_mode & 0o777 == 0o600 and os.stat(Path(path).parent).st_mode & 0o777 == 0o700
+        assert read_credentials(path) == ({"AWS_SECRET_ACCESS_KEY": "env-secret"}, {"secret": "option-secret"})
+        assert not stale.exists()
+    assert not Path(path).parent.exists()
+    assert read_credentials(None) == read_credentials(str(tmp_path / "on-another-node.json")) == ({}, {})
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with credentials_file({"client_kwargs": {"region_name": "eu-west-1"}}) as path:
+        assert path is None  # nothing secret, no file
+
+
 def started(driver: subprocess.Popen, moment: str, out: Path) -> bool:
     """Whether the driver reached `moment`: its raylet is up ("starting"), or a shard is committed ("rendering")."""
     if moment == "starting":

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from factory.errors import FactoryError
 from factory.format.shards import SHARD_DIR
-from factory.format.storage import Storage, check_relative
+from factory.format.storage import Storage, StorageError, check_relative
 
 FORMAT = "painfactory-dataset/1"
 MANIFEST_NAME = "manifest.json"
@@ -154,7 +154,7 @@ def read_log(storage: Storage, folder: str) -> list[ShardRecord]:
         for number, line in enumerate(storage.read_bytes(f"{folder}/{name}").decode().splitlines(), 1):
             try:
                 records.append(ShardRecord.from_dict(json.loads(line)))
-            except (ValueError, AttributeError) as error:
+            except (ValueError, AttributeError, StorageError) as error:
                 raise ManifestError(f"{folder}/{name} line {number}: {error}") from None
     return records
 

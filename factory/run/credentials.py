@@ -7,19 +7,24 @@ specifications. So the driver passes neither the AWS credential variables nor th
 0700 folder of the system's temp folder, outside Ray's), gives the actors the file's path, and removes the file
 when the run ends, on SIGINT and SIGTERM too. Each actor reads the file when it starts.
 
-After a SIGKILL of the driver the file stays, readable by its user only, until the temp folder is cleaned. Actors
+After a SIGKILL of the driver the file stays, readable by its user only, until the next run on that machine
+removes it (the folder's name carries the driver's pid: folders of drivers that are gone are removed). Actors
 on other nodes cannot read it: they use their node's own credential chain (an instance profile, IRSA, or the
 variables that cluster.yaml and the KubeRay manifests give the containers; deploy/README.md), as a cluster should.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
 
 from factory.format.storage import secret_storage_options
 
@@ -28,6 +33,7 @@ SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 # and workers on every node reach the same endpoint.
 PUBLIC_ENV = ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE")
 FILE_NAME = "credentials.json"
+PREFIX = "painfactory-credentials-"  # + the driver's pid: painfactory-credentials-4242-x1y2z3/credentials.json
 
 
 def public_env() -> dict[str, str]:
@@ -44,7 +50,8 @@ def credentials_file(storage_options: Mapping) -> Iterator[str | None]:
     if not secrets["env"] and not secrets["storage_options"]:
         yield None
         return
-    folder = tempfile.mkdtemp(prefix="painfactory-credentials-")  # mode 0700
+    remove_stale_folders()
+    folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")  # mode 0700
     try:
         path = os.path.join(folder, FILE_NAME)
         with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
@@ -52,6 +59,14 @@ def credentials_file(storage_options: Mapping) -> Iterator[str | None]:
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_folders() -> None:
+    """Remove the credentials folders of this user's drivers that were killed before they could (their pid is gone)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+        pid = folder.name[len(PREFIX):].split("-")[0]
+        if pid.isdigit() and folder.owner() == getpass.getuser() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_credentials(path: str | None) -> tuple[dict[str, str], dict]:
