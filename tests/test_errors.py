@@ -8,12 +8,12 @@ from typer.testing import CliRunner
 
 from factory.errors import FactoryError, reporting_command
 from factory.format.dataset import DatasetError
+from factory.format.lease import LeaseHeld, LeaseLost
 from factory.format.manifest import ManifestError
 from factory.format.shards import ShardError
 from factory.format.storage import StorageError
 from factory.options import ConfigError
 from factory.qa.preview import PreviewError
-from factory.format.lease import LeaseHeld, LeaseLost
 from factory.qa.verify import VerifyError
 from factory.run.generate import GenerateError, GenerateInterrupted
 

@@ -86,6 +86,26 @@ def test_a_dataset_whose_first_run_failed_at_once_takes_a_corrected_config(tmp_p
     assert read_dataset(Storage(str(out)), corrected, ShardPlan(2, 4)).pending == 1
 
 
+def test_the_largest_dataset_the_format_holds_is_planned_lazily(tmp_path):
+    """Ten million identities in shards of one: the driver's state is one byte per shard, and shards are made as
+    the pool asks for them (listing them all, as before, took gigabytes)."""
+    import tracemalloc
+    from itertools import islice
+
+    from factory.format.shards import ShardPlan, ShardTask
+    from factory.run.generate import read_dataset
+
+    config = GenerateConfig(identities=10**7, out=str(tmp_path / "ds"), identities_per_shard=1)
+    tracemalloc.start()
+    state = read_dataset(Storage(config.out), config, ShardPlan(10**7, 1))
+    upcoming = list(islice(state.pending_tasks(ShardPlan(10**7, 1)), 3))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert state.pending == 10**7 and upcoming[-1] == ShardTask(2, 2, 1)
+    assert peak < 20 * 2**20, f"{peak / 2**20:.0f} MB"
+    assert not (tmp_path / "ds").exists()
+
+
 @pytest.mark.parametrize("command", [["generate", "--identities", "1", "--out"], ["verify"], ["inspect"]])
 def test_a_storage_option_of_the_wrong_type_is_one_line(s3, command):
     """botocore raises TypeError deep inside for `region_name=7`; every command reports it in one line (item 6)."""

@@ -190,9 +190,9 @@ def read_dataset(storage: Storage, config: GenerateConfig, plan: ShardPlan) -> D
         check_compatible(existing, config)
         for record in existing.shards:
             number = record.first_index // config.identities_per_shard
-            if number < len(plan) and plan[number] == ShardTask(number, record.first_index, record.count) \
-                    and record.path == plan[number].path:
-                committed[number] = 1
+            task = plan[number] if number < len(plan) else None
+            if task and (record.path, record.first_index, record.count) == (task.path, task.first_index, task.count):
+                committed[number] = 1  # a short last shard of a smaller run is not: it is redone, full
     return DatasetState(manifest=existing if existing is not None and existing.shards else None, committed=committed)
 
 
