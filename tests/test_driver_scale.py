@@ -22,10 +22,11 @@ def test_the_drivers_cost_per_shard_stays_flat_over_20000_shards(tmp_path, ray_l
     wall_start, wall_end = result.mean(start, 0), result.mean(end, 0)
     peak_start, peak_end = max(w[2] for w in start), max(w[2] for w in end)
     figures = f"CPU s/1,000 {cpu_start:.2f} → {cpu_end:.2f}, wall {wall_start:.2f} → {wall_end:.2f}, peak MB {peak_start:.0f} → {peak_end:.0f}"
-    # Loose bounds for a shared machine; the manifest rewritten per shard (the old way) took 10× longer per
-    # shard at the end of 20,000 than at the start.
+    # Loose bounds for a shared machine (wall time swings with other work; the driver's CPU time much less). The
+    # manifest rewritten whole per shard, the old way, cost 18× more driver CPU per shard at 10,000 shards than
+    # at 1,000 (bench/RESULTS.md).
     assert cpu_end <= 1.5 * cpu_start + 0.2, figures
-    assert wall_end <= 2.0 * wall_start + 0.5, figures
+    assert wall_end <= 3.0 * wall_start + 1.0, figures
     assert peak_end <= peak_start + 16, figures  # under 1 kB per shard over the 16,000 between the windows
     assert len(load_manifest(Storage(str(tmp_path / "ds"))).shards) == 20_000
     assert not (tmp_path / "ds" / "manifest.log").exists()  # compacted at the end
