@@ -72,12 +72,14 @@ def generate(
                                         "model file's, else transferred from ICT."),
     storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable (endpoint_url=http://…)."),
     overwrite: bool = typer.Option(None, "--overwrite/--no-overwrite", help="Delete the dataset already at --out (its shards and manifest) first."),
+    wait: bool = typer.Option(None, "--wait/--no-wait", help="If another driver is writing --out, wait for it to finish instead of stopping."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar on stderr."),
 ) -> None:
     """Render a dataset with a pool of Ray actors into WebDataset shards with a manifest.
 
     Uses the Ray cluster at RAY_ADDRESS when set, else starts a local one. Running the same command again
-    resumes (committed shards are kept); a larger --identities extends the dataset.
+    resumes (committed shards are kept); a larger --identities extends the dataset. One driver writes a dataset at
+    a time (a lease in the dataset); a second one stops, naming the first, or waits with --wait.
     """
     from factory.run.config import load_generate_config
     from factory.run.generate import generate as run_generate
@@ -85,7 +87,8 @@ def generate(
     settings = load_generate_config(
         config, identities=identities, out=out, seed=seed, workers=workers, gpus_per_worker=gpus_per_worker,
         identities_per_shard=identities_per_shard, image_size=image_size, face_model=face_model, flame_path=flame_path,
-        flame_uv=flame_uv, flame_landmarks=flame_landmarks, overwrite=overwrite, storage_options=parse_storage_options(storage_option or []),
+        flame_uv=flame_uv, flame_landmarks=flame_landmarks, overwrite=overwrite, wait=wait,
+        storage_options=parse_storage_options(storage_option or []),
     )
     typer.echo(run_generate(settings, progress=progress).text())
 

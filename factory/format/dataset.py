@@ -5,6 +5,8 @@
         meta = json.loads(members[META])
 
 `Dataset.samples(shards)` takes any subset of the manifest's shard records, so a training rank can stream its own.
+The manifest is read with load_manifest, so a dataset whose run is still going (or was stopped) opens as the
+shards committed so far.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tarfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import webdataset
@@ -24,6 +24,7 @@ TAR_OWNER = "painfactory"
 # so no tar entry can name a folder, a parent folder, a link or a device.
 KEY_PATTERN = re.compile(r"^id-\d{7}$")
 MEMBER_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
+MAX_IDENTITIES = 10**7  # identity ids have seven digits (id-0000000 … id-9999999): the most a dataset can hold
 
 
 class ShardError(FactoryError, ValueError):
@@ -51,15 +52,29 @@ def shard_path(number: int) -> str:
     return f"{SHARD_DIR}/shard-{number:06d}.tar"
 
 
-def plan_shards(identities: int, identities_per_shard: int) -> list[ShardTask]:
-    """The shards of a dataset of `identities`: fixed-size blocks, the last one possibly shorter.
+class ShardPlan(Sequence):
+    """The shards of a dataset of `identities`: fixed-size blocks of K, the last one possibly shorter.
 
     Shard n always starts at n × K, so a larger dataset with the same K keeps every full shard of a smaller one.
+    Shards are computed when asked for, never listed whole: planning ten million identities costs nothing until
+    their shards are scheduled.
     """
-    return [
-        ShardTask(number, first, min(identities_per_shard, identities - first))
-        for number, first in enumerate(range(0, identities, identities_per_shard))
-    ]
+
+    def __init__(self, identities: int, identities_per_shard: int) -> None:
+        if identities < 0 or identities_per_shard < 1:
+            raise ValueError(f"cannot plan {identities} identities in shards of {identities_per_shard}")
+        self.identities = identities
+        self.identities_per_shard = identities_per_shard
+
+    def __len__(self) -> int:
+        return -(-self.identities // self.identities_per_shard)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[number] for number in range(len(self))[index]]
+        number = range(len(self))[index]  # IndexError beyond the plan, negative indices from the end
+        first = number * self.identities_per_shard
+        return ShardTask(number, first, min(self.identities_per_shard, self.identities - first))
 
 
 def check_member_name(key: str, member: str) -> None:

@@ -30,7 +30,7 @@ from factory.face.source import FACE_MODELS, file_sha256, load_face
 from factory.face.texture import TEXTURERS, Texture, make_texturer
 from factory.format.encoders import DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
 from factory.format.members import MESH, META, TEXTURE, heatmap_member, view_member
-from factory.options import ConfigError, reject_unknown_keys
+from factory.options import ConfigError, build
 from factory.render.background import GradientBackground
 from factory.render.camera import Camera, Orbit, bounding_sphere, head_camera
 from factory.render.heatmap import NORMALISATION_CM, heatmap_layer, vertex_heat
@@ -114,9 +114,9 @@ class RenderConfig:
         return FlameSource(path=self.flame_path, uv=self.flame_uv, landmarks=self.flame_landmarks)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RenderConfig":
-        reject_unknown_keys(cls, data, "render option")
-        return cls(**data)
+    def from_dict(cls, data: dict, where: str = "render") -> "RenderConfig":
+        """From a YAML mapping: every key's type checked and named (factory.options.build), then the ranges."""
+        return build(cls, data, where)
 
     def to_dict(self) -> dict:
         return asdict(self)

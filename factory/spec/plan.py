@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from factory.options import ConfigError, reject_unknown_keys
+from factory.options import ConfigError, build
 from factory.spec.expressions import Expression, ExpressionConfig, sample_expressions
 
 AgeBand = tuple[int, int]
 MAX_IDENTITY_MODES = 300  # FLAME's identity components; a face model with fewer refuses more (run/config.py, FaceModel.vertices)
+MAX_VIEWS = 32  # cameras per identity; each costs every expression a render
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class PlanConfig:
         for name in ("genders", "ethnicities", "view_yaws"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} must not be empty")
+        if len(self.view_yaws) > MAX_VIEWS:
+            raise ConfigError(f"view_yaws holds {len(self.view_yaws)} views; at most {MAX_VIEWS}")
         if not 1 <= self.identity_modes <= MAX_IDENTITY_MODES:
             raise ConfigError(f"identity_modes must be 1..{MAX_IDENTITY_MODES}, got {self.identity_modes}")
         if self.identity_clip <= 0 or self.view_jitter_deg < 0 or not 0 <= self.distance_jitter < 0.5:
@@ -53,17 +56,9 @@ class PlanConfig:
         return [(band, gender, ethnicity) for band in self.age_bands for gender in self.genders for ethnicity in self.ethnicities]
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PlanConfig":
-        reject_unknown_keys(cls, data, "plan option")
-        data = dict(data)
-        if "age_bands" in data:
-            data["age_bands"] = tuple(tuple(band) for band in data["age_bands"])
-        for name in ("genders", "ethnicities", "view_yaws"):
-            if name in data:
-                data[name] = tuple(data[name])
-        if "expressions" in data:
-            data["expressions"] = ExpressionConfig.from_dict(data["expressions"])
-        return cls(**data)
+    def from_dict(cls, data: dict, where: str = "plan") -> "PlanConfig":
+        """From a YAML mapping: every key's type checked and named (factory.options.build), then the ranges."""
+        return build(cls, data, where)
 
 
 DEMOGRAPHIC_FIELDS = ("age_band", "gender", "ethnicity")  # the strata: what balance reports and metrics break down by
