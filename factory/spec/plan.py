@@ -4,8 +4,10 @@ A plan is a pure function of (seed, index, PlanConfig). Identity k's plan never 
 identities a run asks for, so a larger run extends a smaller one and any worker can plan any identity.
 
 Demographic balance: identities are dealt out in blocks of S = |age bands| × |genders| × |ethnicities|
-strata; each block is a seeded permutation of all strata. Any prefix of N identities therefore holds
-each stratum either floor(N/S) or ceil(N/S) times, and N = S gives one identity per stratum.
+strata; each block is a seeded order of all strata. Any prefix of N identities therefore holds each stratum
+either floor(N/S) or ceil(N/S) times, and N = S gives one identity per stratum. Within a block the order also
+balances each factor on its own (`windowed_order`): any prefix of N identities holds each gender, age band and
+ethnicity floor(N/k) or ceil(N/k) times for a factor of k levels (N = 4: two women, two men, four ethnicities).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -174,8 +177,72 @@ HAIR_ODDS = {
 def stratum_of(index: int, seed: int, config: PlanConfig) -> tuple[AgeBand, str, str]:
     strata = config.strata
     block, position = divmod(index, len(strata))
-    order = np.random.default_rng([seed, block, 0x5157]).permutation(len(strata))
-    return strata[order[position]]
+    levels = (len(config.age_bands), len(config.genders), len(config.ethnicities))
+    return strata[block_order(levels, seed, block)[position]]
+
+
+BALANCE_SEARCH_STEPS = 20_000  # search steps before a block falls back to the greedy order (never needed by the defaults)
+
+
+@lru_cache(maxsize=256)
+def block_order(levels: tuple[int, ...], seed: int, block: int) -> tuple[int, ...]:
+    """The order in which one block deals its strata (indices into `PlanConfig.strata`, whose factors vary as
+    `levels` says, the last fastest): every stratum once, and every factor balanced in every prefix (see
+    `windowed_order`). Seeded per block, so identity k's stratum never depends on the run size."""
+    priority = np.random.default_rng([seed, block, 0x5157]).permutation(int(np.prod(levels))).tolist()
+    return windowed_order(levels, priority) or greedy_order(levels, priority)
+
+
+def windowed_order(levels: tuple[int, ...], priority: list[int]) -> tuple[int, ...] | None:
+    """An order of all strata in which each factor with k levels shows all k levels in every aligned window of k
+    positions (0..k-1, k..2k-1, …), found by depth-first search trying strata in `priority` order; None when the
+    search runs out of steps (some custom strata have no such order).
+
+    Windows make every prefix fair: after N identities each level of a k-level factor has been dealt floor(N/k)
+    or ceil(N/k) times, so N = 4 of the default strata hold 2 + 2 genders and 4 ethnicities, N = 8 hold 4 + 4
+    genders and 2 of each age band, and the block as a whole still holds every stratum exactly once.
+    """
+    coords = np.stack(np.unravel_index(np.arange(len(priority)), levels), axis=1).tolist()
+    order: list[int] = []
+    used = [False] * len(priority)
+    cursor = [0]  # per position of `order`: where in `priority` to try next
+    for _ in range(BALANCE_SEARCH_STEPS):
+        position = len(order)
+        if position == len(priority):
+            return tuple(order)
+        taken = [{coords[s][f] for s in order[position - position % k:]} for f, k in enumerate(levels)]
+        start = cursor[position]
+        nxt = next((i for i in range(start, len(priority)) if not used[priority[i]]
+                    and all(coords[priority[i]][f] not in taken[f] for f in range(len(levels)))), None)
+        if nxt is not None:
+            cursor[position] = nxt + 1
+            order.append(priority[nxt])
+            used[priority[nxt]] = True
+            cursor.append(0)
+        elif order:  # dead end: undo the last choice and try its next candidate
+            cursor.pop()
+            used[order.pop()] = False
+        else:
+            return None
+    return None
+
+
+def greedy_order(levels: tuple[int, ...], priority: list[int]) -> tuple[int, ...]:
+    """Fallback order for strata that admit no windowed one: at each position, the unused stratum whose levels are
+    furthest behind their fair share (ties broken by `priority`)."""
+    coords = np.stack(np.unravel_index(np.arange(len(priority)), levels), axis=1).tolist()
+    counts = [[0] * k for k in levels]
+    order: list[int] = []
+    remaining = list(priority)
+    for position in range(len(priority)):
+        def excess(stratum: int) -> float:
+            return max(counts[f][coords[stratum][f]] + 1 - (position + 1) / k for f, k in enumerate(levels))
+        chosen = min(remaining, key=excess)  # min keeps the first of equals: priority order
+        remaining.remove(chosen)
+        order.append(chosen)
+        for f in range(len(levels)):
+            counts[f][coords[chosen][f]] += 1
+    return tuple(order)
 
 
 def plan_identity(index: int, seed: int, config: PlanConfig | None = None) -> IdentitySpec:
