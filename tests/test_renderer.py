@@ -19,7 +19,8 @@ from factory.render.pixels import CoveredPixels
 from factory.render.raster import Rasterizer, rasterize
 from factory.render.renderer import MeshRenderer
 from factory.render.shading import Shader, UVTexture, antialias_edges, to_srgb
-from factory.run.identity import background_of, light_of
+from factory.run.backgrounds import ViewContext, make_background
+from factory.run.identity import light_of
 from factory.spec.plan import plan_identity
 
 SIZE = 16
@@ -97,7 +98,7 @@ def test_renderer_composes_rasterizer_and_shader_at_fragments():
         assert torch.equal(mine, theirs)
     pixels = CoveredPixels(fragments, meshes)
     colour = shader.shade(pixels, meshes, cam, grey_texture(), light)
-    expected = antialias_edges(pixels.scatter(to_srgb(colour), fill=BACKGROUND.image(SIZE)), pixels.mask)
+    expected = antialias_edges(pixels.scatter(to_srgb(colour), fill=BACKGROUND.image(cam)), pixels.mask)
     assert torch.equal(view.image, expected)
     assert torch.equal(view.pixels.flat_index, pixels.flat_index)
     assert view.image.shape == (2, SIZE, SIZE, 3)
@@ -114,7 +115,7 @@ def test_a_matte_square_follows_lambert(angle):
     expected = 0.5 * (0.3 + 0.7 * math.cos(math.radians(angle))) ** (1 / GAMMA)
     interior = view.image[0, 6:10, 6:10]
     assert torch.allclose(interior, torch.full_like(interior, expected), atol=1e-4)
-    assert torch.allclose(view.image[0, 0, 0], torch.tensor(BACKGROUND.top))
+    assert torch.allclose(view.image[0, 0, 0], torch.tensor(BACKGROUND.top))  # the gradient, whatever the camera
     assert torch.allclose(view.image[0, -1, 0], torch.tensor(BACKGROUND.bottom))
 
 
@@ -147,7 +148,11 @@ def test_the_identity_layer_translates_the_plan():
     assert torch.allclose(light.direction, direction_toward(spec.light.azimuth, spec.light.elevation))
     assert torch.allclose(light.colour, kelvin_to_rgb(spec.light.color_temperature) * spec.light.intensity)
     assert light.ambient == spec.light.ambient
-    gradient = background_of(spec.background).image(4)
+    assert light.softness_deg == spec.light.softness and light.sky == spec.light.sky
+    assert torch.allclose(light.fill.direction, direction_toward(spec.light.fill_azimuth, spec.light.fill_elevation))
+    assert torch.allclose(light.fill.colour, kelvin_to_rgb(spec.light.fill_color_temperature) * spec.light.fill_intensity)
+    small = Camera(K=torch.eye(3), R=torch.eye(3), t=torch.zeros(3), image_size=4)
+    gradient = make_background("gradient", spec.background, ViewContext(torch.zeros(3), small, spec.views[0])).image(small)
     assert torch.allclose(gradient[0, 0], torch.tensor(spec.background.top))
     assert torch.allclose(gradient[-1, -1], torch.tensor(spec.background.bottom))
 

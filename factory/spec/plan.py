@@ -21,6 +21,12 @@ import numpy as np
 
 from factory.options import ConfigError, reject_unknown_keys
 from factory.spec.expressions import Expression, ExpressionConfig, sample_expressions
+from factory.spec.hair import Hair, draw_hair
+from factory.spec.sampling import pick
+from factory.spec.scene import LIGHT_FAMILIES, Background, Light, draw_light, draw_room
+
+__all__ = ["Background", "Demographics", "Hair", "IdentitySpec", "Light", "PlanConfig", "Skin", "View",
+           "plan_identities", "plan_identity"]
 
 AgeBand = tuple[int, int]
 
@@ -38,6 +44,15 @@ class PlanConfig:
     view_yaws: tuple[float, ...] = (0.0, -35.0, 35.0)  # degrees; 0 is frontal, negative puts the camera on the face's right (right cheek seen)
     view_jitter_deg: float = 3.0  # uniform ± on yaw and pitch, half of it on roll
     distance_jitter: float = 0.05  # relative ± on camera distance
+    # Camera realism, drawn per view within these ranges (see View): lens, framing, focus, sensor and compression.
+    focal_mm: tuple[float, float] = (45.0, 100.0)  # 35 mm-style focal length on a 24 mm square sensor
+    framing_shift: float = 0.03  # the head's centre moves up to this share of the image off the centre
+    f_number: tuple[float, float] = (2.0, 8.0)  # aperture: how blurred the room behind is
+    defocus_px: tuple[float, float] = (0.0, 0.7)  # a slight blur of the whole image (sigma, pixels at any size)
+    sensor_noise: tuple[float, float] = (0.004, 0.025)  # noise sigma on a mid-grey pixel (sRGB 0..1)
+    jpeg_quality: tuple[int, int] = (72, 95)
+    light_families: tuple[str, ...] = tuple(LIGHT_FAMILIES)  # light setups to draw from (factory/spec/scene.py)
+    facial_hair_rate: float = 0.4  # share of men with facial hair
 
     def __post_init__(self) -> None:
         if not self.age_bands or any(lo < 0 or hi < lo for lo, hi in self.age_bands):
@@ -49,6 +64,16 @@ class PlanConfig:
             raise ConfigError(f"identity_modes must be 1..100, got {self.identity_modes}")
         if self.identity_clip <= 0 or self.view_jitter_deg < 0 or not 0 <= self.distance_jitter < 0.5:
             raise ConfigError("identity_clip must be > 0, view_jitter_deg >= 0 and distance_jitter in [0, 0.5)")
+        for name, lowest, highest in CAMERA_RANGES:
+            low, high = getattr(self, name)
+            if not lowest <= low <= high <= highest:
+                raise ConfigError(f"{name} must be a range (low, high) within {lowest}..{highest}, got {(low, high)}")
+        if not 0 <= self.framing_shift <= 0.1 or not 0 <= self.facial_hair_rate <= 1:
+            raise ConfigError(f"framing_shift must be in 0..0.1 and facial_hair_rate in 0..1, got "
+                              f"{self.framing_shift} and {self.facial_hair_rate}")
+        unknown = sorted(set(self.light_families) - set(LIGHT_FAMILIES))
+        if unknown or not self.light_families:
+            raise ConfigError(f"light_families must name some of {', '.join(LIGHT_FAMILIES)}, got {list(self.light_families)}")
 
     @property
     def strata(self) -> list[tuple[AgeBand, str, str]]:
@@ -60,13 +85,17 @@ class PlanConfig:
         data = dict(data)
         if "age_bands" in data:
             data["age_bands"] = tuple(tuple(band) for band in data["age_bands"])
-        for name in ("genders", "ethnicities", "view_yaws"):
+        for name in ("genders", "ethnicities", "view_yaws", "light_families") + tuple(name for name, _, _ in CAMERA_RANGES):
             if name in data:
                 data[name] = tuple(data[name])
         if "expressions" in data:
             data["expressions"] = ExpressionConfig.from_dict(data["expressions"])
         return cls(**data)
 
+
+# PlanConfig's camera ranges and the limits a range must stay within.
+CAMERA_RANGES = (("focal_mm", 20.0, 300.0), ("f_number", 1.0, 32.0), ("defocus_px", 0.0, 0.8),
+                 ("sensor_noise", 0.0, 0.1), ("jpeg_quality", 30, 100))
 
 DEMOGRAPHIC_FIELDS = ("age_band", "gender", "ethnicity")  # the strata: what balance reports and metrics break down by
 
@@ -89,34 +118,29 @@ class Skin:
     redness: float  # 0..1, cheeks and lips
     freckles: float  # 0..1 density
     iris: str  # "dark_brown", "brown", "hazel", "green", "blue", "gray"
-    hair: str  # brow and lash colour: "black", "dark_brown", "brown", "blond", "red", "gray"
+    hair: str  # scalp, brow and lash colour: "black", "dark_brown", "brown", "blond", "red", "gray"
     texture_seed: int  # seeds the texturer's noise
+    shine: float = 1.0  # 0.6..1.5: how oily (glossy) the skin is, on top of its regional shine (T-zone, cheeks)
 
 
 @dataclass(frozen=True)
 class View:
-    """One camera around the head: angles in degrees, distance as a factor of the renderer's framing distance."""
+    """One camera around the head: angles in degrees, distance as a factor of the renderer's framing distance, and
+    what makes a photograph imperfect: the lens, the framing, the focus, the sensor and the JPEG compression."""
 
     name: str  # "v0", "v1", …
     yaw: float
     pitch: float
     roll: float
     distance_scale: float
-
-
-@dataclass(frozen=True)
-class Light:
-    azimuth: float  # degrees, 0 = from the camera side of the face, positive = from the face's left
-    elevation: float  # degrees above the horizon
-    intensity: float
-    color_temperature: float  # kelvin
-    ambient: float  # share of ambient light
-
-
-@dataclass(frozen=True)
-class Background:
-    top: tuple[float, float, float]  # RGB in 0..1, a vertical gradient from top to bottom
-    bottom: tuple[float, float, float]
+    focal_mm: float  # focal length on a 24 mm square sensor: 45 mm sees 30°, 100 mm sees 14°
+    shift_x: float  # the head's centre moved right (+) or left of the image centre, as a share of the image side
+    shift_y: float  # … and down (+) or up
+    f_number: float  # aperture, with the focus on the face: sets the blur of the room behind
+    defocus_px: float  # sigma of a slight blur of the whole image, in pixels
+    sensor_noise: float  # noise sigma on a mid-grey pixel, sRGB 0..1
+    jpeg_quality: int
+    sensor_seed: int  # which noise
 
 
 @dataclass(frozen=True)
@@ -131,6 +155,7 @@ class IdentitySpec:
     views: tuple[View, ...]
     light: Light
     background: Background
+    hair: Hair
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,7 +175,8 @@ class IdentitySpec:
             expressions=tuple(Expression.from_dict(e) for e in data["expressions"]),
             views=tuple(View(**v) for v in data["views"]),
             light=Light(**data["light"]),
-            background=Background(**{k: tuple(v) for k, v in data["background"].items()}),
+            background=Background.from_dict(data["background"]),
+            hair=Hair(**data["hair"]),
         )
 
 
@@ -261,22 +287,19 @@ def plan_identity(index: int, seed: int, config: PlanConfig | None = None) -> Id
     skin = draw_skin(rng, ethnicity, demographics.age)
     expressions = sample_expressions(rng, config.expressions)
     views = tuple(draw_view(rng, f"v{k}", yaw, config) for k, yaw in enumerate(config.view_yaws))
-    light = Light(
-        azimuth=round(float(rng.uniform(-60, 60)), 3),
-        elevation=round(float(rng.uniform(5, 50)), 3),
-        intensity=round(float(rng.uniform(0.75, 1.15)), 4),
-        color_temperature=round(float(rng.uniform(3200, 6800)), 1),
-        ambient=round(float(rng.uniform(0.25, 0.45)), 4),
-    )
+    room = draw_room(rng)
+    light = draw_light(rng, room.kind, config.light_families)
     base = rng.uniform(0.15, 0.85, size=3)
     background = Background(
         top=tuple(round(float(c), 4) for c in np.clip(base + 0.12, 0, 1)),
         bottom=tuple(round(float(c), 4) for c in np.clip(base - 0.12, 0, 1)),
+        room=room,
     )
+    hair = draw_hair(rng, gender, demographics.age, config.facial_hair_rate)
     return IdentitySpec(
         id=identity_id(index), index=index, seed=seed, demographics=demographics,
         identity=tuple(round(float(x), 6) for x in identity), skin=skin, expressions=expressions,
-        views=views, light=light, background=background,
+        views=views, light=light, background=background, hair=hair,
     )
 
 
@@ -297,6 +320,7 @@ def draw_skin(rng: np.random.Generator, ethnicity: str, age: int) -> Skin:
         iris=pick(rng, iris_odds),
         hair=hair,
         texture_seed=int(rng.integers(0, 2**31 - 1)),
+        shine=round(float(rng.uniform(0.6, 1.5)), 4),
     )
 
 
@@ -308,13 +332,15 @@ def draw_view(rng: np.random.Generator, name: str, yaw: float, config: PlanConfi
         pitch=round(float(rng.uniform(-jitter, jitter)), 3),
         roll=round(float(rng.uniform(-jitter / 2, jitter / 2)), 3),
         distance_scale=round(1.0 + float(rng.uniform(-config.distance_jitter, config.distance_jitter)), 4),
+        focal_mm=round(float(rng.uniform(*config.focal_mm)), 2),
+        shift_x=round(float(rng.uniform(-config.framing_shift, config.framing_shift)), 4),
+        shift_y=round(float(rng.uniform(-config.framing_shift, config.framing_shift)), 4),
+        f_number=round(float(np.exp(rng.uniform(*np.log(config.f_number)))), 2),  # even in stops
+        defocus_px=round(float(rng.uniform(*config.defocus_px)), 3),
+        sensor_noise=round(float(rng.uniform(*config.sensor_noise)), 4),
+        jpeg_quality=int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)),
+        sensor_seed=int(rng.integers(0, 2**31 - 1)),
     )
-
-
-def pick(rng: np.random.Generator, odds: dict[str, float]) -> str:
-    names = sorted(odds)
-    weights = np.array([odds[n] for n in names], float)
-    return names[int(rng.choice(len(names), p=weights / weights.sum()))]
 
 
 def plan_identities(count: int, seed: int, config: PlanConfig | None = None, start: int = 0) -> Iterator[IdentitySpec]:
