@@ -46,7 +46,7 @@ SHELL_STYLE = {"buzz": (0.4, 0.05, 0.25, 1.0), "short": (1.5, 0.15, 1.2, 0.6), "
                "long_tied": (2.5, 0.06, 4.0, 0.5), "bald_pattern": (1.5, 0.12, 0.9, 1.0)}
 FACIAL_LUMPS, FACIAL_SEGMENT_CM = 0.3, 0.5
 LIP_CLEARANCE_CM = 0.35  # facial hair thins out over this distance from the lips
-STUBBLE_COVERAGE, STUBBLE_SEGMENT_CM = 0.3, 0.035  # stubble: sparse dots
+STUBBLE_COVERAGE, STUBBLE_SEGMENT_CM = 0.4, 0.035  # stubble: sparse dots
 SHAVED_COVERAGE = 0.3  # a shaved scalp: stubble where the hair would grow
 THIN_CROWN_COVERAGE = 0.3  # what is left of the hair on a thinned crown, as sparse strands on the skin
 MIN_OFFSET_CM = 0.02  # shells sit at least this far out, so the skin under them never wins the depth test

@@ -31,7 +31,7 @@ HAIR_CHANNELS = 7  # coverage, tangent xyz, across, along, segment
 TABLE_SIZE = 4096
 CLUMP_STRANDS, LOCK_STRANDS = 7, 30  # strands per clump, and per lock (broad streaks that survive small renders)
 FINE_WEIGHT, CLUMP_WEIGHT, LOCK_WEIGHT = 0.9, 0.7, 0.5  # contrast of each scale (noise deviations are about ±0.25)
-SPARSE_CONTRAST = 3.0  # how sharply sparse hair breaks into strands
+SPARSE_CONTRAST = 10.0  # how sharply sparse hair breaks into strands
 SHINY_SEGMENT_CM = 0.5  # strands shorter than this clump and shine less, in proportion
 PRIMARY_SHIFT, SECONDARY_SHIFT = -0.08, 0.12  # lobe shifts along the normal (toward the root, toward the tip)
 PRIMARY_EXPONENT, SECONDARY_EXPONENT = 90.0, 24.0
@@ -82,10 +82,10 @@ class HairLayer:
                 piece = torch.floor(along / (segment * width) + offset)
                 noise = value_noise(table, strand_index / width + piece * salt + width * 311.0)
                 strand = strand + weight * detail * (noise - 0.5) * (1 if width == 1 else length)
-        # Partial coverage shows as separate strands (where `strand` is bright) with skin between them, averaging to
-        # the coverage; full and no coverage stay as they are.
+        # Partial coverage shows as separate strands (where `strand` is bright) with skin between them: an odd
+        # function of the strand's deviation, so it averages to the coverage; full and no coverage stay as they are.
         strand = strand.clamp(0, 1)
-        alpha = (coverage + SPARSE_CONTRAST * (strand - 0.5) * 4 * coverage * (1 - coverage)).clamp(0, 1)
+        alpha = coverage + torch.minimum(coverage, 1 - coverage) * torch.tanh(SPARSE_CONTRAST * (strand - 0.5))
         albedo = self.colour.to(attributes) * (0.35 + 1.3 * strand)[:, None]
         return Strands(alpha, albedo, tangent, strand, strand * length)
 

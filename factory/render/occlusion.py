@@ -127,7 +127,7 @@ def ambient_occlusion(verts: torch.Tensor, faces: torch.Tensor, normals: torch.T
     lit = maps.z <= sample(maps) + depth_bias(slope(normals.expand(directions, -1, -1), toward), maps.pixel_cm)
     weight = (normals @ toward.T).T.clamp(min=0)  # (K, V)
     occlusion = (lit * weight).sum(0) / weight.sum(0).clamp(min=1e-6)
-    return smooth_over_mesh(occlusion, faces)
+    return smooth_over_mesh(occlusion, faces).clamp(0, 1)
 
 
 def smooth_over_mesh(values: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

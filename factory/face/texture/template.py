@@ -287,12 +287,13 @@ HAIRLINE_SOFT_CM = 0.9  # hair thickens from none to full over this height above
 TEMPLE_RECESSION = 0.7  # a receding hairline goes this much further back at the temples (the "M")
 TEMPLE_SIGMA_CM = 2.2
 CROWN_SIGMA_CM = (5.0, 3.5, 5.5)
+CROWN_PLATEAU = 1.6  # the crown mask is 1 over its middle (a bald crown is bare), falling off beyond
 
 
 def crown_mask(points: torch.Tensor, frame: ScalpFrame) -> torch.Tensor:
     """(P,) 1 on the crown (the top and back of the head, where hair thins first), falling off toward the sides."""
     crown = torch.tensor([0.0, frame.top_y - 1.5, float(frame.centre[2]) - 1.5])
-    return gaussian(points, crown, CROWN_SIGMA_CM)
+    return (CROWN_PLATEAU * gaussian(points, crown, CROWN_SIGMA_CM)).clamp(max=1)
 
 
 def receding_hairline_cm(points: torch.Tensor, landmarks: torch.Tensor, hair: Hair) -> torch.Tensor:
