@@ -245,6 +245,19 @@ def test_hair_shells_sit_over_the_scalp_only_where_hair_grows(shells, model):
     assert shaved.verts.shape[1] == 0 and float(shaved.attributes[:, 0].max()) > 0  # stubble on the skin, no shell
 
 
+def test_long_hair_falls_below_the_ears_and_clears_the_head(shells, model):
+    landmarks = model.neutral[model.landmarks]
+    hair = hair_of(style="long", length_cm=1.0, drop_cm=20.0)
+    long = build(shells, model, hair)
+    sheet = shells.curtain(hair, model.neutral[None]).verts[0]
+    assert len(sheet) > 100 and long.verts.shape[1] > len(sheet)  # the sheet comes with a scalp shell and float(sheet[:, 1].min()) < float(landmarks[0, 1]) - 8.0  # below the jaw's top
+    drawn = model.neutral[shells.faces.unique()]
+    below_scalp = sheet[:, 1] < float(landmarks[0, 1]) + 4.0  # (its top tucks under the scalp's hair)
+    gap = torch.cdist(sheet[below_scalp], drawn).min(dim=1).values
+    assert float(gap.min()) > 0.5  # it hangs clear of the cheeks, ears and neck
+    assert torch.allclose(long.normals.norm(dim=-1), torch.ones(1), atol=1e-4)
+
+
 def test_a_bald_pattern_leaves_the_crown_bare_and_the_sides_covered(shells, model):
     full = build(shells, model, hair_of(style="short", length_cm=1.0, hairline_cm=0.0, thinning=0.0))
     bald = build(shells, model, hair_of(style="bald_pattern", length_cm=0.6, hairline_cm=3.0, thinning=1.0))

@@ -87,8 +87,8 @@ def strand_flow(points: torch.Tensor, centre: torch.Tensor, pole: torch.Tensor) 
 
 
 def scalp_pole(hair: Hair) -> torch.Tensor:
-    """(3,) where the scalp's strands start: a crown whorl, a side parting (medium) or the forehead (tied back)."""
-    if hair.style == "medium":
+    """(3,) where the scalp's strands start: a crown whorl, a side parting (medium, long) or the forehead (tied back)."""
+    if hair.style in ("medium", "long"):
         return F.normalize(torch.tensor([0.45 * math.copysign(1.0, hair.parting), 0.85, 0.3]), dim=0)
     if hair.style == "long_tied":
         return F.normalize(torch.tensor([0.0, 0.35, 1.0]), dim=0)

@@ -34,7 +34,7 @@ AO_RESOLUTION = 48  # pixels across the mesh's extent: about 8 mm per pixel for 
 SHADOW_RESOLUTION = 128  # about 3 mm per pixel
 DEPTH_BIAS_CM = 0.15  # a vertex this far behind the splatted surface still counts as that surface
 MAX_SLOPE = 4.0  # the slope-scaled bias stops growing beyond this tangent (76°)
-SHADOW_SAMPLES = 12  # pixels that vote on a soft shadow
+SHADOW_SAMPLES = 8  # pixels that vote on a soft shadow
 BLOCKER_SEARCH_PX = 4  # how far around a vertex the nearest blocker is looked for
 MIN_PENUMBRA_PX = 0.75  # even a point light gets this much filtering: vertex splats are coarse
 

@@ -24,6 +24,7 @@ TILE_MARGIN = 128  # the noise tile is this much larger than the image: offsets 
 NOISE_TILE_SEED = 0x5E5
 LUMA_SHARE, CHROMA_SHARE = 0.85, 0.35  # how the noise splits between grey and coloured
 MAX_DEFOCUS_PX = 0.8
+MIN_DEFOCUS_PX = 0.25
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,15 @@ def expose(images: torch.Tensor, sensor: Sensor) -> torch.Tensor:
     """(N, H, W, 3) sRGB images in 0..1 → the same with the sensor's defocus and noise, clamped to 0..1."""
     images = defocus(images, sensor.defocus_px)
     if sensor.noise > 0:
-        images = images + sensor_noise(images, sensor)
+        images = add_sensor_noise(images, sensor)
     return images.clamp(0, 1)
 
 
 def defocus(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """Blur along x then y with the kernel (w, 1 - 2w, w), w = sigma² / 2: its variance is sigma² per axis (edge
-    pixels count themselves as their missing neighbour)."""
+    pixels count themselves as their missing neighbour). Below MIN_DEFOCUS_PX a blur would not show: none is done."""
     weight = sigma * sigma / 2
-    if weight < 1e-4:
+    if sigma < MIN_DEFOCUS_PX:
         return images
     for axis in (2, 1):
         size = images.shape[axis]
@@ -73,12 +74,14 @@ def noise_tile(size: int) -> torch.Tensor:
     return LUMA_SHARE * grey + CHROMA_SHARE * noise
 
 
-def sensor_noise(images: torch.Tensor, sensor: Sensor) -> torch.Tensor:
-    """(N, H, W, 3) noise for each image: the tile at a seeded offset, stronger in the mid-tones than at black (a
-    sensor's shot noise, after the camera's tone curve)."""
+def add_sensor_noise(images: torch.Tensor, sensor: Sensor) -> torch.Tensor:
+    """(N, H, W, 3) images plus each one's noise: the tile at a seeded offset, stronger in the mid-tones than at
+    black (a sensor's shot noise, after the camera's tone curve). One fused multiply-add per image."""
     count, height, width, _ = images.shape
     tile = noise_tile(max(height, width)).to(images.device)
     offsets = np.random.default_rng([sensor.seed, 0x7011]).integers(0, TILE_MARGIN, size=(count, 2))
-    noise = torch.stack([tile[r:r + height, c:c + width] for r, c in offsets.tolist()])
     level = images.mean(dim=-1, keepdim=True).mul_(1.3 * sensor.noise).add_(0.35 * sensor.noise).clamp_(max=sensor.noise)
-    return noise.mul_(level)
+    noisy = torch.empty_like(images)
+    for image, (row, column) in enumerate(offsets.tolist()):
+        torch.addcmul(images[image], tile[row:row + height, column:column + width], level[image], out=noisy[image])
+    return noisy

@@ -140,12 +140,13 @@ class Shader:
         sheen = hair.sheen(strands.tangent, n, F.normalize(v + key_direction, dim=-1)) * (direct * (0.25 + 1.5 * strands.shine))[:, None]
         lit_hair = torch.addcmul(strands.albedo * irradiance, sheen, light.colour.to(n))
         blended = torch.lerp(colour[where], lit_hair, strands.alpha[:, None])
-        fringe = torch.nonzero(near_background(pixels, where)).squeeze(1)
+        rim = ((0.55 - (n * v).sum(-1).abs()) / 0.45).clamp(0, 1)  # hair seen edge-on: its outline
+        edge_on = torch.nonzero(rim > 0).squeeze(1)
+        fringe = edge_on[near_background(pixels, where[edge_on])]
         if len(fringe) == 0:
             return colour.index_copy(0, where, blended), None
-        rim = ((0.55 - (n[fringe] * v[fringe]).sum(-1).abs()) / 0.45).clamp(0, 1)
         opacity = torch.ones_like(colour[:, 0])
-        opacity[where[fringe]] = (1 - rim * (1.3 - 1.8 * strands.brightness[fringe])).clamp(0, 1)
+        opacity[where[fringe]] = (1 - rim[fringe] * (1.3 - 1.8 * strands.brightness[fringe])).clamp(0, 1)
         return colour.index_copy(0, where, blended), opacity
 
 

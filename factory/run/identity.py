@@ -160,13 +160,14 @@ class IdentityRenderer:
         normals = vertex_normals(face, self.faces)
         geometry = self.hair.build(spec.hair, face, normals)
         source = torch.cat([torch.arange(face.shape[1]), geometry.source])
-        # A shell vertex is shaded with the normal of the skin it was pushed out from: where its strands are sparse
-        # it shows that skin, which must look as it does beside the shell (and hair lies along the scalp).
+        # A shell vertex is shaded with the normal of the skin it was pushed out from (geometry.normals): where its
+        # strands are sparse it shows that skin, which must look as it does beside the shell (and hair lies along
+        # the scalp).
         meshes = Meshes(torch.cat([face, geometry.verts], dim=1).to(self.device),
                         torch.cat([self.faces, geometry.faces]).to(self.device),
                         torch.cat([self.corner_uvs, geometry.corner_uvs]).to(self.device),
                         torch.cat([self.face_part, geometry.face_part]).to(self.device),
-                        normals=normals[:, source].to(self.device))
+                        normals=torch.cat([normals, geometry.normals], dim=1).to(self.device))
         colour = hair_srgb(spec.skin.hair, skin_base_srgb(spec.skin.tone, spec.skin.undertone)) ** GAMMA
         layer = HairLayer(geometry.attributes.to(self.device), colour=colour.to(self.device), strand_cm=STRAND_CM,
                           table=HairLayer.table_for(spec.hair.seed).to(self.device))
