@@ -256,6 +256,9 @@ def test_long_hair_falls_below_the_ears_and_clears_the_head(shells, model):
     gap = torch.cdist(sheet[below_scalp], drawn).min(dim=1).values
     assert float(gap.min()) > 0.5  # it hangs clear of the cheeks, ears and neck
     assert torch.allclose(long.normals.norm(dim=-1), torch.ones(1), atol=1e-4)
+    normals = shells.curtain(hair, model.neutral[None]).normals[0]
+    outward = sheet - shells.centre
+    assert float(((normals[:, [0, 2]] * outward[:, [0, 2]]).sum(-1) > 0).float().mean()) > 0.95  # lit from outside
 
 
 def test_a_bald_pattern_leaves_the_crown_bare_and_the_sides_covered(shells, model):

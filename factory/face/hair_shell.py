@@ -288,11 +288,12 @@ def clearance(points: torch.Tensor, angle: torch.Tensor, height: torch.Tensor) -
 
 
 def grid_triangles(columns: int, rows: int) -> torch.Tensor:
-    """Two triangles per cell of a columns × rows grid of vertices (column-major), wound to face outward."""
+    """Two triangles per cell of a columns × rows grid of vertices (column-major), wound so that their normals face
+    away from the axis when columns run around it counter-clockwise seen from above and rows run downward."""
     c, r = torch.meshgrid(torch.arange(columns - 1), torch.arange(rows - 1), indexing="ij")
     a = (c * rows + r).reshape(-1)
     b, d = a + rows, a + 1
-    return torch.cat([torch.stack([a, b, d], dim=1), torch.stack([d, b, b + 1], dim=1)])
+    return torch.cat([torch.stack([a, d, b], dim=1), torch.stack([d, b + 1, b], dim=1)])
 
 
 def lip_clearance(model: FaceModel) -> torch.Tensor:
