@@ -6,7 +6,8 @@
 
 Light families (ranges below): "window" (a large soft source from one side, daylight, dim bounce fill), "clinical"
 (an overhead panel, cool, a higher ambient share), "studio" (a soft key with a fill from the other side), "lamp" (a
-warm, smaller source) and "flash" (a hard light from beside the camera). Clinics draw mostly clinical and window
+warm, smaller source; 3100-3900 K rather than a bulb's 2700 K, as a camera's white balance leaves it) and "flash"
+(a hard light from beside the camera). Clinics draw mostly clinical and window
 light, homes mostly window and lamp light.
 
 Rooms: a box around the head (the camera sees its back and side walls through a narrow portrait lens), painted in
@@ -53,7 +54,7 @@ LIGHT_FAMILIES = {
     "studio": {"azimuth": (25, 55), "elevation": (15, 40), "kelvin": (4800, 5800), "intensity": (0.9, 1.15),
                "ambient": (0.18, 0.3), "softness": (5, 12), "fill": (0.25, 0.45), "fill_kelvin": (4800, 5800),
                "sky": (0.05, 0.2)},
-    "lamp": {"azimuth": (30, 75), "elevation": (5, 35), "kelvin": (2700, 3400), "intensity": (0.85, 1.1),
+    "lamp": {"azimuth": (30, 75), "elevation": (5, 35), "kelvin": (3100, 3900), "intensity": (0.85, 1.1),
              "ambient": (0.2, 0.34), "softness": (3, 8), "fill": (0.05, 0.2), "fill_kelvin": (4500, 6500),
              "sky": (0.05, 0.2)},
     "flash": {"azimuth": (0, 12), "elevation": (0, 12), "kelvin": (5400, 6000), "intensity": (1.0, 1.2),
