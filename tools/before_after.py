@@ -1,6 +1,6 @@
 """Draw a before/after figure: one identity's expressions rendered by an older checkout and by this one.
 
-    python tools/before_after.py --before ../main --seed 3 --index 5 --out docs/images/before_after.png
+    python tools/before_after.py --before ../main --seed 3 --index 5 --out docs/images/before_after.png --palette
 
 The older checkout renders with its own code (`python -m factory render-identity` with PYTHONPATH pointing at it,
 so it needs no more than this checkout's dependencies). Its meta.json gives the identity (shape coefficients,
@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="render size of both")
     parser.add_argument("--thumb", type=int, default=256, help="cell size in the figure")
     parser.add_argument("--out", type=Path, default=Path("docs/images/before_after.png"))
+    parser.add_argument("--palette", action="store_true", help="an 8-bit palette PNG (a third of the size, for docs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         meta = render_before(args.before.resolve(), args.seed, args.index, args.size, Path(scratch))
@@ -93,6 +94,8 @@ def main() -> None:
     captions = [f"{e} {v} PSPI {pspi[e]}" for e, v in columns]
     sheet = figure([("before", before), ("after", after)], captions, args.thumb)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.palette:
+        sheet = sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     sheet.save(args.out, optimize=True)
     print(f"wrote {args.out} ({sheet.width}×{sheet.height}): {spec.id}, {spec.demographics}")
 
