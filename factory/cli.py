@@ -65,6 +65,11 @@ def generate(
     gpus_per_worker: float = typer.Option(None, "--gpus-per-worker", help="GPUs per worker actor (default 1 when the cluster has GPUs, else 0)."),
     identities_per_shard: int = typer.Option(None, "--identities-per-shard", help="Identities per WebDataset shard (default 4)."),
     image_size: int = typer.Option(None, "--image-size", help="Rendered image side in pixels (default 512)."),
+    face_model: str = typer.Option(None, "--face-model", help="ict (bundled, default) or flame (your FLAME file, --flame-path)."),
+    flame_path: str = typer.Option(None, "--flame-path", help="FLAME 2020 / 2023 / 2023 Open model file (.pkl or .npz); see the README."),
+    flame_uv: str = typer.Option(None, "--flame-uv", help="FLAME's UV layout (.obj with vt, or FLAME_texture.npz); default: ICT's, transferred."),
+    flame_landmarks: str = typer.Option(None, "--flame-landmarks", help="FLAME 68-point landmark embedding (.npy/.pkl/.npz); default: the "
+                                        "model file's, else transferred from ICT."),
     storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable (endpoint_url=http://…)."),
     overwrite: bool = typer.Option(None, "--overwrite/--no-overwrite", help="Delete the dataset already at --out (its shards and manifest) first."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar on stderr."),
@@ -79,8 +84,8 @@ def generate(
 
     settings = load_generate_config(
         config, identities=identities, out=out, seed=seed, workers=workers, gpus_per_worker=gpus_per_worker,
-        identities_per_shard=identities_per_shard, image_size=image_size, overwrite=overwrite,
-        storage_options=parse_storage_options(storage_option or []),
+        identities_per_shard=identities_per_shard, image_size=image_size, face_model=face_model, flame_path=flame_path,
+        flame_uv=flame_uv, flame_landmarks=flame_landmarks, overwrite=overwrite, storage_options=parse_storage_options(storage_option or []),
     )
     typer.echo(run_generate(settings, progress=progress).text())
 
@@ -125,6 +130,10 @@ def render_identity(
     image_size: int = typer.Option(512, help="Width and height of every image in pixels."),
     texturer: str = typer.Option("procedural", help="Texturer name (see factory.face.texture.TEXTURERS)."),
     texture_size: int = typer.Option(1024, help="Width and height of the UV texture in texels."),
+    face_model: str = typer.Option("ict", "--face-model", help="ict (bundled) or flame (--flame-path)."),
+    flame_path: str = typer.Option(None, "--flame-path", help="FLAME model file (.pkl or .npz)."),
+    flame_uv: str = typer.Option(None, "--flame-uv", help="FLAME's UV layout; default: ICT's, transferred."),
+    flame_landmarks: str = typer.Option(None, "--flame-landmarks", help="FLAME landmark embedding; default: the model file's, else transferred."),
 ) -> None:
     """Render one planned identity (every expression from every view, heatmaps, mesh, texture) into a folder."""
     from factory.run.identity import IdentityRenderer, RenderConfig
@@ -132,7 +141,8 @@ def render_identity(
 
     if index < 0:
         fail(f"--index must be >= 0, got {index}")
-    config = RenderConfig(image_size=image_size, texturer=texturer, texture_size=texture_size)
+    config = RenderConfig(image_size=image_size, texturer=texturer, texture_size=texture_size, face_model=face_model,
+                          flame_path=flame_path, flame_uv=flame_uv, flame_landmarks=flame_landmarks)
     spec = plan_identity(index, seed)
     renderer = IdentityRenderer(config)
     members = renderer.encode_sample(spec, renderer.render(spec))

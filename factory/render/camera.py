@@ -150,10 +150,12 @@ def bounding_sphere(points: torch.Tensor) -> tuple[torch.Tensor, float]:
     return center, float((points - center).norm(dim=-1).max())
 
 
-def head_sphere(vertices: torch.Tensor, chin_vertex: int) -> tuple[torch.Tensor, float]:
+def head_sphere(vertices: torch.Tensor, chin_vertex: int, surface: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """The bounding sphere of the head from the chin up, for `head_camera`: the neck may leave the frame.
 
-    `vertices` (V, 3) is a neutral face (expressions move the jaw; framing should not follow them) and
-    `chin_vertex` the chin's vertex index, e.g. `FaceModel.landmarks[8]` (Multi-PIE point 8 is the chin).
+    `vertices` (V, 3) is a neutral face (expressions move the jaw; framing should not follow them), `chin_vertex`
+    the chin's vertex index, e.g. `FaceModel.landmarks[8]` (Multi-PIE point 8 is the chin), and `surface` (V,) bool
+    the vertices that count (all by default; e.g. the face model's layout.framed, without the back of the head).
     """
-    return bounding_sphere(vertices[vertices[:, 1] >= vertices[chin_vertex, 1]])
+    above = vertices[:, 1] >= vertices[chin_vertex, 1]
+    return bounding_sphere(vertices[above if surface is None else above & surface])
