@@ -2,7 +2,8 @@
 
 The embedded default is the project's compact copy of ICT Face Model Light (MIT, USC ICT; built by
 `tools/build_face_asset.py`, licence in `factory/assets/LICENSE-ICT-FaceKit`). Units are centimetres,
-+y is up and the face looks toward +z.
++y is up and the face looks toward +z. Its expression shapes are ICT's 57 followed by the shapes
+`factory/face/shapes.py` derives from the neutral mesh at load time (`browKnit_L/R`).
 
     model = FaceModel.load()
     verts = model.vertices(identity=torch.randn(4, 100), expression=torch.zeros(4, model.num_expressions))
@@ -10,13 +11,16 @@ The embedded default is the project's compact copy of ICT Face Model Light (MIT,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from factory.face import ict
+from factory.face.shapes import derived_shapes
 
 BUNDLED_ASSET = "ict_face_light.npz"
 
@@ -26,7 +30,7 @@ class FaceModel:
     neutral: torch.Tensor  # (V, 3) float32, cm
     identity_basis: torch.Tensor  # (I, V, 3): one standard deviation of each identity mode
     expression_basis: torch.Tensor  # (E, V, 3): each expression shape at full weight, minus neutral
-    expression_names: tuple[str, ...]  # (E,) ARKit-style names: "browDown_L", "jawOpen", …
+    expression_names: tuple[str, ...]  # (E,) ARKit-style names: "browDown_L", "jawOpen", …, then the derived shapes
     faces: torch.Tensor  # (F, 3) int64 vertex indices, triangles
     face_uvs: torch.Tensor  # (F, 3) int64 indices into uvs
     uvs: torch.Tensor  # (T, 2) float32, v up; UDIM tiles: floor(u) is the tile (0-1 face/head, 1-3 mouth, 4-5 eye shells, 6 lashes)
@@ -77,6 +81,14 @@ class FaceModel:
         offsets = offsets + torch.einsum("be,evc->bvc", expression.to(modes), self.expression_basis)
         return self.neutral + offsets
 
+    def with_shapes(self, shapes: dict[str, torch.Tensor]) -> "FaceModel":
+        """The same model with more expression shapes (name → (V, 3) displacement), appended after its own."""
+        clash = sorted(set(shapes) & set(self.expression_names))
+        if clash:
+            raise ValueError(f"the model already has expression shapes named {', '.join(clash)}")
+        basis = torch.cat([self.expression_basis, *(field[None].to(self.expression_basis) for field in shapes.values())])
+        return replace(self, expression_basis=basis, expression_names=self.expression_names + tuple(shapes))
+
     def to(self, device: str | torch.device) -> "FaceModel":
         moved = {name: (value.to(device) if isinstance(value, torch.Tensor) else value) for name, value in vars(self).items()}
         return FaceModel(**moved)
@@ -94,7 +106,7 @@ def _load_cached(path: str | None) -> FaceModel:
     def dequantise(codes: np.ndarray, scale: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(codes.astype(np.float32) * scale[:, None, None])
 
-    return FaceModel(
+    model = FaceModel(
         neutral=torch.from_numpy(data["neutral"]),
         identity_basis=dequantise(data["identity_q"], data["identity_scale"]),
         expression_basis=dequantise(data["expression_q"], data["expression_scale"]),
@@ -106,3 +118,6 @@ def _load_cached(path: str | None) -> FaceModel:
         part_names=tuple(str(n) for n in data["part_names"]),
         landmarks=torch.from_numpy(data["landmarks"].astype(np.int64)),
     )
+    # Shapes the published model lacks (factory/face/shapes.py), computed from its neutral mesh on the face surface.
+    movable = ict.FACE.contains(torch.arange(model.num_vertices))
+    return model.with_shapes(derived_shapes(model.neutral, model.landmarks, movable))

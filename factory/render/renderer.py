@@ -19,6 +19,7 @@ import torch
 
 from factory.render.background import Background
 from factory.render.camera import Camera
+from factory.render.detail import SurfaceDetail
 from factory.render.lights import Light
 from factory.render.mesh import Meshes
 from factory.render.pixels import CoveredPixels
@@ -42,12 +43,12 @@ class MeshRenderer:
         self.shader = shader
 
     def __call__(self, meshes: Meshes, camera: Camera, *, texture: UVTexture, light: Light,
-                 background: Background) -> RenderedView:
+                 background: Background, detail: SurfaceDetail | None = None) -> RenderedView:
         fragments = self.rasterizer(meshes, camera)
-        return self.shade(fragments, meshes, camera, texture=texture, light=light, background=background)
+        return self.shade(fragments, meshes, camera, texture=texture, light=light, background=background, detail=detail)
 
     def shade(self, fragments: Fragments, meshes: Meshes, camera: Camera, *, texture: UVTexture, light: Light,
-              background: Background) -> RenderedView:
+              background: Background, detail: SurfaceDetail | None = None) -> RenderedView:
         pixels = CoveredPixels(fragments, meshes)
-        image = self.shader(pixels, meshes, camera, texture=texture, light=light, background=background)
+        image = self.shader(pixels, meshes, camera, texture=texture, light=light, background=background, detail=detail)
         return RenderedView(fragments, pixels, image)

@@ -18,9 +18,10 @@ import torch.nn.functional as F
 
 from factory.render.background import Background
 from factory.render.camera import Camera
+from factory.render.detail import SurfaceDetail
 from factory.render.lights import GAMMA, Light
 from factory.render.mesh import Meshes
-from factory.render.pixels import CoveredPixels
+from factory.render.pixels import CoveredPixels, sample_texture
 
 # Specular strength and Blinn-Phong exponent per part name (parts as in FaceModel.part_names): skin has a broad
 # soft sheen, the wet eye a small sharp highlight, the mouth's inside almost none. Brows and lips share the skin's:
@@ -43,9 +44,7 @@ class UVTexture:
 
     def sample(self, uv: torch.Tensor) -> torch.Tensor:
         """Bilinear lookup at (P, 2) UVs → (P, 3)."""
-        grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], dim=-1).reshape(1, 1, -1, 2)
-        sampled = F.grid_sample(self.linear.permute(2, 0, 1)[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return sampled[0, :, 0].T
+        return sample_texture(self.linear, uv)
 
 
 class Shader:
@@ -55,16 +54,20 @@ class Shader:
         self.specular_strength, self.specular_exponent = specular_table(part_names)
 
     def __call__(self, pixels: CoveredPixels, meshes: Meshes, camera: Camera, *, texture: UVTexture, light: Light,
-                 background: Background) -> torch.Tensor:
+                 background: Background, detail: SurfaceDetail | None = None) -> torch.Tensor:
         """(N, H, W, 3) sRGB images in 0..1: the shaded meshes over the background, silhouette antialiased."""
-        colour = self.shade(pixels, meshes, camera, texture, light)
+        colour = self.shade(pixels, meshes, camera, texture, light, detail)
         image = pixels.scatter(to_srgb(colour), fill=background.image(pixels.shape[1]).to(colour.device))
         return antialias_edges(image, pixels.mask)
 
-    def shade(self, pixels: CoveredPixels, meshes: Meshes, camera: Camera, texture: UVTexture, light: Light) -> torch.Tensor:
+    def shade(self, pixels: CoveredPixels, meshes: Meshes, camera: Camera, texture: UVTexture, light: Light,
+              detail: SurfaceDetail | None = None) -> torch.Tensor:
         """(P, 3) linear-light colour of each covered pixel."""
-        albedo = texture.sample(pixels.interpolate_corner(meshes.corner_uvs))
+        uv = pixels.interpolate_corner(meshes.corner_uvs)
+        albedo = texture.sample(uv)
         normal = F.normalize(pixels.interpolate_vertex(meshes.vertex_normals), dim=-1)
+        if detail is not None:  # creases and lid shadows (factory/render/detail.py)
+            albedo, normal = detail.apply(pixels, uv, albedo, normal, meshes.faces)
         view = pixels.view_directions(camera)
         # Seen from behind (inside of the lips, mouth socket), a surface is lit as if it faced the camera.
         normal = torch.where((normal * view).sum(-1, keepdim=True) < 0, -normal, normal)

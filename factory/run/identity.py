@@ -23,18 +23,24 @@ import torch
 
 from factory import __version__
 from factory.face import ict
+from factory.face.eyes import cornea_relief
+from factory.face.lashes import LashCards
 from factory.face.model import FaceModel
 from factory.face.rig import AURig
 from factory.face.texture import TEXTURERS, Texture, make_texturer
+from factory.face.texture.palette import hair_srgb, skin_base_srgb
+from factory.face.wrinkles import CreaseModel
 from factory.format.encoders import DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
 from factory.format.members import MESH, META, TEXTURE, heatmap_member, view_member
 from factory.options import ConfigError, reject_unknown_keys
 from factory.render.background import GradientBackground
 from factory.render.camera import Camera, Orbit, bounding_sphere, head_camera
+from factory.render.detail import SurfaceDetail
 from factory.render.heatmap import NORMALISATION_CM, heatmap_layer, vertex_heat
 from factory.render.layers import depth_layer, landmarks_layer, rgb_layer, segmentation_layer
-from factory.render.lights import Light
+from factory.render.lights import GAMMA, Light
 from factory.render.mesh import Meshes
+from factory.render.overlay import Overlay, draw_overlay
 from factory.render.pixels import CoveredPixels
 from factory.render.raster import BACKENDS, Rasterizer
 from factory.render.renderer import MeshRenderer, RenderedView
@@ -44,6 +50,7 @@ from factory.spec.plan import IdentitySpec, View
 from factory.spec.plan import Light as PlannedLight
 
 DEVICES = ("auto", "cpu", "cuda")
+LASH_DARKENING = 0.45  # lashes are darker than the hair of the head
 VIEW_LAYERS = ("rgb", "segmentation", "depth", "landmarks_2d", "landmarks_visible")  # per view: [expression, view, …]
 
 
@@ -87,6 +94,14 @@ class Scene(NamedTuple):
     background: GradientBackground
 
 
+class PosedFace(NamedTuple):
+    """The rig's output for one identity."""
+
+    meshes: Meshes  # one mesh per expression, in spec order
+    rest: torch.Tensor  # (V, 3) the identity's expressionless mesh (CPU)
+    gaze_target: torch.Tensor  # (3,) the world point both eyes look at (cm)
+
+
 class IdentityRenderer:
     """Long-lived: holds the face model, rig, texturer (with its UV atlas) and the mesh renderer."""
 
@@ -101,30 +116,59 @@ class IdentityRenderer:
         atlas = self.texturer.atlas
         self.obj_writer = ObjWriter(atlas.faces.numpy(), atlas.corner_uvs.numpy())
         self.faces, self.corner_uvs, self.face_part = (x.to(self.device) for x in (atlas.faces, atlas.corner_uvs, atlas.face_part))
+        self.creases = CreaseModel(self.model, atlas)
+        self.relief = (self.creases.relief + cornea_relief(self.model, atlas)).to(self.device)
+        self.lashes = LashCards(self.model)
         self.rasterizer = Rasterizer(self.config.backend)
         self.renderer = MeshRenderer(self.rasterizer, Shader(self.model.part_names))
 
     def render(self, spec: IdentitySpec) -> dict[str, object]:
         """All layers of one identity. Arrays are indexed [expression, view, …] in spec order."""
-        meshes = self.pose(spec)  # face: one mesh per expression
+        face = self.pose(spec)  # face: one mesh per expression, eyes on the planned gaze target
+        meshes = face.meshes
+        detail = self.surface_detail(spec, face)  # its creases and lid shadows, per expression
         texture = self.texturer.texture(spec.skin, spec.demographics)  # texture: once per identity
         surface = UVTexture.from_srgb(texture.image.to(self.device))
         scene = self.scene(spec, meshes)  # cameras, light, background
+        lashes = self.lash_overlay(spec, meshes)
         per_view, frontal = [], None
         for camera in scene.cameras:  # every view: one raster pass covers all expressions
-            view = self.renderer(meshes, camera, texture=surface, light=scene.light, background=scene.background)
+            view = self.renderer(meshes, camera, texture=surface, light=scene.light, background=scene.background,
+                                 detail=detail)
+            view = view._replace(image=draw_overlay(view, lashes, camera, scene.light, self.rasterizer))
             per_view.append(self.view_layers(meshes, camera, view))
             frontal = view.pixels if frontal is None else frontal  # the first planned view is the frontal one
         layers: dict[str, object] = {name: np.stack([v[name] for v in per_view], axis=1) for name in VIEW_LAYERS}
         layers["mask"] = layers["segmentation"] > 0
         layers["heatmap"] = self.heatmaps(meshes, frontal)
         layers.update(identity_layers(meshes, self.model, texture, scene))
+        layers["gaze_target"] = face.gaze_target.cpu().numpy()
         return layers
 
-    def pose(self, spec: IdentitySpec) -> Meshes:
-        """The face: one mesh per expression of the spec, from the rig, on the render device."""
-        verts = self.rig.vertices(torch.tensor(spec.identity, dtype=torch.float32), [e.aus for e in spec.expressions])
-        return Meshes(verts.to(self.device), self.faces, self.corner_uvs, self.face_part)
+    def pose(self, spec: IdentitySpec) -> "PosedFace":
+        """The face: one mesh per expression of the spec from the rig (on the render device), both eyes on the
+        planned gaze target; with the expressionless mesh the expressions are measured against."""
+        identity = torch.tensor(spec.identity, dtype=torch.float32)
+        rest = self.rig.rest_vertices(identity)
+        gaze = spec.gaze
+        target = self.rig.eyes.gaze_target(rest, yaw_deg=gaze.yaw, pitch_deg=gaze.pitch, distance_cm=gaze.distance)
+        verts = self.rig.vertices(identity, [e.aus for e in spec.expressions], gaze_target=target)
+        return PosedFace(Meshes(verts.to(self.device), self.faces, self.corner_uvs, self.face_part), rest, target)
+
+    def surface_detail(self, spec: IdentitySpec, face: "PosedFace") -> SurfaceDetail:
+        """What the mesh is too coarse to carry: each expression's creases, from how it compresses the skin of
+        this identity's expressionless face (factory/face/wrinkles.py), and the upper lids' shadow on the eyes."""
+        verts = face.meshes.verts.cpu()
+        depth = self.rig.eyes.with_cornea(self.creases.depth(verts, face.rest, age=spec.demographics.age))
+        gap = self.rig.eyes.lid_gap(verts)
+        return SurfaceDetail(relief=self.relief, depth=depth.to(self.device), edge_gap=gap.to(self.device))
+
+    def lash_overlay(self, spec: IdentitySpec, meshes: Meshes) -> Overlay:
+        """The lash cards of every expression, in the identity's hair colour darkened (lashes look darker than the
+        hair of the head), drawn over each view by their strands' coverage."""
+        hair = hair_srgb(spec.skin.hair, skin_base_srgb(spec.skin.tone, spec.skin.undertone))
+        colour = (hair * LASH_DARKENING).to(self.device) ** GAMMA
+        return Overlay(self.lashes.meshes(meshes.verts), self.lashes.texture(colour).to(self.device))
 
     def scene(self, spec: IdentitySpec, meshes: Meshes) -> Scene:
         """The planned views as cameras framing the neutral face, and the plan's light and background."""
@@ -145,6 +189,7 @@ class IdentityRenderer:
     def meta(self, spec: IdentitySpec, layers: dict[str, object]) -> dict:
         """meta.json of docs/DATA.md: the plan, labels, cameras, landmarks and how the sample was made."""
         data = spec.to_dict()
+        data["gaze"]["target"] = rounded(layers["gaze_target"], 4)  # world cm, the point both eyes look at
         for x, expression in enumerate(data["expressions"]):
             expression["landmarks_3d"] = rounded(layers["landmarks_3d"][x], 4)
         for v, (view, camera) in enumerate(zip(data["views"], layers["cameras"])):

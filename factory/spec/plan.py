@@ -111,6 +111,17 @@ class Light:
 
 
 @dataclass(frozen=True)
+class Gaze:
+    """Where both eyes look: a point `distance` cm from the midpoint of the eyes, `yaw` degrees toward the face's
+    left (+x) and `pitch` degrees up from straight ahead. Drawn near the frontal camera, which sits about 55 cm
+    ahead of the eyes and 4° below them."""
+
+    yaw: float
+    pitch: float
+    distance: float
+
+
+@dataclass(frozen=True)
 class Background:
     top: tuple[float, float, float]  # RGB in 0..1, a vertical gradient from top to bottom
     bottom: tuple[float, float, float]
@@ -128,6 +139,7 @@ class IdentitySpec:
     views: tuple[View, ...]
     light: Light
     background: Background
+    gaze: Gaze
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -148,6 +160,7 @@ class IdentitySpec:
             views=tuple(View(**v) for v in data["views"]),
             light=Light(**data["light"]),
             background=Background(**{k: tuple(v) for k, v in data["background"].items()}),
+            gaze=Gaze(**data["gaze"]),
         )
 
 
@@ -209,7 +222,7 @@ def plan_identity(index: int, seed: int, config: PlanConfig | None = None) -> Id
     return IdentitySpec(
         id=identity_id(index), index=index, seed=seed, demographics=demographics,
         identity=tuple(round(float(x), 6) for x in identity), skin=skin, expressions=expressions,
-        views=views, light=light, background=background,
+        views=views, light=light, background=background, gaze=draw_gaze(seed, index),
     )
 
 
@@ -231,6 +244,17 @@ def draw_skin(rng: np.random.Generator, ethnicity: str, age: int) -> Skin:
         hair=hair,
         texture_seed=int(rng.integers(0, 2**31 - 1)),
     )
+
+
+GAZE_STREAM = 0x6A2E  # the gaze has its own random stream: adding it changed no other draw of existing plans
+GAZE_YAW_DEG, GAZE_PITCH_DEG, GAZE_DISTANCE_CM = (-5.0, 5.0), (-9.0, 1.0), (40.0, 90.0)
+
+
+def draw_gaze(seed: int, index: int) -> Gaze:
+    """A target near the frontal camera: within a few degrees of it, between arm's length and a little beyond."""
+    rng = np.random.default_rng([seed, index, GAZE_STREAM])
+    return Gaze(yaw=round(float(rng.uniform(*GAZE_YAW_DEG)), 3), pitch=round(float(rng.uniform(*GAZE_PITCH_DEG)), 3),
+                distance=round(float(rng.uniform(*GAZE_DISTANCE_CM)), 2))
 
 
 def draw_view(rng: np.random.Generator, name: str, yaw: float, config: PlanConfig) -> View:
