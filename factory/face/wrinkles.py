@@ -45,7 +45,8 @@ NOSE_WING, MOUTH_CORNER, EYE_OUTER = 35, 54, 45  # the face's left (+x); familie
 WOBBLE_SEED, WOBBLE_CM = 0x5717, 0.06  # one fixed noise bends every face's crease lines a little
 SMOOTHING_STEPS = 3  # neighbour-averaging passes over the per-vertex strain (it is noisy at the mesh's scale)
 YOUNG_DEPTH, AGED_DEPTH = 0.65, 1.25  # crease depth at 25 years or younger, and at 80
-MAX_DEPTH = 1.5  # a family's depth before the age factor saturates here: the strongest strains all look alike
+STRAIN_KINDS = ("x", "y", "any", "y_either")  # what deepens a family: see `directional_strains`
+MAX_DEPTH = 1.5  # a family's depth before the age factor approaches this (`saturate`): deep creases stop deepening
 
 
 class Template(NamedTuple):
@@ -118,10 +119,10 @@ def lower_lid(p: torch.Tensor, t: Template) -> tuple[torch.Tensor, torch.Tensor]
     """AU6/AU7: lines under a raised, tightened lower lid, deeper toward the outer corner."""
     height, across = lid_height(p, t.lower_lids)
     below = -height
-    outer = 0.6 + 0.4 * smoothstep(2.0, 4.0, side_x(p))
-    region = window(below, 0.15, 0.85, 0.2) * across * outer
+    outer = 0.75 + 0.25 * smoothstep(2.0, 4.0, side_x(p))
+    region = window(below, 0.08, 0.75, 0.15) * across * outer
     wobble = 0.4 * t.wobble(p)
-    lines = groove(below - 0.33 + wobble, 0.045) + 0.7 * groove(below - 0.66 + wobble, 0.05)
+    lines = groove(below - 0.25 + wobble, 0.045) + 0.7 * groove(below - 0.55 + wobble, 0.05)
     return region, lines
 
 
@@ -151,7 +152,7 @@ def nasolabial(p: torch.Tensor, t: Template) -> tuple[torch.Tensor, torch.Tensor
 class CreaseFamily:
     name: str
     shape: Callable[[torch.Tensor, Template], tuple[torch.Tensor, torch.Tensor]]  # points → (region, lines)
-    strain: str  # what deepens it: compression along "x", along "y", in "any" direction, or |strain| along y ("y_either")
+    strain: str  # what deepens it, one of STRAIN_KINDS: compression along x, along y, any, or |strain| along y
     gain: float  # depth per unit of smoothed strain
     darkening: float  # albedo darkening in a full-depth crease
     groove_cm: float  # how deep a full-depth crease is: it sets how far its walls tilt the normal
@@ -161,9 +162,9 @@ CREASE_FAMILIES = (
     CreaseFamily("glabella", glabella, "x", 7.0, 0.35, 0.06),
     CreaseFamily("nose_root", nose_root, "y", 6.0, 0.25, 0.035),
     CreaseFamily("crows_feet", crows_feet, "any", 8.0, 0.3, 0.04),
-    CreaseFamily("lower_lid", lower_lid, "y", 6.0, 0.3, 0.04),
+    CreaseFamily("lower_lid", lower_lid, "y", 12.0, 0.3, 0.04),
     CreaseFamily("upper_lid", upper_lid, "y_either", 0.8, 0.2, 0.04),
-    CreaseFamily("nasolabial", nasolabial, "any", 9.0, 0.35, 0.1),
+    CreaseFamily("nasolabial", nasolabial, "any", 12.0, 0.35, 0.1),
 )
 
 
@@ -186,19 +187,22 @@ class CreaseModel:
         self.relief = relief_map(model, atlas, self.template)
 
     def depth(self, posed: torch.Tensor, rest: torch.Tensor, age: float) -> torch.Tensor:
-        """(N, V) crease depth of each posed mesh (N, V, 3) against its identity's expressionless mesh (V, 3) or
-        (N, V, 3): 0 where the skin is not compressed, about 1 for a strong crease."""
+        """(N, V) crease depth of each posed mesh (N, V, 3) against its identity's expressionless mesh (V, 3):
+        0 where the skin is not compressed, about 1 for a strong crease."""
         face = slice(0, ict.FACE_VERTEX_COUNT)
-        strains = directional_strains(posed[:, face], rest[..., face, :], self.edges)
-        for name, strain in strains.items():
-            for _ in range(SMOOTHING_STEPS):
-                strain = self.neighbours(strain)
-            strains[name] = strain
-        total = sum(region * (family.gain * strains[family.strain]).clamp(0, MAX_DEPTH)
+        strains = directional_strains(posed[:, face], rest[face], self.edges)  # (Vf, N, kinds)
+        for _ in range(SMOOTHING_STEPS):
+            strains = self.neighbours(strains)
+        total = sum(region[:, None] * saturate(family.gain * strains[:, :, STRAIN_KINDS.index(family.strain)])
                     for region, family in zip(self.regions, CREASE_FAMILIES))
         depth = torch.zeros(posed.shape[:2])
-        depth[:, face] = total * age_depth(age)
+        depth[:, face] = total.T * age_depth(age)
         return depth
+
+
+def saturate(depth: torch.Tensor) -> torch.Tensor:
+    """Depths below 0 (stretched skin) become 0; large ones approach MAX_DEPTH, still growing with the strain."""
+    return MAX_DEPTH * torch.tanh(depth.clamp(min=0) / MAX_DEPTH)
 
 
 def template_of(model: FaceModel) -> Template:
@@ -214,43 +218,36 @@ def template_of(model: FaceModel) -> Template:
     return Template(neutral[model.landmarks], upper, lower, lambda points: WOBBLE_CM * noise(points))
 
 
-def directional_strains(posed: torch.Tensor, rest: torch.Tensor, edges: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per vertex (N, V): mean compression (1 - length / rest length, > 0 when compressed) of its edges, weighted by
-    how well each edge lines up with x ("x"), with y ("y"), unweighted ("any"), and |strain| along y ("y_either")."""
-    rest = rest.expand_as(posed)
-    rest_edge = rest[:, edges[:, 1]] - rest[:, edges[:, 0]]
+def directional_strains(posed: torch.Tensor, rest: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """(V, N, kinds) per vertex, mesh and STRAIN_KINDS: the mean compression (1 - length / rest length, > 0 when
+    compressed) of the vertex's edges, weighted by how well each edge lines up with x ("x"), with y ("y"),
+    unweighted ("any"), and the mean |strain| along y ("y_either"). Vertex-major, so the sums over edges add whole
+    rows. `posed` is (N, V, 3), `rest` (V, 3)."""
+    rest_edge = rest[edges[:, 1]] - rest[edges[:, 0]]  # (E, 3)
     rest_length = rest_edge.norm(dim=-1).clamp(min=1e-6)
-    length = (posed[:, edges[:, 1]] - posed[:, edges[:, 0]]).norm(dim=-1)
-    compression = 1 - length / rest_length  # (N, E)
-    direction = rest_edge / rest_length[..., None]
-    weights = {"x": direction[..., 0] ** 2, "y": direction[..., 1] ** 2, "any": torch.ones_like(compression)}
-    vertices = posed.shape[1]
-    strains = {}
-    for name, weight in weights.items():
-        strains[name] = edge_mean(compression * weight, weight, edges, vertices)
-    strains["y_either"] = edge_mean(compression.abs() * weights["y"], weights["y"], edges, vertices)
-    return strains
-
-
-def edge_mean(values: torch.Tensor, weights: torch.Tensor, edges: torch.Tensor, vertices: int) -> torch.Tensor:
-    """(N, V) weighted mean of per-edge values (N, E) over the edges at each vertex."""
-    total = torch.zeros(values.shape[0], vertices)
-    weight = torch.zeros(values.shape[0], vertices)
+    length = (posed[:, edges[:, 1]] - posed[:, edges[:, 0]]).norm(dim=-1)  # (N, E)
+    compression = (1 - length / rest_length).T[:, :, None]  # (E, N, 1)
+    along_x, along_y = (rest_edge[:, :2] / rest_length[:, None]).square().unbind(-1)
+    weights = torch.stack([along_x, along_y, torch.ones_like(along_x), along_y], dim=-1)[:, None, :]  # (E, 1, kinds)
+    signed = torch.tensor([False, False, False, True])  # "y_either" takes |strain|
+    values = torch.where(signed, compression.abs(), compression) * weights  # (E, N, kinds)
+    total = torch.zeros(rest.shape[0], *values.shape[1:])
+    weight = torch.zeros(rest.shape[0], 1, weights.shape[-1])
     for end in (0, 1):
-        total.index_add_(1, edges[:, end], values)
-        weight.index_add_(1, edges[:, end], weights)
+        total.index_add_(0, edges[:, end], values)
+        weight.index_add_(0, edges[:, end], weights)
     return total / weight.clamp(min=1e-6)
 
 
 def neighbour_average(edges: torch.Tensor, vertices: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The operator (N, V) → (N, V) that replaces each value by the mean of itself and its neighbours."""
+    """The operator (V, …) → (V, …) that replaces each vertex's values by the mean of its own and its neighbours'."""
     count = 1 + torch.bincount(edges.reshape(-1), minlength=vertices).float()
 
     def average(values: torch.Tensor) -> torch.Tensor:
         total = values.clone()
-        total.index_add_(1, edges[:, 0], values[:, edges[:, 1]])
-        total.index_add_(1, edges[:, 1], values[:, edges[:, 0]])
-        return total / count
+        total.index_add_(0, edges[:, 0], values.index_select(0, edges[:, 1]))
+        total.index_add_(0, edges[:, 1], values.index_select(0, edges[:, 0]))
+        return total / count.view(-1, *([1] * (values.ndim - 1)))
 
     return average
 
