@@ -29,7 +29,7 @@ STRANDS = {"upper": 70, "lower": 24}  # per card; three cards per lid
 LENGTH = {"upper": (0.55, 1.0), "lower": (0.3, 0.65)}  # strand length as a share of the card's width
 STRAND_WIDTH = 0.006  # half-width at the root, as a share of the card's length (about 0.3 mm)
 DRIFT = 0.025  # how far a strand's tip leans toward the card's outer end
-COVERAGE = {"upper": 0.85, "lower": 0.55}  # the most of a pixel the strands cover
+COVERAGE = {"upper": 0.75, "lower": 0.5}  # the most of a pixel the strands cover
 
 
 class LashCards:
