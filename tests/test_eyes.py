@@ -101,6 +101,16 @@ def frontal_spec(index: int, *expressions: Expression, gaze: Gaze | None = None)
     return dataclasses.replace(spec, expressions=expressions, views=(FRONTAL,), gaze=gaze or spec.gaze)
 
 
+def test_meta_records_the_gaze_target(renderer):
+    spec = frontal_spec(3, expression("neutral"), expression("pain", AU4=2))
+    layers = renderer.render(spec)
+    gaze = renderer.meta(spec, layers)["gaze"]
+    assert (gaze["yaw"], gaze["pitch"], gaze["distance"]) == (spec.gaze.yaw, spec.gaze.pitch, spec.gaze.distance)
+    rest = renderer.rig.rest_vertices(torch.tensor(spec.identity))
+    expected = renderer.rig.eyes.gaze_target(rest, spec.gaze.yaw, spec.gaze.pitch, spec.gaze.distance)
+    assert np.allclose(gaze["target"], expected.numpy(), atol=1e-4)
+
+
 def test_open_eyes_show_a_corneal_glint(renderer):
     """On every iris, a few pixels much brighter than the iris around them: the key light's reflection on the
     cornea, for lights from the front to 60° aside."""

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from factory.render import overlay as overlay_module
 from factory.render.background import GradientBackground
 from factory.render.camera import Camera
 from factory.render.detail import EDGE_SHADOW, EDGE_SOFTNESS_CM, SurfaceDetail
 from factory.render.lights import GAMMA, Light, direction_toward, kelvin_to_rgb
 from factory.render.mesh import Meshes
-from factory.render.overlay import Overlay, draw_overlay
+from factory.render.overlay import Overlay, draw_overlay, overlay_box
 from factory.render.pixels import CoveredPixels
 from factory.render.raster import Rasterizer, rasterize
 from factory.render.renderer import MeshRenderer
@@ -173,20 +174,34 @@ def test_surface_detail_shadows_below_an_edge():
         assert abs(float(column[row]) - expected) < 1e-3
 
 
-def test_overlay_blends_by_coverage_in_front_and_hides_behind():
+def test_overlay_blends_by_coverage_in_front_and_hides_behind(monkeypatch):
     """A black overlay square covering half of each pixel in front of the grey square halves its linear colour;
-    the same overlay behind the square changes nothing."""
+    the same overlay behind the square changes nothing. The overlay is drawn over the view's image in place,
+    through a camera cropped to the overlay, with what the whole frame would give."""
     light = Light(direction=torch.tensor([0.0, 0.0, -1.0]), colour=torch.ones(3), ambient=1.0)
     renderer = MeshRenderer(Rasterizer("torch"), Shader(MATTE))
-    view = renderer(square(), camera(), texture=grey_texture(0.5), light=light, background=BACKGROUND)
     rgba = torch.tensor([0.0, 0.0, 0.0, 0.5]).expand(8, 8, 4)
-    near, far = square(), square()
-    near = Meshes(near.verts - torch.tensor([0.0, 0.0, 0.5]), near.faces, near.corner_uvs, near.face_part)
-    far = Meshes(far.verts + torch.tensor([0.0, 0.0, 0.5]), far.faces, far.corner_uvs, far.face_part)
-    blended = draw_overlay(view, Overlay(near, rgba), camera(), light, Rasterizer("torch"))
+
+    def shifted(dz: float) -> Meshes:
+        base = square()
+        return Meshes(base.verts + torch.tensor([0.0, 0.0, dz]), base.faces, base.corner_uvs, base.face_part)
+
+    view = renderer(square(), camera(), texture=grey_texture(0.5), light=light, background=BACKGROUND)
+    plain = view.image.clone()
+    blended = draw_overlay(view, Overlay(shifted(-0.5), rgba), camera(), light, Rasterizer("torch"))
+    assert blended is view.image
     expected = (0.5**GAMMA * 0.5) ** (1 / GAMMA)
     assert torch.allclose(blended[0, 7:9, 7:9], torch.full((2, 2, 3), expected), atol=1e-4)
-    assert torch.equal(draw_overlay(view, Overlay(far, rgba), camera(), light, Rasterizer("torch")), view.image)
+    covered = rasterize(shifted(-0.5).verts, square().faces, camera(), backend="torch").pix_to_face[0, ..., 0] >= 0
+    assert torch.equal(blended[0][~covered], plain[0][~covered])  # nothing outside the overlay changes
+    view = renderer(square(), camera(), texture=grey_texture(0.5), light=light, background=BACKGROUND)
+    assert torch.equal(draw_overlay(view, Overlay(shifted(0.5), rgba), camera(), light, Rasterizer("torch")), plain)
+
+    assert overlay_box(shifted(-0.5).verts, camera())[2] < SIZE  # the crop is smaller than the frame …
+    monkeypatch.setattr(overlay_module, "overlay_box", lambda verts, cam: (0, 0, SIZE))
+    view = renderer(square(), camera(), texture=grey_texture(0.5), light=light, background=BACKGROUND)
+    full_frame = draw_overlay(view, Overlay(shifted(-0.5), rgba), camera(), light, Rasterizer("torch"))
+    assert torch.allclose(full_frame, blended, atol=1e-6)  # … and draws what the whole frame would
 
 
 def test_light_from_angles_and_colour_temperature():

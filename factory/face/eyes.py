@@ -32,7 +32,7 @@ from factory.face import ict
 from factory.face.geometry import interpolate, smoothstep
 from factory.face.model import FaceModel
 from factory.face.texture.atlas import UVAtlas
-from factory.face.topology import MarginPairs, find_margins
+from factory.face.topology import MarginPairs, face_surface, find_margins
 
 NO_LID_CM = 10.0  # lid_gap of vertices no lid shades
 LID_BAND_CM = 0.15  # the lid edge over a point is the lowest rim vertex within this distance of it in x
@@ -110,7 +110,7 @@ def upper_lid_rim(model: FaceModel, margin: MarginPairs) -> torch.Tensor:
     """Vertex ids of an upper lid's rim: its margin (the border of the eye hole) and the face-surface vertices next
     to it, which curl in front of and below the margin and make the edge a camera sees; corner vertices level with
     the lower margin are left out."""
-    faces = model.faces[(model.faces < ict.FACE_VERTEX_COUNT).all(dim=1)]
+    faces = face_surface(model)
     on_margin = torch.zeros(ict.FACE_VERTEX_COUNT, dtype=torch.bool)
     on_margin[margin.upper] = True
     rim = faces[on_margin[faces].any(dim=1)].unique()

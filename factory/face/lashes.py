@@ -20,7 +20,7 @@ import torch
 from factory.face import ict
 from factory.face.geometry import smoothstep
 from factory.face.model import FaceModel
-from factory.face.topology import connected_components, find_margins
+from factory.face.topology import connected_components, find_margins, unique_edges
 from factory.render.mesh import Meshes
 
 LASH_TEXTURE_SIZE = 256
@@ -87,7 +87,7 @@ def card_strips(model: FaceModel, cards: torch.Tensor, uvs: torch.Tensor) -> lis
     (the long edge nearer that lid's margin) is at the strip's low v."""
     neutral = model.neutral
     margins = {m.region: m for m in find_margins(model)}
-    edges = torch.cat([cards[:, [0, 1]], cards[:, [1, 2]], cards[:, [2, 0]]]).sort(dim=1).values.unique(dim=0)
+    edges = unique_edges(cards)
     vertex_v = torch.zeros(model.num_vertices)
     vertex_v[cards.reshape(-1)] = uvs[..., 1].reshape(-1)
     strips = []
@@ -95,7 +95,8 @@ def card_strips(model: FaceModel, cards: torch.Tensor, uvs: torch.Tensor) -> lis
         ids = torch.tensor(sorted(component))
         points = neutral[ids]
         margin = margins["eye_left" if float(points[:, 0].mean()) > 0 else "eye_right"]
-        lid = "upper" if float(points[:, 1].mean()) > float(neutral[margin.upper, 1].mean() + neutral[margin.lower, 1].mean()) / 2 else "lower"
+        eye_middle = float(neutral[margin.upper, 1].mean() + neutral[margin.lower, 1].mean()) / 2
+        lid = "upper" if float(points[:, 1].mean()) > eye_middle else "lower"
         rim = neutral[margin.upper if lid == "upper" else margin.lower]
         v = vertex_v[ids]
         v_low, v_high = float(v.min()), float(v.max())

@@ -58,6 +58,16 @@ def find_margins(model: FaceModel) -> list[MarginPairs]:
     return sorted(margins, key=lambda m: m.region)
 
 
+def face_surface(model: FaceModel) -> torch.Tensor:
+    """(F, 3) the triangles of the face surface (`ict.FACE`): skin, brows, lips and lids, no eyes or mouth."""
+    return model.faces[(model.faces < ict.FACE_VERTEX_COUNT).all(dim=1)]
+
+
+def unique_edges(faces: torch.Tensor) -> torch.Tensor:
+    """(E, 2) every edge of a triangle list (F, 3) once, lower vertex id first."""
+    return torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values.unique(dim=0)
+
+
 def connected_components(edges: np.ndarray) -> list[list[int]]:
     """The vertex sets of the connected components of an edge list (E, 2)."""
     neighbours: dict[int, list[int]] = {}

@@ -35,7 +35,7 @@ from factory.face.model import FaceModel
 from factory.face.texture.atlas import UVAtlas
 from factory.face.texture.fields import ValueNoise
 from factory.face.texture.template import TexelRegions, nearest_on_polyline
-from factory.face.topology import find_margins
+from factory.face.topology import face_surface, find_margins, unique_edges
 from factory.render.mesh import vertex_normals
 
 # Multi-PIE landmark numbers (0-based).
@@ -63,6 +63,12 @@ def groove(distance: torch.Tensor, width: float) -> torch.Tensor:
     return torch.exp(-0.5 * (distance / width) ** 2)
 
 
+def front(p: torch.Tensor, z: float, behind: float, soft: float = 0.6) -> torch.Tensor:
+    """(P,) 1 for points less than `behind` cm behind depth `z`, fading over `soft`: a family stays on the front of
+    the face and does not reach the skin that wraps away behind it."""
+    return smoothstep(z - behind, z - behind + soft, p[:, 2])
+
+
 def side_x(p: torch.Tensor) -> torch.Tensor:
     """|x|: families are drawn on the face's left and mirrored, the template being symmetric."""
     return p[:, 0].abs()
@@ -73,7 +79,7 @@ def glabella(p: torch.Tensor, t: Template) -> tuple[torch.Tensor, torch.Tensor]:
     lm = t.landmarks
     low, high = float(lm[NASION, 1]) + 0.45, float(lm[INNER_BROW, 1]) + 0.8
     x, y = side_x(p), p[:, 1]
-    region = window(y, low, high, 0.45) * smoothstep(1.25, 0.85, x) * smoothstep(float(lm[INNER_BROW, 2]) - 1.4, float(lm[INNER_BROW, 2]) - 0.8, p[:, 2])
+    region = window(y, low, high, 0.45) * smoothstep(1.25, 0.85, x) * front(p, float(lm[INNER_BROW, 2]), 1.4)
     lean = 0.1 * (y - low)  # the furrows open slightly upward
     wobble = 0.5 * t.wobble(p)
     lines = groove(x - 0.3 - lean + wobble, 0.075) + 0.5 * groove(x - 0.72 - 1.3 * lean + wobble, 0.06)
@@ -85,7 +91,7 @@ def nose_root(p: torch.Tensor, t: Template) -> tuple[torch.Tensor, torch.Tensor]
     lm = t.landmarks
     x, y = side_x(p), p[:, 1]
     centre = float(lm[NASION, 1]) - 0.55
-    region = window(y, centre - 0.65, centre + 0.75, 0.35) * smoothstep(1.7, 1.1, x) * smoothstep(float(lm[NASION, 2]) - 1.5, float(lm[NASION, 2]) - 0.9, p[:, 2])
+    region = window(y, centre - 0.65, centre + 0.75, 0.35) * smoothstep(1.7, 1.1, x) * front(p, float(lm[NASION, 2]), 1.5)
     u = y - centre + 0.75 * x + 0.6 * t.wobble(p)  # constant along lines falling outward from the midline
     spacing = 0.3
     lines = torch.cos(math.pi * u / spacing).abs() ** 8  # thin lines every `spacing` cm
@@ -97,7 +103,7 @@ def crows_feet(p: torch.Tensor, t: Template) -> tuple[torch.Tensor, torch.Tensor
     corner = t.landmarks[EYE_OUTER]
     dx, dy = side_x(p) - float(corner[0]), p[:, 1] - float(corner[1])
     r = torch.sqrt(dx * dx + dy * dy + 1e-8)
-    region = window(r, 0.45, 1.9, 0.35) * smoothstep(0.0, 0.25, dx) * smoothstep(float(corner[2]) - 3.0, float(corner[2]) - 2.0, p[:, 2])
+    region = window(r, 0.45, 1.9, 0.35) * smoothstep(0.0, 0.25, dx) * front(p, float(corner[2]), 3.0, soft=1.0)
     angle = torch.atan2(dy, dx) + 2.0 * t.wobble(p)
     lines = sum(depth * groove(r * torch.sin(angle - math.radians(ray)), 0.05)
                 for ray, depth in ((-32, 0.8), (-12, 1.0), (8, 1.0), (26, 0.7)))
@@ -144,7 +150,7 @@ def nasolabial(p: torch.Tensor, t: Template) -> tuple[torch.Tensor, torch.Tensor
     q = torch.stack([side_x(p), p[:, 1]], dim=-1)
     distance, _ = nearest_on_polyline(q, curve)
     along = window(p[:, 1], float(end[1]) + 0.2, float(start[1]) - 0.1, 0.35)
-    region = smoothstep(0.6, 0.25, distance) * along * smoothstep(float(lm[MOUTH_CORNER, 2]) - 2.0, float(lm[MOUTH_CORNER, 2]) - 1.0, p[:, 2])
+    region = smoothstep(0.6, 0.25, distance) * along * front(p, float(lm[MOUTH_CORNER, 2]), 2.0, soft=1.0)
     return region, groove(distance + 0.5 * t.wobble(p), 0.08)
 
 
@@ -178,9 +184,7 @@ class CreaseModel:
 
     def __init__(self, model: FaceModel, atlas: UVAtlas):
         self.template = template_of(model)
-        faces = model.faces[(model.faces < ict.FACE_VERTEX_COUNT).all(dim=1)]
-        edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values.unique(dim=0)
-        self.edges = edges  # (E, 2) of the face surface
+        self.edges = edges = unique_edges(face_surface(model))  # (E, 2) of the face surface
         self.neighbours = neighbour_average(edges, ict.FACE_VERTEX_COUNT)
         face_points = model.neutral[: ict.FACE_VERTEX_COUNT]
         self.regions = torch.stack([family.shape(face_points, self.template)[0] for family in CREASE_FAMILIES])  # (K, Vf)

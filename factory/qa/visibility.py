@@ -71,8 +71,8 @@ def au_sweep(renderer: IdentityRenderer, spec: IdentitySpec) -> Sweep:
         moved = np.linalg.norm(points[rows][:, :, AU_LANDMARKS[au]] - points[0][None, :, AU_LANDMARKS[au]], axis=-1)
         motion[au] = moved.mean(axis=-1)
         boxes = [region_box(points[0, v, AU_REGIONS[au]], rgb.shape[2]) for v in range(rgb.shape[1])]
-        change[au] = np.array([[np.abs(rgb[x, v, t:b, l:r] - rgb[0, v, t:b, l:r]).mean() for v, (t, b, l, r) in enumerate(boxes)]
-                               for x in rows])
+        change[au] = np.array([[np.abs(rgb[x, v, top:bottom, left:right] - rgb[0, v, top:bottom, left:right]).mean()
+                                for v, (top, bottom, left, right) in enumerate(boxes)] for x in rows])
     return Sweep(motion, change)
 
 

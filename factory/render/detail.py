@@ -39,35 +39,38 @@ class SurfaceDetail:
         gap = None if self.edge_gap is None else self.edge_gap.to(device)
         return SurfaceDetail(self.relief.to(device), self.depth.to(device), gap)
 
-    def face_has_detail(self, faces: torch.Tensor) -> torch.Tensor:
-        """(N, F) whether any corner of each triangle shows relief or lies in an edge's shadow."""
+    def vertex_has_detail(self) -> torch.Tensor:
+        """(N·V,) flattened like `CoveredPixels.corner_rows` index it: whether each vertex of each mesh shows
+        relief or lies in an edge's shadow."""
         active = self.depth > 0
         if self.edge_gap is not None:
             active = active | (self.edge_gap < 6 * EDGE_SOFTNESS_CM)
-        return active[:, faces].any(dim=-1)
+        return active.reshape(-1)
 
-    def apply(self, pixels: CoveredPixels, uv: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor,
-              faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(P, 3) albedo and unit normals with the detail applied; `uv` (P, 2) are the pixels' texture coordinates
-        and `faces` (F, 3) the meshes' triangles."""
-        touched = self.face_has_detail(faces)[pixels.batch, pixels.face]
+    def apply(self, pixels: CoveredPixels, uv: torch.Tensor, albedo: torch.Tensor,
+              normal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P, 3) albedo and unit normals with the detail applied, IN PLACE (the shader's own fresh tensors);
+        `uv` (P, 2) are the pixels' texture coordinates. Only pixels with a detailed corner are computed."""
+        active = self.vertex_has_detail()
+        rows = pixels.corner_rows
+        touched = active.index_select(0, rows[0]) | active.index_select(0, rows[1]) | active.index_select(0, rows[2])
         chosen = torch.nonzero(touched).squeeze(1)
         if chosen.numel() == 0:
             return albedo, normal
-        rows, bary = pixels.corner_rows[:, chosen], pixels.bary[:, chosen]
+        rows, bary = rows[:, chosen], pixels.bary[:, chosen]
         depth = interpolate_rows(self.depth, rows, bary)
         relief = sample_texture(self.relief, uv.index_select(0, chosen)) * depth[:, None]
         shade = 1 - relief[:, 0]
         if self.edge_gap is not None:
             gap = interpolate_rows(self.edge_gap, rows, bary).clamp(min=0)
             shade = shade * (1 - EDGE_SHADOW * torch.exp(-gap / EDGE_SOFTNESS_CM))
-        albedo = albedo.index_copy(0, chosen, albedo.index_select(0, chosen) * shade.clamp(min=0)[:, None])
-        tilted = F.normalize(normal.index_select(0, chosen) - relief[:, 1:], dim=-1)
-        return albedo, normal.index_copy(0, chosen, tilted)
+        albedo.index_copy_(0, chosen, albedo.index_select(0, chosen) * shade.clamp(min=0)[:, None])
+        normal.index_copy_(0, chosen, F.normalize(normal.index_select(0, chosen) - relief[:, 1:], dim=-1))
+        return albedo, normal
 
 
 def interpolate_rows(values: torch.Tensor, rows: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
     """(N, V) per-vertex values → (K,) at pixels given by their corner rows (3, K) into the flattened values and
     barycentrics (3, K)."""
     flat = values.reshape(-1)
-    return flat.index_select(0, rows[0]) * bary[0] + flat.index_select(0, rows[1]) * bary[1] + flat.index_select(0, rows[2]) * bary[2]
+    return sum(flat.index_select(0, rows[k]) * bary[k] for k in range(3))

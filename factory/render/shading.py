@@ -67,7 +67,7 @@ class Shader:
         albedo = texture.sample(uv)
         normal = F.normalize(pixels.interpolate_vertex(meshes.vertex_normals), dim=-1)
         if detail is not None:  # creases and lid shadows (factory/render/detail.py)
-            albedo, normal = detail.apply(pixels, uv, albedo, normal, meshes.faces)
+            albedo, normal = detail.apply(pixels, uv, albedo, normal)
         view = pixels.view_directions(camera)
         # Seen from behind (inside of the lips, mouth socket), a surface is lit as if it faced the camera.
         normal = torch.where((normal * view).sum(-1, keepdim=True) < 0, -normal, normal)

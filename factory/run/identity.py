@@ -167,8 +167,8 @@ class IdentityRenderer:
         """The lash cards of every expression, in the identity's hair colour darkened (lashes look darker than the
         hair of the head), drawn over each view by their strands' coverage."""
         hair = hair_srgb(spec.skin.hair, skin_base_srgb(spec.skin.tone, spec.skin.undertone))
-        colour = (hair * LASH_DARKENING).to(self.device) ** GAMMA
-        return Overlay(self.lashes.meshes(meshes.verts), self.lashes.texture(colour).to(self.device))
+        rgba = self.lashes.texture((hair * LASH_DARKENING) ** GAMMA)
+        return Overlay(self.lashes.meshes(meshes.verts), rgba.to(self.device))
 
     def scene(self, spec: IdentitySpec, meshes: Meshes) -> Scene:
         """The planned views as cameras framing the neutral face, and the plan's light and background."""

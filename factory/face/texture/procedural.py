@@ -210,7 +210,7 @@ class ProceduralTexturer(Texturer):
     """Skin tone, regional colour, noise, age lines, eyes, mouth and lash line from a few seeded numbers."""
 
     name = "procedural"
-    version = 1
+    version = 2  # 2: the sclera darkens toward the eye's corners
 
     def __init__(self, model: FaceModel, texture_size: int = 1024):
         super().__init__(model, texture_size)
