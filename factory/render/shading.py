@@ -1,5 +1,6 @@
-"""Shading: from the covered pixels of a view to its image. Texture lookup, smooth normals, Lambert + soft specular
-under one coloured key light and ambient, composited over the background with antialiased silhouette edges.
+"""Shading: from the covered pixels of a view to its image. Texture lookup, smooth normals (with the surface detail
+of factory/render/detail.py, creases and lid shadows, when given), Lambert + soft specular under one coloured key
+light and ambient, composited over the background with antialiased silhouette edges.
 
     shader = Shader(model.part_names)                      # per-part specular, fixed for the renderer's life
     image = shader(pixels, meshes, camera, texture=UVTexture.from_srgb(image), light=light, background=background)

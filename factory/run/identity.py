@@ -4,10 +4,12 @@
     layers = renderer.render(plan_identity(123, seed=0))         # dict of named layers (numpy arrays)
     members = renderer.encode_sample(spec, layers)               # {"meta.json": b"…", "neutral.v0.jpg": b"…", …}
 
-`render` reads as the pipeline: spec → face (the rig's mesh of every expression) → texture → scene (cameras,
-light and background, translated from the plan into the renderer's own types) → render each view (one raster
-pass covers all expressions) → named layers → heatmaps (reusing the frontal view's covered pixels). The renderer
-(factory/render) knows nothing of plans; this module is where a plan becomes meshes, cameras and lights.
+`render` reads as the pipeline: spec → face (the rig's mesh of every expression, eyes on the planned gaze target)
+→ surface detail (each expression's creases from how it compresses the skin, the lids' shadow on the eyes) →
+texture → scene (cameras, light and background, translated from the plan into the renderer's own types) → render
+each view (one raster pass covers all expressions; the lash cards blended over it) → named layers → heatmaps
+(reusing the frontal view's covered pixels). The renderer (factory/render) knows nothing of plans or faces; this
+module is where a plan becomes meshes, surface detail, overlays, cameras and lights.
 `encode_sample` turns layers into the sample members of docs/DATA.md with fixed encoder settings, so the same spec
 gives the same bytes.
 """
@@ -130,12 +132,12 @@ class IdentityRenderer:
         texture = self.texturer.texture(spec.skin, spec.demographics)  # texture: once per identity
         surface = UVTexture.from_srgb(texture.image.to(self.device))
         scene = self.scene(spec, meshes)  # cameras, light, background
-        lashes = self.lash_overlay(spec, meshes)
+        lashes = self.lash_overlay(spec, meshes)  # see-through lash cards, drawn over every view
         per_view, frontal = [], None
         for camera in scene.cameras:  # every view: one raster pass covers all expressions
             view = self.renderer(meshes, camera, texture=surface, light=scene.light, background=scene.background,
                                  detail=detail)
-            view = view._replace(image=draw_overlay(view, lashes, camera, scene.light, self.rasterizer))
+            draw_overlay(view, lashes, camera, scene.light, self.rasterizer)  # the lashes, over view.image in place
             per_view.append(self.view_layers(meshes, camera, view))
             frontal = view.pixels if frontal is None else frontal  # the first planned view is the frontal one
         layers: dict[str, object] = {name: np.stack([v[name] for v in per_view], axis=1) for name in VIEW_LAYERS}
