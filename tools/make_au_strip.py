@@ -46,7 +46,7 @@ def crop_box(landmarks: np.ndarray, size: int) -> tuple[int, int, int, int]:
     points = landmarks[FACE_LANDMARKS]
     low, high = points.min(axis=0), points.max(axis=0)
     span = high - low
-    top, bottom = int(low[1] - 0.3 * span[1]), int(high[1] + 0.04 * span[1])
+    top, bottom = int(low[1] - 0.22 * span[1]), int(high[1] + 0.03 * span[1])
     left, right = int(low[0] - 0.04 * span[0]), int(high[0] + 0.04 * span[0])
     return max(top, 0), min(bottom, size), max(left, 0), min(right, size)
 

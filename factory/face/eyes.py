@@ -41,7 +41,7 @@ LIMBUS_CM = 0.6  # the cornea's (and iris's) radius around the optical axis
 
 
 class EyeRig:
-    """The eyeballs, their iris apexes and the upper lid margins of one face model."""
+    """The eyeballs, their iris apexes and the upper lids' rims of one face model."""
 
     def __init__(self, model: FaceModel):
         neutral = model.neutral
@@ -147,7 +147,8 @@ def rotation_between(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def cornea_relief(model: FaceModel, atlas: UVAtlas) -> torch.Tensor:
     """(S, S, 4) relief over the eyeball texels: no darkening, and the tilt that turns the eyeball sphere's normal
     into the cornea's (a sphere of CORNEA_RADIUS_CM through the iris apex) within LIMBUS_CM of the optical axis,
-    blending back to the eyeball's at the limbus."""
+    blending back to the eyeball's at the limbus. The tilts are in the template's frame: the few degrees a gaze
+    turns an eye move its glint by about a pixel at 512 px."""
     relief = torch.zeros(atlas.size, atlas.size, 4)
     eyes = EyeRig(model)
     centres = eyes.centres(model.neutral[None])[0]
