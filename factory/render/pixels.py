@@ -77,3 +77,10 @@ class CoveredPixels:
         image = fill.expand(*self.shape, values.shape[-1]).clone()
         image.view(-1, values.shape[-1]).index_copy_(0, self.flat_index, values)
         return image
+
+
+def sample_texture(image: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Bilinear lookup of a square (S, S, C) texture (row 0 = v 1, the top of the image) at (P, 2) UVs → (P, C)."""
+    grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], dim=-1).reshape(1, 1, -1, 2)
+    sampled = F.grid_sample(image.permute(2, 0, 1)[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return sampled[0, :, 0].T

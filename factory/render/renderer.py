@@ -19,6 +19,7 @@ import torch
 
 from factory.render.background import Background
 from factory.render.camera import Camera
+from factory.render.detail import SurfaceDetail
 from factory.render.hair import HairLayer
 from factory.render.lights import Light
 from factory.render.mesh import Meshes
@@ -43,14 +44,16 @@ class MeshRenderer:
         self.shader = shader
 
     def __call__(self, meshes: Meshes, camera: Camera, *, texture: UVTexture, light: Light, background: Background,
-                 terms: VertexTerms | None = None, hair: HairLayer | None = None) -> RenderedView:
+                 terms: VertexTerms | None = None, hair: HairLayer | None = None,
+                 detail: SurfaceDetail | None = None) -> RenderedView:
         fragments = self.rasterizer(meshes, camera)
         return self.shade(fragments, meshes, camera, texture=texture, light=light, background=background, terms=terms,
-                          hair=hair)
+                          hair=hair, detail=detail)
 
     def shade(self, fragments: Fragments, meshes: Meshes, camera: Camera, *, texture: UVTexture, light: Light,
-              background: Background, terms: VertexTerms | None = None, hair: HairLayer | None = None) -> RenderedView:
+              background: Background, terms: VertexTerms | None = None, hair: HairLayer | None = None,
+              detail: SurfaceDetail | None = None) -> RenderedView:
         pixels = CoveredPixels(fragments, meshes)
         image = self.shader(pixels, meshes, camera, texture=texture, light=light, background=background, terms=terms,
-                            hair=hair)
+                            hair=hair, detail=detail)
         return RenderedView(fragments, pixels, image)

@@ -1,7 +1,7 @@
-"""Shading: from the covered pixels of a view to its image. Texture lookup, smooth normals, Lambert + soft specular
-under a coloured key light (with its soft shadow), a fill light and a sky-weighted ambient share (with ambient
-occlusion), hair strands where the surface carries hair, composited over the background with antialiased
-silhouette edges.
+"""Shading: from the covered pixels of a view to its image. Texture lookup, smooth normals (with the surface detail
+of factory/render/detail.py, creases and lid shadows, when given), Lambert + soft specular under a coloured key
+light (with its soft shadow), a fill light and a sky-weighted ambient share (with ambient occlusion), hair strands
+where the surface carries hair, composited over the background with antialiased silhouette edges.
 
     shader = Shader(model.part_names)                      # per-part specular, fixed for the renderer's life
     image = shader(pixels, meshes, camera, texture=UVTexture.from_srgb(image), light=light, background=background,
@@ -23,10 +23,11 @@ import torch.nn.functional as F
 
 from factory.render.background import Background
 from factory.render.camera import Camera
+from factory.render.detail import SurfaceDetail
 from factory.render.hair import HairLayer
 from factory.render.lights import GAMMA, Light
 from factory.render.mesh import Meshes
-from factory.render.pixels import CoveredPixels
+from factory.render.pixels import CoveredPixels, sample_texture
 
 # Specular strength and Blinn-Phong exponent per part name (parts as in FaceModel.part_names): skin has a broad
 # soft sheen, the wet eye a small sharp highlight, the mouth's inside almost none. Brows and lips share the skin's:
@@ -54,9 +55,7 @@ class UVTexture:
 
     def sample(self, uv: torch.Tensor) -> torch.Tensor:
         """Bilinear lookup at (P, 2) UVs → (P, 3)."""
-        grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], dim=-1).reshape(1, 1, -1, 2)
-        sampled = F.grid_sample(self.linear.permute(2, 0, 1)[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return sampled[0, :, 0].T
+        return sample_texture(self.linear, uv)
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,9 +79,10 @@ class Shader:
         self.specular_strength, self.specular_exponent = specular_table(part_names)
 
     def __call__(self, pixels: CoveredPixels, meshes: Meshes, camera: Camera, *, texture: UVTexture, light: Light,
-                 background: Background, terms: VertexTerms | None = None, hair: HairLayer | None = None) -> torch.Tensor:
+                 background: Background, terms: VertexTerms | None = None, hair: HairLayer | None = None,
+                 detail: SurfaceDetail | None = None) -> torch.Tensor:
         """(N, H, W, 3) sRGB images in 0..1: the shaded meshes over the background, silhouette antialiased."""
-        colour, opacity = self.shade_with_opacity(pixels, meshes, camera, texture, light, terms, hair)
+        colour, opacity = self.shade_with_opacity(pixels, meshes, camera, texture, light, terms, hair, detail)
         fill = background.image(camera).to(colour.device)
         colour = to_srgb(colour)
         if opacity is not None:  # hair thinning out against the background at its silhouette
@@ -91,17 +91,21 @@ class Shader:
         return antialias_edges(pixels.scatter(colour, fill=fill), pixels.mask)
 
     def shade(self, pixels: CoveredPixels, meshes: Meshes, camera: Camera, texture: UVTexture, light: Light,
-              terms: VertexTerms | None = None, hair: HairLayer | None = None) -> torch.Tensor:
+              terms: VertexTerms | None = None, hair: HairLayer | None = None,
+              detail: SurfaceDetail | None = None) -> torch.Tensor:
         """(P, 3) linear-light colour of each covered pixel."""
-        return self.shade_with_opacity(pixels, meshes, camera, texture, light, terms, hair)[0]
+        return self.shade_with_opacity(pixels, meshes, camera, texture, light, terms, hair, detail)[0]
 
     def shade_with_opacity(self, pixels: CoveredPixels, meshes: Meshes, camera: Camera, texture: UVTexture,
-                           light: Light, terms: VertexTerms | None = None,
-                           hair: HairLayer | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                           light: Light, terms: VertexTerms | None = None, hair: HairLayer | None = None,
+                           detail: SurfaceDetail | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(P, 3) linear-light colour of each covered pixel, and (P,) its opacity over the background where that is
         not 1 (the fringes of hair), else None."""
-        albedo = texture.sample(pixels.interpolate_corner(meshes.corner_uvs))
+        uv = pixels.interpolate_corner(meshes.corner_uvs)
+        albedo = texture.sample(uv)
         normal = F.normalize(pixels.interpolate_vertex(meshes.vertex_normals), dim=-1)
+        if detail is not None:  # creases and lid shadows (factory/render/detail.py)
+            albedo, normal = detail.apply(pixels, uv, albedo, normal)
         view = pixels.view_directions(camera)
         # Seen from behind (inside of the lips, mouth socket), a surface is lit as if it faced the camera.
         normal = torch.where((normal * view).sum(-1, keepdim=True) < 0, -normal, normal)

@@ -4,12 +4,14 @@
     layers = renderer.render(plan_identity(123, seed=0))         # dict of named layers (numpy arrays)
     members = renderer.encode_sample(spec, layers)               # {"meta.json": b"…", "neutral.v0.jpg": b"…", …}
 
-`render` reads as the pipeline: spec → face (the rig's mesh of every expression) → texture → hair (shells over the
-scalp and beard, and strand attributes) → light (the plan's setup, with ambient occlusion once per identity and the
-key light's soft shadows once per expression, shared by every view) → scene (per view: camera, background, sensor,
-translated from the plan into the renderer's own types) → render each view (one raster pass covers all expressions;
-the sensor adds defocus and noise) → named layers → heatmaps (reusing the frontal view's covered pixels). The
-renderer (factory/render) knows nothing of plans; this module is where a plan becomes meshes, cameras and lights.
+`render` reads as the pipeline: spec → face (the rig's mesh of every expression, eyes on the planned gaze target)
+→ texture → hair (shells over the scalp and beard, and strand attributes) → surface detail (each expression's
+creases from how it compresses the skin, the lids' shadow on the eyes) → light (the plan's setup, with ambient
+occlusion once per identity and the key light's soft shadows once per expression, shared by every view) → scene
+(per view: camera, background, sensor, translated from the plan into the renderer's own types) → render each view
+(one raster pass covers all expressions; the lash cards blended over it; the sensor adds defocus and noise) → named
+layers → heatmaps (reusing the frontal view's covered pixels). The renderer (factory/render) knows nothing of plans
+or faces; this module is where a plan becomes meshes, surface detail, overlays, cameras and lights.
 `encode_sample` turns layers into the sample members of docs/DATA.md with fixed encoder settings, so the same spec
 gives the same bytes.
 """
@@ -25,25 +27,30 @@ import numpy as np
 import torch
 
 from factory import __version__
+from factory.face.eyes import cornea_relief
 from factory.face.flame.model import FlameSource
 from factory.face.hair_shell import HairShells
+from factory.face.lashes import lash_cards
 from factory.face.model import FaceModel
 from factory.face.rig import AURig
 from factory.face.shine import skin_shine
 from factory.face.source import FACE_MODELS, file_sha256, load_face
 from factory.face.texture import TEXTURERS, Texture, make_texturer
 from factory.face.texture.palette import hair_srgb, skin_base_srgb
+from factory.face.wrinkles import CreaseModel
 from factory.format.encoders import DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
 from factory.format.members import MESH, META, TEXTURE, heatmap_member, view_member
 from factory.options import ConfigError, reject_unknown_keys
 from factory.render.background import Background
 from factory.render.camera import Camera, Orbit, fov_of_focal_length, head_camera, head_sphere
+from factory.render.detail import SurfaceDetail
 from factory.render.hair import HairLayer
 from factory.render.heatmap import NORMALISATION_CM, heatmap_layer, vertex_heat
 from factory.render.layers import depth_layer, landmarks_layer, rgb_layer, segmentation_layer
 from factory.render.lights import GAMMA, Lamp, Light
 from factory.render.mesh import Meshes, vertex_normals
 from factory.render.occlusion import ambient_occlusion, key_light_visibility
+from factory.render.overlay import Overlay, draw_overlay
 from factory.render.pixels import CoveredPixels
 from factory.render.raster import BACKENDS, Rasterizer
 from factory.render.renderer import MeshRenderer, RenderedView
@@ -54,6 +61,7 @@ from factory.spec.plan import IdentitySpec, View
 from factory.spec.plan import Light as PlannedLight
 
 DEVICES = ("auto", "cpu", "cuda")
+LASH_DARKENING = 0.45  # lashes are darker than the hair of the head
 VIEW_LAYERS = ("rgb", "segmentation", "depth", "landmarks_2d", "landmarks_visible")  # per view: [expression, view, …]
 HAIR_PARTS = ("hair", "facial_hair")  # part names the hair shells add after the face model's
 STRAND_CM = 0.045  # width of a strand (a lock of a few hairs) across the flow
@@ -151,6 +159,14 @@ class Lighting(NamedTuple):
     terms: VertexTerms  # ambient occlusion (once per identity), key-light visibility (per expression), shine
 
 
+class PosedFace(NamedTuple):
+    """The rig's output for one identity."""
+
+    verts: torch.Tensor  # (N, V, 3) one mesh per expression, in spec order (CPU)
+    rest: torch.Tensor  # (V, 3) the identity's expressionless mesh (CPU)
+    gaze_target: torch.Tensor  # (3,) the world point both eyes look at (cm)
+
+
 class IdentityRenderer:
     """Long-lived: holds the face model, rig, texturer (with its UV atlas) and the mesh renderer."""
 
@@ -171,6 +187,9 @@ class IdentityRenderer:
                                *(self.part_names.index(name) for name in HAIR_PARTS))
         self.shine = skin_shine(self.model.neutral, self.model.neutral[self.model.landmarks])
         self.faces, self.corner_uvs, self.face_part = atlas.faces, atlas.corner_uvs, atlas.face_part
+        self.creases = CreaseModel(self.model, atlas)
+        self.relief = (self.creases.relief + cornea_relief(self.model, atlas)).to(self.device)
+        self.lashes = lash_cards(self.model)  # None for a model without lash cards (FLAME)
         self.rasterizer = Rasterizer(self.config.backend)
         self.renderer = MeshRenderer(self.rasterizer, Shader(self.part_names))
 
@@ -182,27 +201,38 @@ class IdentityRenderer:
 
     def render(self, spec: IdentitySpec) -> dict[str, object]:
         """All layers of one identity. Arrays are indexed [expression, view, …] in spec order."""
-        face = self.pose(spec)  # face: one mesh per expression
+        face = self.pose(spec)  # face: one mesh per expression, eyes on the planned gaze target
         texture = self.texturer.texture(spec.skin, spec.demographics, spec.hair)  # texture: once per identity
         surface = UVTexture.from_srgb(texture.image.to(self.device))
-        meshes, hair, source = self.dress(spec, face)  # hair: shells over the scalp and beard, strands
+        meshes, hair, source = self.dress(spec, face.verts)  # hair: shells over the scalp and beard, strands
+        detail = self.surface_detail(spec, face, source)  # creases and lid shadows, per expression
         lighting = self.lighting(spec, meshes, source)  # light: occlusion and shadows, shared by every view
         scene = self.scene(spec, meshes)  # per view: camera, background, sensor
+        lashes = self.lash_overlay(spec, face.verts)  # see-through lash cards, drawn over every view
         per_view, frontal = [], None
         for camera, background, sensor in zip(*scene):  # every view: one raster pass covers all expressions
             view = self.renderer(meshes, camera, texture=surface, light=lighting.light, background=background,
-                                 terms=lighting.terms, hair=hair)
+                                 terms=lighting.terms, hair=hair, detail=detail)
+            if lashes is not None:  # the lashes, over view.image in place, before the sensor's blur and noise
+                draw_overlay(view, lashes, camera, lighting.light, self.rasterizer)
             per_view.append(self.view_layers(meshes, camera, view._replace(image=expose(view.image, sensor))))
             frontal = view.pixels if frontal is None else frontal  # the first planned view is the frontal one
         layers: dict[str, object] = {name: np.stack([v[name] for v in per_view], axis=1) for name in VIEW_LAYERS}
         layers["mask"] = layers["segmentation"] > 0
         layers["heatmap"] = self.heatmaps(meshes, frontal)
-        layers.update(identity_layers(face, self.model, texture, scene))
+        layers.update(identity_layers(face.verts, self.model, texture, scene))
+        layers["gaze_target"] = face.gaze_target.cpu().numpy()
         return layers
 
-    def pose(self, spec: IdentitySpec) -> torch.Tensor:
-        """The face: (N, V, 3) vertices, one mesh per expression of the spec, from the rig."""
-        return self.rig.vertices(torch.tensor(spec.identity, dtype=torch.float32), [e.aus for e in spec.expressions])
+    def pose(self, spec: IdentitySpec) -> "PosedFace":
+        """The face: one mesh per expression of the spec from the rig, both eyes on the planned gaze target; with
+        the expressionless mesh the expressions are measured against."""
+        identity = torch.tensor(spec.identity, dtype=torch.float32)
+        rest = self.rig.rest_vertices(identity)
+        gaze = spec.gaze
+        target = self.rig.eyes.gaze_target(rest, yaw_deg=gaze.yaw, pitch_deg=gaze.pitch, distance_cm=gaze.distance)
+        verts = self.rig.vertices(identity, [e.aus for e in spec.expressions], gaze_target=target)
+        return PosedFace(verts, rest, target)
 
     def dress(self, spec: IdentitySpec, face: torch.Tensor) -> tuple[Meshes, HairLayer, torch.Tensor]:
         """The face with its planned hair's shells appended, on the render device, the hair as the shader draws it,
@@ -232,8 +262,27 @@ class IdentityRenderer:
         normals = meshes.vertex_normals
         occlusion = ambient_occlusion(meshes.verts[0], meshes.faces, normals[0])
         shadow = key_light_visibility(meshes.verts, meshes.faces, normals, light.direction, light.softness_deg)
-        shine = (self.shine * spec.skin.shine)[source].to(self.device)
+        # The skin's shine only: the wet eye's glint does not depend on how oily the skin is.
+        shine = torch.where(self.model.layout.skin, self.shine * spec.skin.shine, 1.0)[source].to(self.device)
         return Lighting(light, VertexTerms.pack(occlusion, shadow, shine))
+
+    def surface_detail(self, spec: IdentitySpec, face: "PosedFace", source: torch.Tensor) -> SurfaceDetail:
+        """What the mesh is too coarse to carry: each expression's creases, from how it compresses the skin of
+        this identity's expressionless face (factory/face/wrinkles.py), and the upper lids' shadow on the eyes. A
+        hair shell's vertex shows the detail of the skin it was pushed out from (`source`): its sparse strands show
+        that skin."""
+        depth = self.rig.eyes.with_cornea(self.creases.depth(face.verts, face.rest, age=spec.demographics.age))
+        gap = self.rig.eyes.lid_gap(face.verts)
+        return SurfaceDetail(relief=self.relief, depth=depth[:, source].to(self.device), edge_gap=gap[:, source].to(self.device))
+
+    def lash_overlay(self, spec: IdentitySpec, verts: torch.Tensor) -> Overlay | None:
+        """The lash cards of every expression (N, V, 3), in the identity's hair colour darkened (lashes look darker
+        than the hair of the head), drawn over each view by their strands' coverage; None without lash cards."""
+        if self.lashes is None:
+            return None
+        hair = hair_srgb(spec.skin.hair, skin_base_srgb(spec.skin.tone, spec.skin.undertone))
+        rgba = self.lashes.texture((hair * LASH_DARKENING) ** GAMMA)
+        return Overlay(self.lashes.meshes(verts.to(self.device)), rgba.to(self.device))
 
     def scene(self, spec: IdentitySpec, meshes: Meshes) -> Scene:
         """Per planned view: the camera framing the neutral face through the view's lens, what it sees behind the head
@@ -263,6 +312,7 @@ class IdentityRenderer:
     def meta(self, spec: IdentitySpec, layers: dict[str, object]) -> dict:
         """meta.json of docs/DATA.md: the plan, labels, cameras, landmarks and how the sample was made."""
         data = spec.to_dict()
+        data["gaze"]["target"] = rounded(layers["gaze_target"], 4)  # world cm, the point both eyes look at
         for x, expression in enumerate(data["expressions"]):
             expression["landmarks_3d"] = rounded(layers["landmarks_3d"][x], 4)
         for v, (view, camera) in enumerate(zip(data["views"], layers["cameras"])):

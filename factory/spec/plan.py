@@ -145,6 +145,16 @@ class View:
 
 
 @dataclass(frozen=True)
+class Gaze:
+    """Where both eyes look: a point `distance` cm from the midpoint of the eyes, `yaw` degrees toward the face's
+    left (+x) and `pitch` degrees up from straight ahead. Drawn near the frontal camera, a little below the eyes."""
+
+    yaw: float
+    pitch: float
+    distance: float
+
+
+@dataclass(frozen=True)
 class IdentitySpec:
     id: str  # "id-0000123"
     index: int
@@ -157,6 +167,7 @@ class IdentitySpec:
     light: Light
     background: Background
     hair: Hair
+    gaze: Gaze
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -178,6 +189,7 @@ class IdentitySpec:
             light=Light(**data["light"]),
             background=Background.from_dict(data["background"]),
             hair=Hair(**data["hair"]),
+            gaze=Gaze(**data["gaze"]),
         )
 
 
@@ -300,7 +312,7 @@ def plan_identity(index: int, seed: int, config: PlanConfig | None = None) -> Id
     return IdentitySpec(
         id=identity_id(index), index=index, seed=seed, demographics=demographics,
         identity=tuple(round(float(x), 6) for x in identity), skin=skin, expressions=expressions,
-        views=views, light=light, background=background, hair=hair,
+        views=views, light=light, background=background, hair=hair, gaze=draw_gaze(seed, index),
     )
 
 
@@ -325,6 +337,17 @@ def draw_skin(rng: np.random.Generator, ethnicity: str, age: int) -> Skin:
     )
 
 
+GAZE_STREAM = 0x6A2E  # the gaze has its own random stream: adding it changed no other draw of existing plans
+GAZE_YAW_DEG, GAZE_PITCH_DEG, GAZE_DISTANCE_CM = (-5.0, 5.0), (-9.0, 1.0), (40.0, 90.0)
+
+
+def draw_gaze(seed: int, index: int) -> Gaze:
+    """A target near the frontal camera: within a few degrees of it, between arm's length and a little beyond."""
+    rng = np.random.default_rng([seed, index, GAZE_STREAM])
+    return Gaze(yaw=round(float(rng.uniform(*GAZE_YAW_DEG)), 3), pitch=round(float(rng.uniform(*GAZE_PITCH_DEG)), 3),
+                distance=round(float(rng.uniform(*GAZE_DISTANCE_CM)), 2))
+
+
 def draw_view(rng: np.random.Generator, name: str, yaw: float, config: PlanConfig) -> View:
     jitter = config.view_jitter_deg
     return View(
@@ -342,6 +365,13 @@ def draw_view(rng: np.random.Generator, name: str, yaw: float, config: PlanConfi
         jpeg_quality=int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1)),
         sensor_seed=int(rng.integers(0, 2**31 - 1)),
     )
+
+
+def frontal_view(name: str = "v0") -> View:
+    """A straight-on view through a clean camera (a middle focal length, centred, sharp, no noise, JPEG 95): for
+    figures and checks that compare renders with each other, not for datasets."""
+    return View(name, yaw=0.0, pitch=0.0, roll=0.0, distance_scale=1.0, focal_mm=70.0, shift_x=0.0, shift_y=0.0,
+                f_number=8.0, defocus_px=0.0, sensor_noise=0.0, jpeg_quality=95, sensor_seed=0)
 
 
 def plan_identities(count: int, seed: int, config: PlanConfig | None = None, start: int = 0) -> Iterator[IdentitySpec]:

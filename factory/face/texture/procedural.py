@@ -5,7 +5,7 @@ regions, eye coordinates, per-texel region maps). `texture` then draws one ident
 noise) and paints three regions:
 - skin: the base tone, then each step of `SKIN_STEPS` in order, a small function (colour, look, maps) → colour.
   A new layer (wrinkle maps, stubble, make-up …) is one more function in that list;
-- eyes: iris fibres, a dark limbal ring, the pupil and an off-white sclera;
+- eyes: iris fibres, a dark limbal ring, the pupil and an off-white sclera, darker and warmer toward the corners;
 - mouth: teeth (yellower with age), gums and tongue, a socket darker deeper in.
 Noise is 3D value noise at the template point of each texel, so it runs across UV seams without a visible cut.
 
@@ -198,6 +198,8 @@ def paint_skin(look: Look, maps: SkinMaps) -> torch.Tensor:
 IRIS_FIBRES = 64  # random brightness streaks around the iris
 PUPIL_RADIUS = 0.33  # of the iris radius
 LIMBUS_WIDTH = 0.08  # of the iris radius: the dark ring at the iris's edge
+SCLERA_CORNER_SHADE = 0.22
+SCLERA_CORNER_TINT = torch.tensor([1.0, 0.9, 0.88])
 
 
 def paint_eyes(look: Look, eyes: EyeGeometry, eyeball: torch.Tensor) -> torch.Tensor:
@@ -210,7 +212,11 @@ def paint_eyes(look: Look, eyes: EyeGeometry, eyeball: torch.Tensor) -> torch.Te
     iris = torch.tensor(IRIS_SRGB[look.plan.iris]) * (0.75 + 0.5 * streak) * (1.15 - 0.3 * radial)
     limbus = torch.exp(-0.5 * ((radial - 1.0) / LIMBUS_WIDTH) ** 2)
     iris = iris * (1 - 0.6 * limbus)
-    sclera = torch.tensor(SCLERA_SRGB) * (1 - 0.04 * (radial - 1).clamp(0, 2))
+    # The white darkens and warms toward the eye's corners (it curves away from the light, and the blood vessels
+    # and the caruncle's pink show there): by SCLERA_CORNER_SHADE at twice the iris's radius from its centre.
+    toward_corner = ((radial - 1.2) / 1.3).clamp(0, 1)
+    sclera = torch.tensor(SCLERA_SRGB) * (1 - SCLERA_CORNER_SHADE * toward_corner)
+    sclera = torch.lerp(sclera, sclera * SCLERA_CORNER_TINT, toward_corner)
     sclera = torch.lerp(sclera, torch.tensor(SCLERA_SRGB) * 0.8, limbus * 0.3)
     colour = torch.where(radial < 1.0, iris, sclera)
     return torch.where(radial < PUPIL_RADIUS, torch.tensor(PUPIL_SRGB), colour)
@@ -229,7 +235,7 @@ class ProceduralTexturer(Texturer):
     """Skin tone, regional colour, noise, age lines, eyes, mouth and lash line from a few seeded numbers."""
 
     name = "procedural"
-    version = 1
+    version = 2  # 2: the sclera darkens toward the eye's corners
 
     def __init__(self, model: FaceModel, texture_size: int = 1024):
         super().__init__(model, texture_size)
