@@ -169,11 +169,9 @@ def preview(
 ) -> None:
     """Draw a contact sheet: a row per expression (neutral first), a column per view plus the heatmap, captions with
     the identity's demographics and each expression's AUs and PSPI."""
-    from PIL import Image
-
     from factory.format.dataset import open_dataset
     from factory.format.manifest import MANIFEST_NAME
-    from factory.qa.preview import contact_sheet, read_sample_folders
+    from factory.qa.preview import contact_sheet, read_sample_folders, to_palette
 
     if "://" in source or (Path(source) / MANIFEST_NAME).is_file():
         samples = (members for _, members in open_dataset(source, storage_options_for(source, storage_option)).samples())
@@ -182,7 +180,7 @@ def preview(
     sheet = contact_sheet(samples, max_identities=max_identities, thumb=thumb)
     out.parent.mkdir(parents=True, exist_ok=True)
     if palette:
-        sheet = sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        sheet = to_palette(sheet)
     sheet.save(out, format="PNG", optimize=True)
     typer.echo(f"wrote {out} ({sheet.width}×{sheet.height})")
 

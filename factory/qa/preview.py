@@ -67,6 +67,11 @@ def contact_sheet(samples: Iterable[Mapping[str, bytes]], max_identities: int = 
     return sheet
 
 
+def to_palette(image: Image.Image) -> Image.Image:
+    """An 8-bit palette copy of an RGB image (median cut, no dithering): about a third of the PNG's size, for docs."""
+    return image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+
+
 def identity_caption(meta: dict) -> str:
     d, skin = meta["demographics"], meta["skin"]
     return (f"{meta['id']}  {d['gender']}, {d['age']} ({d['age_band']}), {d['ethnicity']}  "

@@ -9,8 +9,8 @@ identities: 2500
 out: s3://my-bucket/3dpain
 seed: 0
 identities_per_shard: 8
-render: {image_size: 512, texturer: procedural}   # face_model: flame, flame_path: /data/flame2023_Open.pkl
-plan: {view_yaws: [0, -35, 35], expressions: {pain_expressions: 10}}
+render: {image_size: 512, texturer: procedural, background: scene}   # face_model: flame, flame_path: /data/flame2023_Open.pkl
+plan: {view_yaws: [0, -35, 35], expressions: {pain_expressions: 10}, light_families: [window, clinical, studio]}
 storage_options: {client_kwargs: {endpoint_url: "http://127.0.0.1:9000"}}
 ```
 """
