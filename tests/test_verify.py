@@ -90,7 +90,8 @@ def test_a_pspi_that_disagrees_with_its_aus_fails_naming_sample_and_expression(d
     rewrite_shard(dataset, 0, raise_pspi)
     result = verify(dataset)
     assert result.exit_code == 1
-    assert "shards/shard-000000.tar: id-0000000.meta.json: expression pain01 has PSPI" in result.output
+    assert "shards/shard-000000.tar: id-0000000: meta.json expression pain01: pspi" in result.output
+    assert "differs from the PSPI of its AUs" in result.output
 
 
 def test_an_undecodable_image_member_fails_naming_it(dataset):
