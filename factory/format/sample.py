@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from PIL import Image
 
+from factory.errors import brief
 from factory.format.members import EXPRESSION_NAME, META, VIEW_NAME, MemberKind
 from factory.format.shards import KEY_PATTERN, ShardError
 from factory.spec.expressions import MAX_EXPRESSIONS
@@ -33,12 +34,6 @@ class SampleError(ShardError):
     """A sample breaks the data contract: meta.json missing, not JSON or not matching its schema, labels that
     disagree with factory/spec, an image that does not decode or is larger than its kind. The message names
     shard, identity and, where there is one, the expression or member."""
-
-
-def brief(value: object, width: int = 60) -> str:
-    """repr(value), cut to `width` characters: an error line stays one short line whatever the data holds."""
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def read_meta(where: str, key: str | None, members: Mapping[str, bytes]) -> dict:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import fsspec
 import yaml
 
-from factory.errors import FactoryError
+from factory.errors import FactoryError, brief
 
 PARTIAL_DIR = ".partial"  # .partial/<writer>/<relative path>.partial: files being written, not yet committed
 PARTIAL_SUFFIX = ".partial"
@@ -107,7 +107,7 @@ def check_relative(relative: str) -> str:
     """A dataset-relative path, refused if it could step out of the dataset root."""
     normal = posixpath.normpath(relative)
     if not relative or relative.startswith(("/", "\\")) or normal.startswith("..") or "\\" in relative or ":" in relative:
-        raise StorageError(f"refusing path {relative!r}: dataset paths must stay inside the dataset folder")
+        raise StorageError(f"refusing path {brief(relative)}: dataset paths must stay inside the dataset folder")
     return normal
 
 
