@@ -171,10 +171,10 @@ def preview(
     the identity's demographics and each expression's AUs and PSPI."""
     from factory.format.dataset import open_dataset
     from factory.format.manifest import MANIFEST_NAME
-    from factory.qa.preview import contact_sheet, read_sample_folders, to_palette
+    from factory.qa.preview import contact_sheet, dataset_samples, read_sample_folders, to_palette
 
     if "://" in source or (Path(source) / MANIFEST_NAME).is_file():
-        samples = (members for _, members in open_dataset(source, storage_options_for(source, storage_option)).samples())
+        samples = dataset_samples(open_dataset(source, storage_options_for(source, storage_option)))
     else:
         samples = read_sample_folders(Path(source))
     sheet = contact_sheet(samples, max_identities=max_identities, thumb=thumb)

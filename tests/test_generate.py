@@ -88,7 +88,7 @@ def test_readers_see_a_run_in_progress_as_they_see_the_finished_dataset(local_da
     from factory.format.dataset import open_dataset
     from factory.format.manifest import start_log
     from factory.format.storage import Storage
-    from factory.qa.preview import contact_sheet
+    from factory.qa.preview import contact_sheet, dataset_samples
     from factory.qa.summary import summarize_dataset
     from trainer.data import ShardPairs
 
@@ -102,7 +102,7 @@ def test_readers_see_a_run_in_progress_as_they_see_the_finished_dataset(local_da
     finished, running = str(local_dataset), str(in_progress)
     assert dataclasses.replace(verify_dataset(running), url=finished) == verify_dataset(finished)
     assert dataclasses.replace(summarize_dataset(running), url=finished) == summarize_dataset(finished)
-    sheets = [contact_sheet((m for _, m in open_dataset(url).samples()), thumb=32).tobytes() for url in (finished, running)]
+    sheets = [contact_sheet(dataset_samples(open_dataset(url)), thumb=32).tobytes() for url in (finished, running)]
     assert sheets[0] == sheets[1]
     assert [p.key for p in ShardPairs(running).pairs("train")] == [p.key for p in ShardPairs(finished).pairs("train")]
 

@@ -77,7 +77,7 @@ def test_reading_refuses_links_and_scattered_samples():
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     with pytest.raises(ShardError, match="not a regular file"):
         list(read_shard(io.BytesIO(tar_bytes([(link, b"")]))))
-    scattered = [(tarfile.TarInfo(n), b"x") for n in ("id-0000000.a.jpg", "id-0000001.a.jpg", "id-0000000.b.jpg")]
+    scattered = [(tarfile.TarInfo(n), b"x") for n in ("id-0000000.neutral.v0.jpg", "id-0000001.neutral.v0.jpg", "id-0000000.pain00.v0.jpg")]
     with pytest.raises(ShardError, match="contiguous"):
         list(read_shard(io.BytesIO(tar_bytes(scattered))))
 

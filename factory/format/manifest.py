@@ -21,8 +21,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from factory.errors import FactoryError
-from factory.format.shards import SHARD_DIR
+from factory.errors import FactoryError, brief
+from factory.format.shards import MAX_IDENTITIES, SHARD_DIR
 from factory.format.storage import Storage, StorageError, check_relative
 
 FORMAT = "painfactory-dataset/1"
@@ -54,16 +54,16 @@ class ShardRecord:
         try:
             record = cls(**{name: data[name] for name in RECORD_FIELDS})
         except (KeyError, TypeError) as error:
-            raise ManifestError(f"shard entry {data!r} lacks a field ({error})") from None
+            raise ManifestError(f"shard entry {brief(data)} lacks a field ({brief(str(error))})") from None
         if not isinstance(record.path, str) or not record.path.startswith(f"{SHARD_DIR}/"):
-            raise ManifestError(f"shard path {record.path!r} is not under {SHARD_DIR}/")
+            raise ManifestError(f"shard path {brief(record.path)} is not under {SHARD_DIR}/")
         check_relative(record.path)
         for name in ("first_index", "count", "bytes"):
             value = getattr(record, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ManifestError(f"{record.path}: {name} must be an integer >= 0, got {value!r}")
+                raise ManifestError(f"{record.path}: {name} must be an integer >= 0, got {brief(value)}")
         if not isinstance(record.sha256, str) or not SHA256_PATTERN.match(record.sha256):
-            raise ManifestError(f"{record.path}: sha256 {record.sha256!r} is not a hex digest")
+            raise ManifestError(f"{record.path}: sha256 {brief(record.sha256)} is not a hex digest")
         return record
 
     def to_json(self) -> str:
@@ -101,15 +101,21 @@ class Manifest:
             raise ManifestError(f"{MANIFEST_NAME} is not valid JSON ({error})") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise ManifestError(f"{MANIFEST_NAME} has format {found!r}; this version reads {FORMAT!r}")
+            raise ManifestError(f"{MANIFEST_NAME} has format {brief(found)}; this version reads {FORMAT!r}")
         missing = [name for name in ("package_version", "seed", "config", "identities", "shards") if name not in data]
         if missing:
             raise ManifestError(f"{MANIFEST_NAME} lacks {', '.join(missing)}")
         if not isinstance(data["shards"], list) or not isinstance(data["config"], dict):
             raise ManifestError(f"{MANIFEST_NAME}: 'shards' must be a list and 'config' a mapping")
+        for name, expected in (("identities", "an integer from 0 to 10,000,000"), ("seed", "an integer")):
+            value = data[name]
+            if not isinstance(value, int) or isinstance(value, bool) or name == "identities" and not 0 <= value <= MAX_IDENTITIES:
+                raise ManifestError(f"{MANIFEST_NAME}: {name} must be {expected}, got {brief(value)}")
+        if not isinstance(data["package_version"], str) or len(data["package_version"]) > 100:
+            raise ManifestError(f"{MANIFEST_NAME}: package_version must be a version string, got {brief(data['package_version'])}")
         log = data.get("log")
         if log is not None and not (isinstance(log, str) and LOG_PATTERN.match(log)):
-            raise ManifestError(f"{MANIFEST_NAME}: log {log!r} is not a folder {LOG_DIR}/<run>")
+            raise ManifestError(f"{MANIFEST_NAME}: log {brief(log)} is not a folder {LOG_DIR}/<run>")
         return cls(
             package_version=data["package_version"], seed=data["seed"], config=data["config"], identities=data["identities"],
             shards=[ShardRecord.from_dict(s) for s in data["shards"]], format=data["format"], log=log,

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import fsspec
 import yaml
 
-from factory.errors import FactoryError
+from factory.errors import FactoryError, brief
 
 PARTIAL_DIR = ".partial"  # .partial/<writer>/<relative path>.partial: files being written, not yet committed
 PARTIAL_SUFFIX = ".partial"
@@ -107,7 +107,7 @@ def check_relative(relative: str) -> str:
     """A dataset-relative path, refused if it could step out of the dataset root."""
     normal = posixpath.normpath(relative)
     if not relative or relative.startswith(("/", "\\")) or normal.startswith("..") or "\\" in relative or ":" in relative:
-        raise StorageError(f"refusing path {relative!r}: dataset paths must stay inside the dataset folder")
+        raise StorageError(f"refusing path {brief(relative)}: dataset paths must stay inside the dataset folder")
     return normal
 
 
@@ -128,6 +128,35 @@ class HashingWriter:
         self._digest.update(data)
         self.size += len(data)
         return len(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
+class HashingReader:
+    """A file open for reading that counts and hashes (sha256) what is read through it, and stops at `limit` bytes
+    (reads past it return nothing; `size` then shows `limit`): a file larger than expected costs no more than
+    `limit` to read. A failing store becomes a StorageError naming the file."""
+
+    def __init__(self, handle, where: str, limit: int) -> None:
+        self.handle, self.where, self.limit = handle, where, limit
+        self.size = 0
+        self._digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        left = self.limit - self.size
+        try:
+            data = self.handle.read(left if size < 0 else min(size, left)) if left > 0 else b""
+        except STORE_ERRORS as error:
+            raise StorageError(f"cannot read {self.where}: {describe_error(error)}") from error
+        self.size += len(data)
+        self._digest.update(data)
+        return data
+
+    def read_to_end(self) -> None:
+        while self.read(1 << 20):
+            pass
 
     @property
     def sha256(self) -> str:
@@ -168,10 +197,24 @@ class Storage:
         return self._call(relative, self.fs.exists, self.path(relative))
 
     def read_bytes(self, relative: str) -> bytes:
-        return self._call(relative, self.fs.cat_file, self.path(relative))
+        return self._call(relative, self.fs.cat_file, self.unlinked_path(relative))
 
     def open_read(self, relative: str):
-        return self._call(relative, self.fs.open, self.path(relative), "rb")
+        return self._call(relative, self.fs.open, self.unlinked_path(relative), "rb")
+
+    def unlinked_path(self, relative: str) -> str:
+        """`path(relative)`, refused with a StorageError where a local file or folder on the way from the root to it
+        is a symbolic link: what a dataset holds is the files in its folder, never what a link points to (the root
+        itself may be a link: that is where the user keeps the dataset)."""
+        path = self.path(relative)
+        if self.is_local:
+            step = self.root
+            for part in check_relative(relative).split("/"):
+                step = f"{step}/{part}"
+                if os.path.islink(step):
+                    raise StorageError(f"refusing {self.describe(relative)}: {self.describe(step[len(self.root) + 1:])} "
+                                       "is a symbolic link (a dataset's files must be in its folder)")
+        return path
 
     def list(self, relative: str) -> list[str]:
         """Names of the entries directly in a dataset folder ([] when it does not exist)."""
