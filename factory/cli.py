@@ -93,6 +93,54 @@ def generate(
     typer.echo(run_generate(settings, progress=progress).text())
 
 
+@command("export")
+def export_dataset(
+    url: str = typer.Argument(..., help="Dataset folder or URL (the folder holding manifest.json)."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder or URL to write: ./3dpain, s3://bucket/prefix."),
+    format: str = typer.Option("3dpain", "--format", help="3dpain (the published 3DPain layout) or hf (Parquet + dataset card)."),
+    layout: str = typer.Option("archive", "--layout", help="3dpain: archive (tar.gz chunks, as published) or folder (unpacked, "
+                               "the official ViTPain code's layout with splits.csv)."),
+    mesh: str = typer.Option("glb", "--mesh", help="3dpain: textured meshes as glb (texture embedded) or obj (+ png)."),
+    identities_per_chunk: int = typer.Option(100, "--identities-per-chunk", help="Identities per archive / Parquet file; "
+                                             "the unit a rerun skips when done."),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the identity-disjoint split (the trainer's split.seed)."),
+    storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value for URL, repeatable."),
+    out_storage_option: list[str] = typer.Option(None, "--out-storage-option", help="fsspec option key=value for --out, "
+                                                 "repeatable (default: the --storage-option values)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> None:
+    """Write the dataset in another layout: 3DPain's (archive or folder) or Hugging Face's (Parquet + card).
+
+    Each chunk of identities is committed atomically; running the same command again skips finished chunks."""
+    from factory.export import ExportRequest, export
+    from factory.spec.split import SplitConfig
+
+    request = ExportRequest(
+        url=url, out=out, format=format, layout=layout, mesh=mesh, identities_per_chunk=identities_per_chunk,
+        split=SplitConfig(seed=split_seed), storage_options=storage_options_for(url, storage_option),
+        out_storage_options=storage_options_for(out, out_storage_option if out_storage_option else storage_option),
+    )
+    typer.echo(export(request, progress=progress).text())
+
+
+@command()
+def card(
+    url: str = typer.Argument(..., help="Dataset folder or URL (the folder holding manifest.json)."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder or URL to write README.md and plots/ into."),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the identity-disjoint split the card counts."),
+    storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> None:
+    """Write a dataset card: README.md (counts, label, AU and demographic distributions, how it was made, licences,
+    citation) and PNG plots (PSPI and AU histograms, demographic strata, a sample grid)."""
+    from factory.export.card import card_for_dataset
+    from factory.spec.split import SplitConfig
+
+    counts = card_for_dataset(url, out, storage_options_for(url, storage_option), storage_options_for(out, storage_option),
+                              SplitConfig(seed=split_seed), progress=progress)
+    typer.echo(f"wrote the card of {counts.identities} identities → {out.rstrip('/')}/README.md")
+
+
 @command()
 def verify(
     url: str = typer.Argument(..., help="Dataset folder or URL (the folder holding manifest.json)."),

@@ -8,8 +8,8 @@ view, one pair per non-neutral expression (pain, or PSPI-0 hard negatives) with 
 as reference, plus one neutral–neutral pair labelled PSPI 0 (told apart only by their augmentations), so the
 model sees "no change" as often as it sees each view.
 
-The train/val/test split is identity-disjoint: a seeded hash of the identity id, independent of shard layout,
-worker count and dataset size (70/20/10 by default).
+The train/val/test split is identity-disjoint: factory/spec/split.py (a seeded hash of the identity id), the same
+function `factory export` writes splits.csv and the Hugging Face splits with.
 
 Nothing read is trusted, and it is checked where every reader checks it, in factory/format: a shard is streamed,
 hashed and must match its manifest record (size and sha256), its members must be the format's and within their
@@ -26,8 +26,6 @@ Both keep their order, so the same seed gives the same batches.
 
 from __future__ import annotations
 
-import hashlib
-import math
 import queue
 import random
 import threading
@@ -47,8 +45,7 @@ from factory.format.storage import public_storage_options
 from factory.spec.expressions import NEUTRAL
 from factory.spec.labels import PSPI_AUS, max_intensity
 from factory.spec.plan import DEMOGRAPHIC_FIELDS
-
-SPLITS = ("train", "val", "test")
+from factory.spec.split import SPLITS, SplitConfig, check_split  # noqa: F401  (SPLITS: re-exported)
 
 
 @dataclass(frozen=True)
@@ -61,29 +58,6 @@ class Pair:
     pspi: float
     aus: tuple[float, ...]  # the six PSPI AUs scaled to 0..1
     group: dict
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    seed: int = 0
-    fractions: tuple[float, float, float] = (0.7, 0.2, 0.1)
-
-    def __post_init__(self) -> None:
-        if len(self.fractions) != 3 or min(self.fractions) < 0 or not math.isclose(sum(self.fractions), 1.0):
-            raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {self.fractions}")
-
-    def split_of(self, identity: str) -> str:
-        """'train', 'val' or 'test' for an identity id, from a seeded hash: stable across runs and machines."""
-        digest = hashlib.sha256(f"{self.seed}:{identity}".encode()).digest()
-        position = int.from_bytes(digest[:8], "big") / 2**64
-        train, val, _ = self.fractions
-        return "train" if position < train else "val" if position < train + val else "test"
-
-
-def check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    return split
 
 
 def scaled_aus(aus: Mapping) -> tuple[float, ...]:
