@@ -50,14 +50,40 @@ from factory.spec.split import SPLITS, SplitConfig, check_split  # noqa: F401  (
 
 @dataclass(frozen=True)
 class Pair:
-    """One training example: encoded images and labels. `group` holds the demographics metrics break down by."""
+    """One training example: encoded images and labels. `group` holds what metrics break down by (`pair_group`);
+    `identity` is the person, the unit that fairness bootstraps resample."""
 
     key: str  # "id-0000123/pain03.v1"
+    identity: str
     pain: bytes
     reference: bytes
     pspi: float
     aus: tuple[float, ...]  # the six PSPI AUs scaled to 0..1
     group: dict
+
+
+# The groups metrics break down by (evaluate's MAE per group, `trainer report`): a name and where its value lies in
+# meta.json, "view" meaning the pair's own entry of meta["views"]. A field a dataset lacks is left out, so fields
+# later datasets add (a scenario, an occluder per view) appear in the reports once named here.
+GROUP_FIELDS: dict[str, tuple[str, ...]] = {
+    **{name: ("demographics", name) for name in DEMOGRAPHIC_FIELDS},
+    "fitzpatrick": ("skin", "fitzpatrick"),
+    "scenario": ("scenario",),
+    "occluder": ("view", "occluder"),
+}
+
+
+def pair_group(meta: Mapping, view: Mapping) -> dict:
+    """{group name: value} of the pairs of one identity and view, for every GROUP_FIELDS entry this sample has
+    as a plain value (text, number, true/false)."""
+    group = {}
+    for name, path in GROUP_FIELDS.items():
+        value = view if path[0] == "view" else meta.get(path[0])
+        for step in path[1:]:
+            value = value.get(step) if isinstance(value, Mapping) else None
+        if isinstance(value, (str, int, float, bool)):
+            group[name] = value
+    return group
 
 
 def scaled_aus(aus: Mapping) -> tuple[float, ...]:
@@ -71,17 +97,17 @@ def scaled_aus(aus: Mapping) -> tuple[float, ...]:
 def identity_pairs(sample: dict, meta: dict) -> list[Pair]:
     """Every (expression image, neutral reference of the same view) pair of one identity, plus neutral–neutral.
     `meta` is the sample's meta.json as `read_meta` checked it (labels valid for factory/spec)."""
-    group = {name: meta["demographics"][name] for name in DEMOGRAPHIC_FIELDS}
+    identity = meta["id"]
     expressions = [(e["name"], float(e["pspi"]), scaled_aus(e["aus"])) for e in meta["expressions"]]
     pairs = []
-    for view in (view["name"] for view in meta["views"]):
+    for view, group in ((view["name"], pair_group(meta, view)) for view in meta["views"]):
         reference = sample.get(view_member(NEUTRAL, view))
         if reference is None:
             continue
         for name, pspi_value, aus in expressions:
             image = sample.get(view_member(name, view))
             if image is not None:
-                pairs.append(Pair(key=f"{meta['id']}/{name}.{view}", pain=image, reference=reference, pspi=pspi_value, aus=aus, group=group))
+                pairs.append(Pair(key=f"{identity}/{name}.{view}", identity=identity, pain=image, reference=reference, pspi=pspi_value, aus=aus, group=group))
     return pairs
 
 
@@ -268,7 +294,7 @@ def shuffled(pairs: Iterable[Pair], buffer_size: int, rng: random.Random) -> Ite
 
 def batches(pairs: Iterable[Pair], transform: PairTransform, batch_size: int, rng: random.Random, drop_last: bool,
             decode_threads: int = 2, ahead: int = 2) -> Iterator[dict]:
-    """Batches of {"pain", "reference": [B, 3, S, S], "pspi": [B], "aus": [B, 6], "keys", "groups"}, made by a
+    """Batches of {"pain", "reference": [B, 3, S, S], "pspi": [B], "aus": [B, 6], "keys", "groups", "identities"}, made by a
     background thread `ahead` batches before they are asked for (so the next batch decodes while the model
     trains on this one), each batch's pairs decoded and augmented on `decode_threads` threads (PIL and torch
     release the GIL while they work). Same `rng`, same batches, whatever the number of threads."""
@@ -300,4 +326,5 @@ def collate(chunk: list[Pair], transform: PairTransform, rng: random.Random, poo
         "aus": torch.tensor([pair.aus for pair in chunk], dtype=torch.float32),
         "keys": [pair.key for pair in chunk],
         "groups": [pair.group for pair in chunk],
+        "identities": [pair.identity for pair in chunk],
     }
