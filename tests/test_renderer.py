@@ -19,7 +19,8 @@ from factory.render.pixels import CoveredPixels
 from factory.render.raster import Rasterizer, rasterize
 from factory.render.renderer import MeshRenderer
 from factory.render.shading import Shader, UVTexture, antialias_edges, to_srgb
-from factory.run.identity import background_of, light_of
+from factory.run.backgrounds import background_of
+from factory.run.identity import light_of
 from factory.spec.plan import plan_identity
 
 SIZE = 16

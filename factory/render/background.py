@@ -1,7 +1,7 @@
 """What a render shows behind the head: a description that draws itself at the image size.
 
 A background is anything with `image(size) -> (size, size, 3)` sRGB in 0..1; the factory's default is a vertical
-gradient. (A photograph or an inpainted room would be one more class with the same method.)
+gradient. `ImageBackground` shows a given picture (an inpainted room, a photograph).
 """
 
 from __future__ import annotations
@@ -28,3 +28,20 @@ class GradientBackground:
         blend = torch.linspace(0, 1, size)[:, None, None]
         top, bottom = torch.tensor(self.top), torch.tensor(self.bottom)
         return (top + blend * (bottom - top)).expand(size, size, 3)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field is ambiguous
+class ImageBackground:
+    picture: torch.Tensor  # (H, W, 3) sRGB in 0..1
+
+    def image(self, size: int) -> torch.Tensor:
+        return resize_image(self.picture, size)
+
+
+def resize_image(picture: torch.Tensor, size: int) -> torch.Tensor:
+    """(H, W, 3) → (size, size, 3), bilinear with antialiasing; the picture itself when it already has that size."""
+    if tuple(picture.shape[:2]) == (size, size):
+        return picture
+    resized = torch.nn.functional.interpolate(picture.permute(2, 0, 1)[None], size=(size, size), mode="bilinear",
+                                              align_corners=False, antialias=True)
+    return resized[0].permute(1, 2, 0).clamp(0, 1)

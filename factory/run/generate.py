@@ -3,7 +3,8 @@
     config ──▶ open_output (manifest: resume / refuse a different config / --overwrite)
            ──▶ pending shards (those the manifest does not list)
            ──▶ WorkerPool: one ShardWorker per actor, one shard in flight per actor (backpressure),
-               a lost actor's shard goes back to the queue for a fresh actor
+               a lost actor's shard goes back to the queue for a fresh actor; with the diffusion texturer or
+               the inpaint background, a DiffusionPool of GPU actors beside it (factory/run/diffusion.py)
            ──▶ each committed shard: manifest entry, manifest rewritten atomically, progress bar
            ──▶ GenerateSummary
 
@@ -28,6 +29,7 @@ from factory.format.manifest import MANIFEST_NAME, Manifest, ShardRecord, load_m
 from factory.format.shards import SHARD_DIR, ShardTask, plan_shards
 from factory.format.storage import Storage
 from factory.run.config import GenerateConfig, content_differences
+from factory.run.diffusion import DiffusionPool, check_models, render_gpus_beside
 from factory.run.workers import ShardResult, ShardWorker
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class GenerateSummary:
 def generate(config: GenerateConfig, progress: bool = True,
              on_shard_committed: Callable[[ShardRecord], None] | None = None) -> GenerateSummary:
     started = time.perf_counter()
+    check_models(config.render)  # a missing or wrong diffusion model is refused before anything is written
     storage = Storage(config.out, config.storage_options)
     manifest = open_output(storage, config)
     pending = [t for t in plan_shards(config.identities, config.identities_per_shard) if not manifest.holds(t.path, t.first_index, t.count)]
@@ -85,7 +88,7 @@ def generate(config: GenerateConfig, progress: bool = True,
     workers, gpus, lost = 0, 0.0, 0
     if pending:
         connect_ray(config.workers)
-        gpus = resolve_gpus_per_worker(config.gpus_per_worker)
+        gpus = resolve_gpus_per_worker(render_gpus_beside(config.render, config.gpus_per_worker))
         workers = resolve_workers(config.workers, gpus, len(pending))
         bar = progress_bar(sum(t.count for t in pending), enabled=progress)
 
@@ -97,11 +100,14 @@ def generate(config: GenerateConfig, progress: bool = True,
             if on_shard_committed:
                 on_shard_committed(result.record)
 
-        pool = WorkerPool(config, workers, gpus)
+        diffusion = DiffusionPool.start(config, ACTOR_NAMESPACE) if config.render.uses_diffusion else None
+        pool = WorkerPool(config, workers, gpus, diffusion.client() if diffusion else None)
         try:
             pool.run(pending, commit)
         finally:
             pool.close()
+            if diffusion:
+                diffusion.close()
             bar.close()
         lost = pool.lost_actors
     return GenerateSummary(
@@ -193,12 +199,13 @@ class WorkerPool:
     """Long-lived ShardWorker actors, each given one shard at a time; a lost actor is replaced and its shard
     goes back to the front of the queue, so every shard is committed exactly once."""
 
-    def __init__(self, config: GenerateConfig, size: int, gpus_per_worker: float) -> None:
+    def __init__(self, config: GenerateConfig, size: int, gpus_per_worker: float, diffusion=None) -> None:
         import ray
 
         self.config = config
         self.actor_class = ray.remote(ShardWorker)
         self.gpus_per_worker = gpus_per_worker
+        self.diffusion = diffusion  # a DiffusionClient (factory/run/diffusion.py) the workers send their diffusion jobs to
         self.run_id = f"generate-{uuid.uuid4().hex[:8]}"
         self.started = 0
         self.lost_actors = 0
@@ -211,7 +218,7 @@ class WorkerPool:
         env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
         options = dict(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0, max_task_retries=0, name=name,
                        namespace=ACTOR_NAMESPACE, runtime_env={"env_vars": env})
-        return self.actor_class.options(**options).remote(c.seed, c.plan, c.render, c.out, dict(c.storage_options))
+        return self.actor_class.options(**options).remote(c.seed, c.plan, c.render, c.out, dict(c.storage_options), self.diffusion)
 
     def run(self, tasks: list[ShardTask], commit: Callable[[ShardResult], None]) -> None:
         import ray

@@ -10,6 +10,9 @@ pass covers all expressions) → named layers → heatmaps (reusing the frontal 
 (factory/render) knows nothing of plans; this module is where a plan becomes meshes, cameras and lights.
 `encode_sample` turns layers into the sample members of docs/DATA.md with fixed encoder settings, so the same spec
 gives the same bytes.
+
+With the `diffusion` texturer or the `inpaint` background, `render(spec, outputs)` takes what the diffusion stage
+made for the identity (its portraits and per-view backgrounds: factory/run/stage.py gets them).
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from factory import __version__
 from factory.face import ict
 from factory.face.model import FaceModel
 from factory.face.rig import AURig
-from factory.face.texture import TEXTURERS, Texture, make_texturer
+from factory.diffusion.jobs import DiffusionOutputs
+from factory.diffusion.settings import DiffusionConfig
+from factory.errors import FactoryError
+from factory.face.texture import TEXTURERS, DiffusionTexturer, Texture, make_texturer
 from factory.format.encoders import DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
 from factory.format.members import MESH, META, TEXTURE, heatmap_member, view_member
 from factory.options import ConfigError, reject_unknown_keys
-from factory.render.background import GradientBackground
+from factory.render.background import Background
 from factory.render.camera import Camera, Orbit, bounding_sphere, head_camera
 from factory.render.heatmap import NORMALISATION_CM, heatmap_layer, vertex_heat
 from factory.render.layers import depth_layer, landmarks_layer, rgb_layer, segmentation_layer
@@ -39,7 +45,7 @@ from factory.render.pixels import CoveredPixels
 from factory.render.raster import BACKENDS, Rasterizer
 from factory.render.renderer import MeshRenderer, RenderedView
 from factory.render.shading import Shader, UVTexture
-from factory.spec.plan import Background as PlannedBackground
+from factory.run.backgrounds import BACKGROUNDS
 from factory.spec.plan import IdentitySpec, View
 from factory.spec.plan import Light as PlannedLight
 
@@ -55,12 +61,21 @@ class RenderConfig:
     backend: str = "auto"  # raster backend: "auto" (pytorch3d on CUDA, torch otherwise), "torch", "pytorch3d"
     jpeg_quality: int = 92
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
+    background: str = "gradient"  # a name in factory/run/backgrounds.py BACKGROUNDS
+    diffusion: DiffusionConfig | None = None  # models and samplers; set (to defaults) when the texturer or background uses them
 
     def __post_init__(self) -> None:
         if not 32 <= self.image_size <= 4096:
             raise ConfigError(f"image_size must be 32..4096 pixels, got {self.image_size}")
         if self.texturer not in TEXTURERS:
             raise ConfigError(f"unknown texturer {self.texturer!r}; known: {', '.join(sorted(TEXTURERS))}")
+        if self.background not in BACKGROUNDS:
+            raise ConfigError(f"unknown background {self.background!r}; known: {', '.join(sorted(BACKGROUNDS))}")
+        if self.uses_diffusion and self.diffusion is None:
+            object.__setattr__(self, "diffusion", DiffusionConfig())
+        elif not self.uses_diffusion and self.diffusion is not None:
+            raise ConfigError("diffusion settings (models, sampler) were given, but neither texturer 'diffusion' nor background "
+                              "'inpaint' uses them")
         if not 64 <= self.texture_size <= 8192:
             raise ConfigError(f"texture_size must be 64..8192, got {self.texture_size}")
         if self.backend not in BACKENDS:
@@ -70,9 +85,17 @@ class RenderConfig:
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
+    @property
+    def uses_diffusion(self) -> bool:
+        """Whether identities need the diffusion stage (portraits for the texture, or inpainted backgrounds)."""
+        return self.texturer == "diffusion" or self.background == "inpaint"
+
     @classmethod
     def from_dict(cls, data: dict) -> "RenderConfig":
         reject_unknown_keys(cls, data, "render option")
+        data = dict(data)
+        if isinstance(data.get("diffusion"), dict):
+            data["diffusion"] = DiffusionConfig.from_dict(data["diffusion"])
         return cls(**data)
 
     def to_dict(self) -> dict:
@@ -84,7 +107,7 @@ class Scene(NamedTuple):
 
     cameras: list[Camera]  # one per planned view, in plan order
     light: Light
-    background: GradientBackground
+    backgrounds: list[Background]  # one per planned view
 
 
 class IdentityRenderer:
@@ -104,21 +127,23 @@ class IdentityRenderer:
         self.rasterizer = Rasterizer(self.config.backend)
         self.renderer = MeshRenderer(self.rasterizer, Shader(self.model.part_names))
 
-    def render(self, spec: IdentitySpec) -> dict[str, object]:
-        """All layers of one identity. Arrays are indexed [expression, view, …] in spec order."""
+    def render(self, spec: IdentitySpec, outputs: DiffusionOutputs | None = None, texture: Texture | None = None) -> dict[str, object]:
+        """All layers of one identity. Arrays are indexed [expression, view, …] in spec order. `outputs`: what the
+        diffusion stage made for it (when the texturer or background needs them); `texture`: one already made."""
         meshes = self.pose(spec)  # face: one mesh per expression
-        texture = self.texturer.texture(spec.skin, spec.demographics)  # texture: once per identity
+        texture = texture or self.texture(spec, meshes.verts[0], outputs)  # texture: once per identity
         surface = UVTexture.from_srgb(texture.image.to(self.device))
-        scene = self.scene(spec, meshes)  # cameras, light, background
+        scene = self.scene(spec, meshes, outputs)  # cameras, light, backgrounds
         per_view, frontal = [], None
-        for camera in scene.cameras:  # every view: one raster pass covers all expressions
-            view = self.renderer(meshes, camera, texture=surface, light=scene.light, background=scene.background)
+        for camera, background in zip(scene.cameras, scene.backgrounds):  # every view: one raster pass covers all expressions
+            view = self.renderer(meshes, camera, texture=surface, light=scene.light, background=background)
             per_view.append(self.view_layers(meshes, camera, view))
             frontal = view.pixels if frontal is None else frontal  # the first planned view is the frontal one
         layers: dict[str, object] = {name: np.stack([v[name] for v in per_view], axis=1) for name in VIEW_LAYERS}
         layers["mask"] = layers["segmentation"] > 0
         layers["heatmap"] = self.heatmaps(meshes, frontal)
         layers.update(identity_layers(meshes, self.model, texture, scene))
+        layers["background_parameters"] = outputs.background_parameters if outputs else {}
         return layers
 
     def pose(self, spec: IdentitySpec) -> Meshes:
@@ -126,11 +151,22 @@ class IdentityRenderer:
         verts = self.rig.vertices(torch.tensor(spec.identity, dtype=torch.float32), [e.aus for e in spec.expressions])
         return Meshes(verts.to(self.device), self.faces, self.corner_uvs, self.face_part)
 
-    def scene(self, spec: IdentitySpec, meshes: Meshes) -> Scene:
-        """The planned views as cameras framing the neutral face, and the plan's light and background."""
+    def texture(self, spec: IdentitySpec, neutral: torch.Tensor, outputs: DiffusionOutputs | None = None) -> Texture:
+        """The identity's texture: painted from its plan, or its portraits baked onto its neutral face (V, 3)."""
+        if not isinstance(self.texturer, DiffusionTexturer):
+            return self.texturer.texture(spec.skin, spec.demographics)
+        if outputs is None or not outputs.portraits:
+            raise FactoryError(f"{spec.id}: the diffusion texturer needs the portraits the diffusion stage makes")
+        return self.texturer.bake(spec.skin, spec.demographics, neutral, outputs.portraits, self.config.diffusion.texture)
+
+    def scene(self, spec: IdentitySpec, meshes: Meshes, outputs: DiffusionOutputs | None = None,
+              background: str | None = None) -> Scene:
+        """The planned views as cameras framing the neutral face, the plan's light, and a background per view of the
+        configured kind (or of kind `background`)."""
         centre, radius = bounding_sphere(meshes.verts[0, : ict.FRAMED_VERTEX_COUNT])
         cameras = [head_camera(orbit_of(view), self.config.image_size, centre, radius) for view in spec.views]
-        return Scene(cameras=cameras, light=light_of(spec.light), background=background_of(spec.background))
+        backgrounds = BACKGROUNDS[background or self.config.background](spec, outputs)
+        return Scene(cameras=cameras, light=light_of(spec.light), backgrounds=backgrounds)
 
     def view_layers(self, meshes: Meshes, camera: Camera, view: RenderedView) -> dict[str, np.ndarray]:
         """The VIEW_LAYERS of one view, each (expressions, …)."""
@@ -161,6 +197,9 @@ class IdentityRenderer:
                           "texturer": self.config.texturer,
                           "backend": self.rasterizer.backend_name(self.device)},
         })
+        if self.config.background != "gradient":  # the default leaves meta.json as it always was
+            data["generator"]["background"] = self.config.background
+            data["background"].update(layers["background_parameters"])
         return data
 
     def encode_sample(self, spec: IdentitySpec, layers: dict[str, object]) -> dict[str, bytes]:
@@ -193,10 +232,6 @@ def orbit_of(view: View) -> Orbit:
 def light_of(light: PlannedLight) -> Light:
     return Light.from_angles(azimuth_deg=light.azimuth, elevation_deg=light.elevation, kelvin=light.color_temperature,
                              intensity=light.intensity, ambient=light.ambient)
-
-
-def background_of(background: PlannedBackground) -> GradientBackground:
-    return GradientBackground(top=tuple(background.top), bottom=tuple(background.bottom))
 
 
 def resolve_device(name: str) -> torch.device:

@@ -3,7 +3,9 @@
 `ShardWorker` is a plain class (usable and testable without Ray); the generator runs one per Ray actor, so
 the face model, texturer and renderer are loaded once per actor and reused for every shard it is given.
 Writing the shard from the worker keeps the driver out of the data path: it only receives the shard's
-ShardRecord (path, identity range, size, sha256) and lists it in the manifest.
+ShardRecord (path, identity range, size, sha256) and lists it in the manifest. With the diffusion texturer or the
+inpaint background, the worker gets a client of the diffusion stage, which makes the shard's portraits and rooms
+before its identities are rendered (factory/run/stage.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from factory.format.members import is_image
 from factory.format.shards import ShardTask, write_shard
 from factory.format.storage import Storage
 from factory.run.identity import IdentityRenderer, RenderConfig
+from factory.run.stage import Diffusion, render_identities
 from factory.spec.plan import PlanConfig, plan_identity
 
 
@@ -27,11 +30,13 @@ class ShardResult:
 
 
 class ShardWorker:
-    def __init__(self, seed: int, plan: PlanConfig, render: RenderConfig, out: str, storage_options: dict) -> None:
+    def __init__(self, seed: int, plan: PlanConfig, render: RenderConfig, out: str, storage_options: dict,
+                 diffusion: Diffusion | None = None) -> None:
         self.seed = seed
         self.plan = plan
         self.renderer = IdentityRenderer(render)
         self.storage = Storage(out, storage_options)
+        self.diffusion = diffusion
 
     def render_shard(self, task: ShardTask) -> ShardResult:
         """Render every identity of the shard and commit the tar; nothing is visible unless all of it was written."""
@@ -39,9 +44,9 @@ class ShardWorker:
 
         def samples() -> Iterator[tuple[str, dict[str, bytes]]]:
             nonlocal images
-            for index in task.indices:
-                spec = plan_identity(index, self.seed, self.plan)
-                members = self.renderer.encode_sample(spec, self.renderer.render(spec))
+            specs = [plan_identity(index, self.seed, self.plan) for index in task.indices]
+            for spec, layers in render_identities(self.renderer, specs, self.diffusion):
+                members = self.renderer.encode_sample(spec, layers)
                 images += sum(map(is_image, members))
                 yield spec.id, members
 
