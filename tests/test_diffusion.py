@@ -38,7 +38,7 @@ from factory.run.identity import IdentityRenderer, RenderConfig
 from factory.run.inpaint import dilate, fill_from_surroundings, inpaint_jobs, rooms_from
 from factory.run.stage import neutral_face, render_identities
 from factory.spec.plan import plan_identity
-from tests.tiny_diffusion import TINY_SIZE, save_tiny_models
+from tests.tiny_diffusion import TINY_SIZE, save_tiny_models, save_tiny_sdxl_models
 
 ROOT = Path(__file__).parents[1]
 PROJECTION_PSNR_DB = 35.0  # measured 38.8 dB at 64 px (45.7 at 256 px): resampling is the only error left
@@ -143,6 +143,22 @@ def test_portraits_are_seeded_per_job_whatever_shares_their_batch(tiny_models):
     assert np.abs(batched[1].astype(int) - alone.astype(int)).max() <= 2  # its own latents in any batch (CPU kernels may round)
     assert np.abs(batched[0].astype(int) - alone.astype(int)).mean() > 5  # another seed, another portrait
     assert models.describe()["pipelines"] == {"texture": "StableDiffusionControlNetPipeline"}
+
+
+def test_an_sdxl_texture_model_gets_the_sdxl_pipeline_and_controlnet_families_must_match(tiny_models, tmp_path):
+    from factory.diffusion.pipelines import DiffusionModels
+
+    texture, controlnet = save_tiny_sdxl_models(tmp_path)
+    assert (find_model(str(texture), TEXTURE).family, find_model(str(controlnet), CONTROLNET).family) == ("sdxl", "sdxl")
+    settings = DiffusionConfig.from_dict({"texture": {"model": str(texture), "controlnet": str(controlnet), "size": TINY_SIZE, "steps": 1}})
+    models = DiffusionModels(settings, torch.device("cpu"))
+    depth = np.full((TINY_SIZE, TINY_SIZE), 128, np.uint8)
+    [portrait] = models.portraits([PortraitJob(prompt="a 50-year-old man", negative_prompt="", seed=1, depth=depth)])
+    assert portrait.shape == (TINY_SIZE, TINY_SIZE, 3)
+    assert models.describe()["pipelines"] == {"texture": "StableDiffusionXLControlNetPipeline"}
+    mixed = DiffusionConfig.from_dict({"texture": {"model": str(texture), "controlnet": str(tiny_models.controlnet)}})
+    with pytest.raises(ModelError, match="does not fit texture model .*sdxl.*use a depth ControlNet trained for that model family"):
+        DiffusionModels(mixed, torch.device("cpu")).pipeline(TEXTURE)
 
 
 def test_one_identity_through_the_stage_in_process(tiny_models):

@@ -3,6 +3,8 @@
     folders = save_tiny_models(tmp_path)     # TinyModels(texture, controlnet, background) folders
     factory generate --texturer diffusion --texture-model {folders.texture} --controlnet-model {folders.controlnet} …
 
+`save_tiny_sdxl_models` does the same for the SDXL family (two text encoders, the UNet's size-and-crop conditioning).
+
 The components are the real diffusers and transformers classes (UNet2DConditionModel, ControlNetModel, AutoencoderKL,
 CLIPTextModel, CLIPTokenizer) at toy widths, as diffusers' own fast tests build them: a two-level UNet, a VAE that
 halves once (so a 64 px image has 32 px latents), a two-layer CLIP text encoder, and a character-level CLIP tokenizer
@@ -84,3 +86,27 @@ def save_tiny_models(root: Path) -> TinyModels:
     torch.manual_seed(3)
     StableDiffusionInpaintPipeline(unet=UNet2DConditionModel(**unet_config(9)), **tiny_components(tokenizer)).save_pretrained(folders.background)
     return folders
+
+
+def save_tiny_sdxl_models(root: Path) -> tuple[Path, Path]:
+    """(texture, controlnet) folders of the SDXL family: a StableDiffusionXLPipeline (its second text encoder has a
+    projection, its UNet "text_time" conditioning) and a ControlNetModel of the same kind."""
+    from diffusers import ControlNetModel, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    tokenizer = write_tokenizer(root / "tokenizer-source")
+    shared = {key: value for key, value in tiny_components(tokenizer).items()
+              if key not in ("safety_checker", "feature_extractor", "requires_safety_checker")}
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(
+        bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=TEXT_WIDTH, intermediate_size=37, num_attention_heads=4,
+        num_hidden_layers=2, vocab_size=len(tokenizer), projection_dim=TEXT_WIDTH))
+    # The UNet attends to both encoders' features side by side, and adds the pooled text and 6 size/crop numbers.
+    sdxl = dict(block_out_channels=CHANNELS, layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                cross_attention_dim=2 * TEXT_WIDTH, norm_num_groups=8, attention_head_dim=4, addition_embed_type="text_time",
+                addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + TEXT_WIDTH, use_linear_projection=True)
+    unet = UNet2DConditionModel(sample_size=TINY_SIZE // 2, in_channels=4, out_channels=4,
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), **sdxl)
+    texture, controlnet = root / "sdxl", root / "sdxl-controlnet"
+    StableDiffusionXLPipeline(unet=unet, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer, **shared).save_pretrained(texture)
+    ControlNetModel(in_channels=4, conditioning_embedding_out_channels=(8, 16), **sdxl).save_pretrained(controlnet)
+    return texture, controlnet

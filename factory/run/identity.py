@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from factory import __version__
-from factory.face import ict
-from factory.face.model import FaceModel
-from factory.face.rig import AURig
 from factory.diffusion.jobs import DiffusionOutputs
 from factory.diffusion.settings import DiffusionConfig
 from factory.errors import FactoryError
+from factory.face import ict
+from factory.face.model import FaceModel
+from factory.face.rig import AURig
 from factory.face.texture import TEXTURERS, DiffusionTexturer, Texture, make_texturer
 from factory.format.encoders import DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
 from factory.format.members import MESH, META, TEXTURE, heatmap_member, view_member
