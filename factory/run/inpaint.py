@@ -89,10 +89,11 @@ def background_parameters(spec: IdentitySpec, settings: BackgroundDiffusion, ima
 
 
 def dilate(mask: torch.Tensor, pixels: int) -> torch.Tensor:
-    """(H, W) bool mask grown by `pixels` in every direction (a square neighbourhood)."""
+    """(H, W) bool mask grown by `pixels` in every direction (a square neighbourhood: a row pass, then a column pass)."""
     if pixels <= 0:
         return mask
-    return F.max_pool2d(mask.float()[None, None], 2 * pixels + 1, stride=1, padding=pixels)[0, 0] > 0.5
+    grown = F.max_pool2d(mask.float()[None, None], (1, 2 * pixels + 1), stride=1, padding=(0, pixels))
+    return F.max_pool2d(grown, (2 * pixels + 1, 1), stride=1, padding=(pixels, 0))[0, 0] > 0.5
 
 
 def fill_from_surroundings(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
