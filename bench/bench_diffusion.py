@@ -67,8 +67,14 @@ SIZES = {  # --size → default image side, texture side and sampler steps
 def save_real_models(root: Path, device: torch.device, dtype: torch.dtype) -> tuple[Path, Path, Path, dict]:
     """SD 1.5 text-to-image and inpainting pipelines and a depth ControlNet with random weights, saved as folders
     (fp16 weights as the "fp16" variant, as the Hub ships them). Returns the folders and the parameter counts."""
-    from diffusers import (AutoencoderKL, ControlNetModel, StableDiffusionInpaintPipeline, StableDiffusionPipeline,
-                           UNet2DConditionModel, UniPCMultistepScheduler)
+    from diffusers import (
+        AutoencoderKL,
+        ControlNetModel,
+        StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+        UniPCMultistepScheduler,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel
 
     variant = "fp16" if dtype == torch.float16 else None

@@ -70,8 +70,8 @@ def contact_sheet(samples: Iterable[Mapping[str, bytes]], max_identities: int = 
 
 def identity_caption(meta: dict) -> str:
     d, skin = meta["demographics"], meta["skin"]
-    return (f"{meta['id']}  {d['gender']}, {d['age']} ({d['age_band']}), {d['ethnicity']}  "
-            f"Fitzpatrick {skin['fitzpatrick']}, iris {skin['iris']}, hair {skin['hair']}  |  {made_by(meta)}")
+    return (f"{meta['id']}  [{made_by(meta)}]  {d['gender']}, {d['age']} ({d['age_band']}), {d['ethnicity']}  "
+            f"Fitzpatrick {skin['fitzpatrick']}, iris {skin['iris']}, hair {skin['hair']}")
 
 
 def made_by(meta: dict) -> str:
