@@ -139,7 +139,7 @@ def load_inpaint_pipeline(model: CheckedModel, dtype: torch.dtype):
 
 
 def load_options(model: CheckedModel, dtype: torch.dtype) -> dict:
-    return {"dtype": dtype, "variant": model.variant, "local_files_only": True}
+    return {"dtype": dtype, "variant": model.variant, "local_files_only": True, "use_safetensors": True}  # never pickles
 
 
 def without_safety_checker() -> dict:

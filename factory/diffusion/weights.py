@@ -157,7 +157,8 @@ def check_weights(folder: Path, name: str) -> str | None:
                 except Exception as error:  # safetensors raises its own SafetensorError, or OSError
                     raise ModelError(f"{name}: {file} is damaged ({' '.join(str(error).split())}); fetch it again") from None
             return variant
-    raise ModelError(f"{name}: {folder} holds no safetensors weights ({' or '.join(WEIGHT_FILES)}); fetch it again")
+    raise ModelError(f"{name}: {folder} holds no safetensors weights ({' or '.join(WEIGHT_FILES)}; pickled .bin weights are "
+                     "not loaded, they can run code); fetch it again")
 
 
 def single_variant(variants: set, what: str, given: str) -> str | None:
