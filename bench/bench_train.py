@@ -1,36 +1,44 @@
 """Training throughput from a local folder and from S3, side by side, in one run (run by hand).
 
-    /work/main/.venv/bin/python bench/bench_train.py [--identities 16] [--image-size 128] [--epochs 2]
+    .venv/bin/python bench/bench_train.py [--identities 16] [--image-size 128] [--epochs 22] [--repeats 7]
+                                          [--dataset DIR]   # reuse a dataset `factory generate` wrote
 
-1. `factory generate` writes one dataset to a local folder; the same shards are copied to a moto S3 server on
-   127.0.0.1 (a real S3 endpoint; a network-attached bucket adds latency this cannot show).
-2. The shard stream alone (no decoding), then the whole reader: pairs/s of the streaming pipeline (tar stream → pairs → decode → augment → batches) on one
-   process, local vs S3: one warm-up pass, then `--repeats` passes alternating local and S3; the best of each
-   (the machine is shared: the best pass is the one least disturbed by other work).
-3. Training: `trainer fit`'s Ray Train loop (2 workers × 1 CPU, tiny ViTPain) for `--epochs` epochs on each;
-   the median training pairs/s (all workers) of the epochs after the first, so start-up and warm-up are left out.
-The machine is shared, so the load average is printed with the figures. Prints a Markdown table for bench/RESULTS.md.
+1. `factory generate` writes one dataset to a local folder (or --dataset names one); the same shards are copied to
+   a moto S3 server on 127.0.0.1 (a real S3 endpoint; a network-attached bucket adds latency this cannot show).
+2. The reader on one process: pairs/s of the shard stream alone (tar → checked samples → pairs, no decoding),
+   then of the whole reader (stream → shuffle → decode → augment → batches): `--repeats` passes, local then S3.
+3. Training: one `trainer fit` Ray Train run (2 workers × 1 CPU, tiny ViTPain) whose epochs alternate between the
+   stores: even epochs (training and validation) read the local folder, odd ones S3. Its per-epoch pairs/s (all
+   workers, validation included, as the trainer reports it) pair up as (2, 3), (4, 5), …; epochs 0 and 1 warm up.
+The machine is shared and its load swings within minutes, so both stores are measured alternately, A B A B, at
+the finest grain that still measures the whole (a pass, an epoch); the table gives the median of each store and
+the median of the per-pair S3/local ratios. Prints a Markdown table for bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import machine  # noqa: E402  (bench/results.py, beside this script)
 
 
 def start_s3() -> tuple[object, str]:
+    import logging
+
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -62,10 +70,32 @@ def reader_pairs_per_s(url: str, image_size: int, batch_size: int = 16) -> float
     return pairs / (time.perf_counter() - started)
 
 
-def training_pairs_per_s(data: str, out: str, image_size: int, epochs: int) -> float:
-    import fsspec
+@dataclass
+class EpochAlternating:
+    """Even epochs from `local`, odd ones from `remote`, validation from the store of the epoch being trained: one
+    run, one model, the same workers read both stores one epoch after the other. Ray Train hands each worker its own
+    copy, and a worker asks for an epoch's training pairs before its validation pairs."""
 
-    from trainer.checkpoint import checkpoint_dir_name
+    local: object
+    remote: object
+    current: object = None
+
+    def pairs(self, split, rank=0, world=1, epoch=0, shuffle=False):
+        if split == "train":
+            self.current = self.remote if epoch % 2 else self.local
+        return self.current.pairs(split, rank, world, epoch, shuffle)
+
+    def describe(self) -> dict:
+        return {"kind": "bench-alternating", "local": self.local.url, "remote": self.remote.url}
+
+    def for_workers(self) -> "EpochAlternating":
+        return self
+
+
+def training_pairs_per_s(local: str, remote: str, out: str, image_size: int, epochs: int) -> tuple[list[float], list[float]]:
+    """Per-epoch training pairs/s of one run whose epochs alternate local, S3: (local figures, S3 figures) of
+    epochs 2, 4, … and 3, 5, …"""
+    from trainer.checkpoint import read_info
     from trainer.config import OptimizerConfig, ScheduleConfig, TrainConfig
     from trainer.data import ShardPairs, SplitConfig
     from trainer.models import BackboneConfig
@@ -74,63 +104,73 @@ def training_pairs_per_s(data: str, out: str, image_size: int, epochs: int) -> f
     backbone = BackboneConfig(name="vit_tiny_patch16_224", image_size=image_size, overrides={"depth": 2, "embed_dim": 64, "num_heads": 2})
     config = TrainConfig(model="vitpain", backbone=backbone, fusion_heads=2, schedule=ScheduleConfig(epochs=epochs), batch_size=16,
                          optimizer=OptimizerConfig(lr=1e-3))
-    result = fit(ShardPairs(data, SplitConfig(fractions=(0.9, 0.1, 0.0))), config, out, workers=2)
-    if result.error is not None:
-        raise result.error
-    fs, root = fsspec.url_to_fs(out)
-    rates = [json.loads(fs.cat(f"{root}/{checkpoint_dir_name(epoch)}/checkpoint.json"))["metrics"]["pairs_per_s"]
-             for epoch in range(1, epochs)]
-    return statistics.median(rates)
+    split = SplitConfig(fractions=(0.9, 0.1, 0.0))
+    fit(EpochAlternating(ShardPairs(local, split), ShardPairs(remote, split)), config, out, workers=2)
+    rates = [read_info(Path(out) / f"checkpoint_epoch{epoch:04d}")["metrics"]["pairs_per_s"] for epoch in range(epochs)]
+    return rates[2::2], rates[3::2]
+
+
+def alternate(measure, local: str, remote: str, repeats: int) -> tuple[list[float], list[float]]:
+    """`measure(url)` for local then S3, `repeats` times: the two lists of figures, in order."""
+    figures: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for figure, url in zip(figures, (local, remote)):
+            figure.append(measure(url))
+    return figures
+
+
+def row(what: str, local: list[float], remote: list[float]) -> str:
+    ratios = [s3 / here for here, s3 in zip(local, remote)]
+    runs = "; ".join(f"{here:.0f}/{s3:.0f}" for here, s3 in zip(local, remote))
+    return (f"| {what} | {statistics.median(local):.1f} | {statistics.median(remote):.1f} | {statistics.median(ratios):.2f} "
+            f"| {runs} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--identities", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=22)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--dataset", help="a local dataset to use instead of generating one (--identities and "
+                                          "--image-size must describe it)")
     args = parser.parse_args()
-    if args.epochs < 2 or args.repeats < 1:
-        parser.error("--epochs must be >= 2 (the first epoch is warm-up) and --repeats >= 1")
+    if args.epochs < 4 or args.epochs % 2 or args.repeats < 1:
+        parser.error("--epochs must be even and >= 4 (epochs 0 and 1 warm up) and --repeats >= 1")
 
     import fsspec
     import ray
 
-    server, endpoint = start_s3()
+    server, _ = start_s3()
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    local = str(work / "dataset")
-    subprocess.run([sys.executable, "-m", "factory", "generate", "--identities", str(args.identities), "--out", local,
-                    "--image-size", str(args.image_size), "--workers", "2", "--no-progress"], check=True, capture_output=True)
+    local = args.dataset or str(work / "dataset")
+    if args.dataset is None:
+        subprocess.run([sys.executable, "-m", "factory", "generate", "--identities", str(args.identities), "--out", local,
+                        "--image-size", str(args.image_size), "--workers", "2", "--no-progress"], check=True, capture_output=True)
     s3 = fsspec.filesystem("s3")
     s3.mkdir("bench-train")
-    s3.put(local + "/", "bench-train/dataset", recursive=True)
+    s3.put(local.rstrip("/") + "/", "bench-train/dataset", recursive=True)
     remote = "s3://bench-train/dataset"
     size_mb = sum(p.stat().st_size for p in Path(local).rglob("*.tar")) / 1e6
+    load_before = os.getloadavg()[0]
 
     reader_pairs_per_s(local, args.image_size)  # warm-up: imports, first-use costs, page cache
-    stream, reader = {local: [], remote: []}, {local: [], remote: []}
-    for _ in range(args.repeats):
-        for url in (local, remote):
-            stream[url].append(stream_pairs_per_s(url))
-            reader[url].append(reader_pairs_per_s(url, args.image_size))
-    rows = [(f"shard stream only, no decoding, 1 process (best of {args.repeats})", max(stream[local]), max(stream[remote])),
-            (f"reader: stream + decode + augment + batch, 1 process (best of {args.repeats})", max(reader[local]), max(reader[remote]))]
+    rows = [row("shard stream only, no decoding, 1 process", *alternate(stream_pairs_per_s, local, remote, args.repeats)),
+            row("reader: stream + decode + augment + batch, 1 process",
+                *alternate(lambda url: reader_pairs_per_s(url, args.image_size), local, remote, args.repeats))]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    rows.append((f"Ray Train fit, 2 workers (median of epochs 2–{args.epochs})",
-                 training_pairs_per_s(local, str(work / "runs" / "local"), args.image_size, args.epochs),
-                 training_pairs_per_s(remote, "s3://bench-train/runs/s3", args.image_size, args.epochs)))
+    epochs = training_pairs_per_s(local, remote, str(work / "run"), args.image_size, args.epochs)
+    rows.append(row(f"Ray Train fit, 2 workers, one run, epochs alternating local / S3 ({len(epochs[0])} pairs of epochs)", *epochs))
     ray.shutdown()
     server.stop()
 
-    cpu = platform.processor() or platform.machine()
-    print(f"\nMachine: {os.cpu_count()} CPU cores ({cpu}), no GPU, Python {platform.python_version()}, load average "
-          f"{os.getloadavg()[0]:.1f} at the end (shared machine); dataset: "
-          f"{args.identities} identities from `factory generate` at {args.image_size} px, {size_mb:.1f} MB of shards; "
-          f"S3 = moto on 127.0.0.1; model: ViTPain on a 2-block ViT-Tiny (dim 64), batch 16, augmentation on.\n")
-    print("| what | local folder (pairs/s) | S3 (pairs/s) | S3 / local |")
-    print("|---|---:|---:|---:|")
-    for what, local_rate, s3_rate in rows:
-        print(f"| {what} | {local_rate:.1f} | {s3_rate:.1f} | {s3_rate / local_rate:.2f} |")
+    print(f"\nMachine: {machine()}; load average {load_before:.1f} before the measurements, {os.getloadavg()[0]:.1f} at the end "
+          f"(shared machine); dataset: {args.identities} identities from `factory generate` at {args.image_size} px, "
+          f"{size_mb:.1f} MB of shards; S3 = moto on 127.0.0.1; model: ViTPain on a 2-block ViT-Tiny (dim 64), batch 16, "
+          f"augmentation on; reader: {args.repeats} passes each, alternating.\n")
+    print("| what | local folder (pairs/s, median) | S3 (pairs/s, median) | S3 / local (median of pairs) | each pair, local/S3 |")
+    print("|---|---:|---:|---:|---|")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -79,6 +79,11 @@ def generate(
     diffusion_gpus_per_actor: float = typer.Option(None, "--diffusion-gpus-per-actor",
                                                    help="GPUs per diffusion actor, fractions share a GPU (default 1 with GPUs, else 0)."),
     diffusion_batch_size: int = typer.Option(None, "--diffusion-batch-size", help="Jobs per diffusion pipeline call (default 8)."),
+    face_model: str = typer.Option(None, "--face-model", help="ict (bundled, default) or flame (your FLAME file, --flame-path)."),
+    flame_path: str = typer.Option(None, "--flame-path", help="FLAME 2020 / 2023 / 2023 Open model file (.pkl or .npz); see the README."),
+    flame_uv: str = typer.Option(None, "--flame-uv", help="FLAME's UV layout (.obj with vt, or FLAME_texture.npz); default: ICT's, transferred."),
+    flame_landmarks: str = typer.Option(None, "--flame-landmarks", help="FLAME 68-point landmark embedding (.npy/.pkl/.npz); default: the "
+                                        "model file's, else transferred from ICT."),
     storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable (endpoint_url=http://…)."),
     overwrite: bool = typer.Option(None, "--overwrite/--no-overwrite", help="Delete the dataset already at --out (its shards and manifest) first."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar on stderr."),
@@ -94,7 +99,8 @@ def generate(
 
     settings = load_generate_config(
         config, identities=identities, out=out, seed=seed, workers=workers, gpus_per_worker=gpus_per_worker,
-        identities_per_shard=identities_per_shard, image_size=image_size, overwrite=overwrite,
+        identities_per_shard=identities_per_shard, image_size=image_size, face_model=face_model, flame_path=flame_path,
+        flame_uv=flame_uv, flame_landmarks=flame_landmarks, overwrite=overwrite,
         storage_options=parse_storage_options(storage_option or []), texturer=texturer, background=background,
         texture_model=texture_model, controlnet_model=controlnet_model, background_model=background_model,
         diffusion_actors=diffusion_actors, diffusion_gpus_per_actor=diffusion_gpus_per_actor,
@@ -147,6 +153,10 @@ def render_identity(
     texture_model: str = typer.Option(None, "--texture-model", help=TEXTURE_MODEL_HELP),
     controlnet_model: str = typer.Option(None, "--controlnet-model", help=CONTROLNET_MODEL_HELP),
     background_model: str = typer.Option(None, "--background-model", help=BACKGROUND_MODEL_HELP),
+    face_model: str = typer.Option("ict", "--face-model", help="ict (bundled) or flame (--flame-path)."),
+    flame_path: str = typer.Option(None, "--flame-path", help="FLAME model file (.pkl or .npz)."),
+    flame_uv: str = typer.Option(None, "--flame-uv", help="FLAME's UV layout; default: ICT's, transferred."),
+    flame_landmarks: str = typer.Option(None, "--flame-landmarks", help="FLAME landmark embedding; default: the model file's, else transferred."),
 ) -> None:
     """Render one planned identity (every expression from every view, heatmaps, mesh, texture) into a folder.
 
@@ -160,7 +170,8 @@ def render_identity(
     if index < 0:
         fail(f"--index must be >= 0, got {index}")
     flags = {"image_size": image_size, "texturer": texturer, "background": background, "texture_model": texture_model,
-             "controlnet_model": controlnet_model, "background_model": background_model}
+             "controlnet_model": controlnet_model, "background_model": background_model, "face_model": face_model,
+             "flame_path": flame_path, "flame_uv": flame_uv, "flame_landmarks": flame_landmarks}
     config = RenderConfig.from_dict(with_render_flags({"texture_size": texture_size}, flags))
     spec = plan_identity(index, seed)
     renderer = IdentityRenderer(config)

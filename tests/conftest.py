@@ -67,3 +67,25 @@ def ray_local():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def flame_cache(tmp_path_factory):
+    """A session-wide PAINFACTORY_CACHE: each synthetic FLAME file's correspondence is computed once per test run (and
+    never lands in the user's ~/.cache). Ray workers see it through generate's forwarded environment."""
+    path = tmp_path_factory.mktemp("painfactory-cache")
+    before = os.environ.get("PAINFACTORY_CACHE")
+    os.environ["PAINFACTORY_CACHE"] = str(path)
+    yield path
+    if before is None:
+        del os.environ["PAINFACTORY_CACHE"]
+    else:
+        os.environ["PAINFACTORY_CACHE"] = before
+
+
+@pytest.fixture(scope="session")
+def flame_2020(tmp_path_factory, flame_cache):
+    """A synthetic FLAME 2020-style generic_model.pkl (chumpy objects, a scipy sparse J_regressor): see flame_files.py."""
+    from tests.flame_files import write_flame
+
+    return write_flame(tmp_path_factory.mktemp("flame") / "generic_model.pkl", "2020")

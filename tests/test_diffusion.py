@@ -21,7 +21,6 @@ from factory.cli import app
 from factory.diffusion.jobs import DiffusionOutputs, PortraitJob
 from factory.diffusion.settings import DiffusionConfig
 from factory.diffusion.weights import BACKGROUND, CONTROLNET, TEXTURE, ModelError, find_model
-from factory.face import ict
 from factory.face.model import FaceModel
 from factory.face.texture import DiffusionTexturer
 from factory.face.texture.projection import blend_with_fill, project_views
@@ -49,9 +48,9 @@ def tiny_models(tmp_path_factory):
     return save_tiny_models(tmp_path_factory.mktemp("models"))
 
 
-def tiny_render_config(models, texturer="diffusion", background="inpaint", **texture) -> RenderConfig:
+def tiny_render_config(models, texturer="diffusion", background="inpaint", face: dict | None = None, **texture) -> RenderConfig:
     return RenderConfig.from_dict({
-        "image_size": TINY_SIZE, "texture_size": 128, "texturer": texturer, "background": background,
+        "image_size": TINY_SIZE, "texture_size": 128, "texturer": texturer, "background": background, **(face or {}),
         "diffusion": {"texture": {"model": str(models.texture), "controlnet": str(models.controlnet), "size": TINY_SIZE,
                                   "steps": 2, **texture},
                       "background": {"model": str(models.background), "steps": 2}}})
@@ -94,7 +93,7 @@ def test_projecting_a_render_of_the_mesh_and_rendering_again_gives_it_back():
     truth = texturer.fill.texture(spec.skin, spec.demographics).image
     atlas = texturer.atlas
     meshes = Meshes(neutral[None], atlas.faces, atlas.corner_uvs, atlas.face_part)
-    centre, radius = bounding_sphere(neutral[: ict.FRAMED_VERTEX_COUNT])
+    centre, radius = bounding_sphere(neutral[model.layout.framed])
     camera = head_camera(Orbit(distance_scale=0.85), TINY_SIZE, centre, radius)
     flat = Light.from_angles(azimuth_deg=0, elevation_deg=0, kelvin=6500, intensity=0.0, ambient=1.0)
     mesh_renderer = MeshRenderer(Rasterizer("torch"), Shader(model.part_names))
@@ -189,6 +188,25 @@ def test_one_identity_through_the_stage_in_process(tiny_models):
     assert (texture["steps"], texture["guidance"], len(texture["seeds"])) == (2, 7.0, 1) and 0 < texture["skin_from_portraits"] <= 1
     rooms = meta["background"]["inpaint"]
     assert rooms["model"] == str(tiny_models.background) and len(rooms["seeds"]) == len(spec.views) and rooms["prompt"]
+
+
+def test_a_flame_identity_gets_its_portrait_baked_into_its_own_atlas(tiny_models, flame_2020):
+    """The texturer frames, rasterizes and projects through whatever mesh and atlas the face model has: a FLAME
+    identity's portrait lands on FLAME's skin texels, and meta.json names both the face model and the diffusion models."""
+    from factory.diffusion.pipelines import DiffusionModels
+
+    config = tiny_render_config(tiny_models, face={"face_model": "flame", "flame_path": str(flame_2020.path)})
+    renderer = IdentityRenderer(config)
+    spec = plan_identity(1, 0)
+    [(_, layers)] = render_identities(renderer, [spec], DiffusionModels(config.diffusion, torch.device("cpu")))
+    assert renderer.texturer.atlas.faces.max() < renderer.model.num_vertices == len(flame_2020.source_vertex)
+    procedural = renderer.texturer.fill.texture(spec.skin, spec.demographics).image
+    assert np.abs(layers["texture"].astype(int) - (procedural * 255).round().int().numpy()).mean() > 2
+    assert 0.15 < layers["mask"][0, 0].mean() < 0.8  # the cameras frame the FLAME head
+    meta = renderer.meta(spec, layers)
+    assert (meta["generator"]["face_model"], meta["generator"]["texturer"]) == ("flame", "diffusion")
+    assert 0.1 < meta["texture"]["skin_from_portraits"] <= 1
+    assert meta["texture"]["models"]["texture"] == str(tiny_models.texture)
 
 
 def test_the_kept_region_holds_every_expressions_head_and_the_room_continues_behind_it(tiny_models):

@@ -30,6 +30,11 @@ def test_other_aus_never_change_pspi():
     ({"AU6": -1}, "AU6 must be"),
     ({"AU7": 2.5}, "AU7 must be"),
     ({"AU9": True}, "AU9 must be"),
+    ({"AU4": float("nan")}, "AU4 must be an integer from 0 to 5, got nan"),  # labels read from a dataset's meta.json
+    ({"AU4": float("inf")}, "AU4 must be an integer from 0 to 5, got inf"),
+    ({"AU4": 1e30}, "AU4 must be an integer from 0 to 5, got 1e\\+30"),
+    ({"AU4": "3"}, "AU4 must be an integer from 0 to 5, got '3'"),
+    ({"AU4": None}, "AU4 must be an integer from 0 to 5, got None"),
 ])
 def test_bad_intensities_name_the_problem(aus, message):
     with pytest.raises(ValueError, match=message):

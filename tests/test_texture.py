@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from factory.face.model import FaceModel
 from factory.face.texture import TEXTURERS, ProceduralTexturer, make_texturer
-from factory.face.texture.atlas import ATLAS_CELLS
 from factory.face.texture.palette import IRIS_SRGB, PUPIL_SRGB, SCLERA_SRGB
 from factory.face.texture.procedural import SKIN_STEPS
 from factory.face.texture.template import BROWS
@@ -54,7 +53,7 @@ def test_atlas_cells_hold_their_triangles_apart(texturer):
     assert uv.min() >= 0 and uv.max() <= 1
     # Every rendered triangle lies inside exactly one cell: no two charts share texels.
     inside = []
-    for x, y, side in ATLAS_CELLS.values():
+    for x, y, side, _ in texturer.model.layout.cells:
         u, v = uv[..., 0], 1 - uv[..., 1]
         inside.append(((u >= x) & (u <= x + side) & (v >= y) & (v <= y + side)).all(dim=1))
     assert (torch.stack(inside).sum(dim=0) == 1).all()

@@ -26,6 +26,9 @@ class CrashOnceAtEpoch:
     def describe(self) -> dict:
         return self.source.describe()
 
+    def for_workers(self) -> "CrashOnceAtEpoch":
+        return self
+
     def pairs(self, split, rank=0, world=1, epoch=0, shuffle=False):
         if split == "train" and epoch == self.epoch and not Path(self.marker).exists():
             Path(self.marker).touch()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -34,8 +35,9 @@ def draw_face(size: int, tone: float, background: tuple, pspi: int, yaw: float) 
 
 
 def write_dataset(url: str, identities: int, image_size: int = 64, pain_expressions: int = 4, views: tuple = (0.0,),
-                  per_shard: int = 2, seed: int = 0) -> list[dict]:
-    """Write `identities` identities as shards of `per_shard` under `url`; returns their meta.json dicts."""
+                  per_shard: int = 2, seed: int = 0, edit_meta: Callable[[dict], None] | None = None) -> list[dict]:
+    """Write `identities` identities as shards of `per_shard` under `url`; returns their meta.json dicts.
+    `edit_meta` may change each meta.json (as written, after the faces are drawn) to make a damaged dataset."""
     config = PlanConfig(expressions=ExpressionConfig(pain_expressions=pain_expressions), view_yaws=views)
     storage = Storage(url)
     manifest = Manifest(package_version="0.1.0", seed=seed, config={}, identities=identities)
@@ -53,6 +55,9 @@ def write_dataset(url: str, identities: int, image_size: int = 64, pain_expressi
                 for expression in meta["expressions"]:
                     sample[view_member(expression["name"], view["name"])] = draw_face(
                         image_size, meta["skin"]["tone"], meta["background"]["top"], expression["pspi"], view["yaw"])
+            if edit_meta is not None:
+                edit_meta(meta)
+                sample[META] = json.dumps(meta).encode()
             samples.append((meta["id"], sample))
             metas.append(meta)
         with storage.committing(task.path) as sink:

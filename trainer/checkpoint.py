@@ -6,13 +6,16 @@
 
 Everything is read with `torch.load(weights_only=True)`, PyTorch's restricted unpickler: a checkpoint from
 someone else cannot run code. A run folder holds `checkpoint_epochNNNN/` folders; `latest_checkpoint` picks
-the highest epoch. Folders may live on any fsspec URL (local or s3://).
+the highest epoch. Folders may live on any fsspec URL (local or s3://), opened with the storage options every
+command uses (`filesystem`). checkpoint.json is strict JSON: a metric that is undefined (NaN) is null.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import fsspec
 import torch
 from torch import nn
 
+from factory.format.storage import resolve_storage_options
 from trainer.models import BackboneConfig, create_model
 
 INFO = "checkpoint.json"
@@ -35,7 +39,24 @@ def save_checkpoint(directory: str | Path, model: nn.Module, info: dict, trainin
     torch.save(model.state_dict(), directory / "model.pt")
     if training_state is not None:
         torch.save(training_state, directory / "training.pt")
-    (directory / INFO).write_text(json.dumps(info, indent=1, sort_keys=True))
+    (directory / INFO).write_text(json.dumps(finite_or_null(info), indent=1, sort_keys=True, allow_nan=False))
+
+
+def finite_or_null(value):
+    """`value` with every NaN or infinite float replaced by None: JSON has neither (Python writes NaN, Infinity)."""
+    if isinstance(value, Mapping):
+        return {name: finite_or_null(item) for name, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def filesystem(url: str, storage_options: Mapping | None = None):
+    """(fsspec filesystem, path) of `url`, with the environment's storage options and `storage_options` over
+    them: what every factory command uses (factory/format/storage.py, resolve_storage_options)."""
+    return fsspec.url_to_fs(url, **resolve_storage_options(url, storage_options or {}))
 
 
 def read_info(directory: str | Path) -> dict:
@@ -53,9 +74,9 @@ def build_model(info: dict) -> nn.Module:
     return create_model(info["model"], backbone, fusion_heads=info["fusion_heads"])
 
 
-def latest_checkpoint(url: str) -> str | None:
+def latest_checkpoint(url: str, storage_options: Mapping | None = None) -> str | None:
     """The checkpoint folder at `url` itself, or the highest-epoch checkpoint folder inside a run folder."""
-    fs, path = fsspec.url_to_fs(url)
+    fs, path = filesystem(url, storage_options)
     fs.invalidate_cache()  # object stores' listings are cached per process; a run folder changes under us
     if fs.exists(f"{path.rstrip('/')}/{INFO}"):
         return url
@@ -67,11 +88,11 @@ def latest_checkpoint(url: str) -> str | None:
 
 
 @contextmanager
-def local_checkpoint(url: str):
+def local_checkpoint(url: str, storage_options: Mapping | None = None):
     """A local folder with the checkpoint at `url` (a temporary copy when it is remote)."""
     from fsspec.implementations.local import LocalFileSystem
 
-    fs, path = fsspec.url_to_fs(url)
+    fs, path = filesystem(url, storage_options)
     if isinstance(fs, LocalFileSystem):
         yield Path(path)
         return
@@ -81,12 +102,12 @@ def local_checkpoint(url: str):
         yield Path(tmp)
 
 
-def load_checkpoint(url: str) -> tuple[nn.Module, dict]:
+def load_checkpoint(url: str, storage_options: Mapping | None = None) -> tuple[nn.Module, dict]:
     """(model with the checkpoint's weights, its checkpoint.json) from a checkpoint or run folder URL."""
-    found = latest_checkpoint(url)
+    found = latest_checkpoint(url, storage_options)
     if found is None:
         raise FileNotFoundError(f"no checkpoint at {url} (expected {INFO}, or {CHECKPOINT_PREFIX}NNNN/ folders)")
-    with local_checkpoint(found) as directory:
+    with local_checkpoint(found, storage_options) as directory:
         info = read_info(directory)
         model = build_model(info)
         model.load_state_dict(load_weights(directory))

@@ -4,7 +4,6 @@ Train, and evaluate checkpoints."""
 from __future__ import annotations
 
 import json
-import math
 from typing import Optional
 
 import typer
@@ -26,7 +25,21 @@ def main() -> None:
     """Train and evaluate ViTPain and its baselines on painfactory datasets (local or s3://) with Ray Train."""
 
 
-def make_source(data: Optional[str], unbc: Optional[str], fold: int, folds: int, protocol: str, split):
+STORAGE_OPTION_HELP = ("fsspec option key=value for every URL the command reads or writes, repeatable "
+                       "(endpoint_url=http://…), as for the factory commands.")
+
+
+def storage_options_of(pairs: Optional[list[str]]) -> dict:
+    """--storage-option flags as fsspec options (merged over the environment's where each URL is opened)."""
+    from factory.format.storage import parse_storage_options
+
+    try:
+        return parse_storage_options(pairs or [])
+    except ValueError as error:
+        fail(str(error))
+
+
+def make_source(data: Optional[str], unbc: Optional[str], fold: int, folds: int, protocol: str, split, storage_options: dict):
     """The pairs to train or evaluate on: a painfactory dataset split by `split` (a SplitConfig), or a fold of
     UNBC-McMaster (subject-wise, seeded by `split.seed`)."""
     from trainer.data import ShardPairs
@@ -37,7 +50,7 @@ def make_source(data: Optional[str], unbc: Optional[str], fold: int, folds: int,
         fail("give exactly one of --data URL (a painfactory dataset) or --unbc ROOT (UNBC-McMaster)")
     try:
         if data is not None:
-            return ShardPairs(absolute_url(data), split)
+            return ShardPairs(absolute_url(data), split, storage_options)
         return UnbcPairs(absolute_url(unbc), fold=fold, folds=folds, protocol=protocol, seed=split.seed)
     except ValueError as error:
         fail(str(error))
@@ -84,6 +97,8 @@ def fit(
     workers: int = typer.Option(1, help="Ray Train workers (DDP ranks)."),
     gpu: bool = typer.Option(False, "--gpu", help="One GPU per worker."),
     max_failures: int = typer.Option(2, help="Worker-group restarts Ray Train may make after a failure."),
+    storage_option: Optional[list[str]] = typer.Option(None, "--storage-option", help=STORAGE_OPTION_HELP + " Credentials among "
+                                                       "them stay in this process: Ray Train workers take theirs from their environment."),
 ) -> None:
     """Train a pain model with Ray Train, one checkpoint per epoch, resuming from the latest one if OUT has any.
 
@@ -104,25 +119,36 @@ def fit(
         "loss.pspi": loss_pspi, "loss.thresholds": loss_thresholds, "loss.aus": loss_aus,
         "shuffle_buffer": shuffle_buffer, "seed": seed, "split.seed": split_seed, "split.fractions": split_fractions,
     }
+    options = storage_options_of(storage_option)
     try:
-        settings = with_init_checkpoint(load_train_config(config, flags, augment))
+        settings = with_init_checkpoint(load_train_config(config, flags, augment), options)
         if print_config:
             typer.echo(yaml.safe_dump(settings.to_dict(), sort_keys=False), nl=False)
             return
         if out is None:
             fail("--out is required: the run folder checkpoints go to")
-        source = make_source(data, unbc, fold, folds, protocol, settings.split)
+        source = make_source(data, unbc, fold, folds, protocol, settings.split, options)
         check_backbone(settings.backbone)
         source.check()
     except (ConfigError, ValueError, FileNotFoundError) as error:
         fail(str(error))
-    warning = scratch_warning(settings)
-    if warning:
-        typer.secho(warning, err=True, fg=typer.colors.YELLOW)
-    run_training(source, settings, out, workers, gpu, max_failures)
+    for warning in (scratch_warning(settings), credentials_warning(options)):
+        if warning:
+            typer.secho(warning, err=True, fg=typer.colors.YELLOW)
+    run_training(source, settings, out, workers, gpu, max_failures, options)
 
 
-def with_init_checkpoint(settings):
+def credentials_warning(storage_options: dict) -> Optional[str]:
+    from factory.format.storage import public_storage_options
+
+    if public_storage_options(storage_options) == storage_options:
+        return None
+    return ("warning: credentials given by --storage-option are used by this process only (Ray Train workers read theirs from "
+            "their own environment: AWS_* variables, ~/.aws, an instance role), and a command line is visible to other "
+            "processes and recorded by Ray as its job's entrypoint: prefer the environment")
+
+
+def with_init_checkpoint(settings, storage_options: dict):
     """With `init_checkpoint`, the model, backbone and fusion heads are the checkpoint's (its weights load over them)."""
     import dataclasses
 
@@ -132,35 +158,39 @@ def with_init_checkpoint(settings):
 
     if settings.init_checkpoint is None:
         return settings
-    found = latest_checkpoint(absolute_url(settings.init_checkpoint))
+    found = latest_checkpoint(absolute_url(settings.init_checkpoint), storage_options)
     if found is None:
         fail(f"no checkpoint at --init {settings.init_checkpoint}")
-    with local_checkpoint(found) as directory:
+    with local_checkpoint(found, storage_options) as directory:
         described = read_info(directory)
     return dataclasses.replace(settings, model=described["model"], fusion_heads=described["fusion_heads"],
                                backbone=BackboneConfig(**{**described["backbone"], "pretrained": None}), init_checkpoint=found)
 
 
-def run_training(source, settings, out: str, workers: int, gpu: bool, max_failures: int) -> None:
-    """Start (or resume) the Ray Train job and print the final checkpoint and metrics as one JSON line."""
-    import ray
-
+def run_training(source, settings, out: str, workers: int, gpu: bool, max_failures: int, storage_options: dict) -> None:
+    """Start (or resume) the Ray Train job and print the final checkpoint and metrics as one JSON line.
+    A failed run (TrainingError, a FactoryError) ends in one line: `error: training failed: <root cause>`."""
     from trainer.checkpoint import latest_checkpoint
     from trainer.train import fit as run_fit
+    from trainer.train import start_ray
 
-    previous = latest_checkpoint(out)
+    previous = latest_checkpoint(out, storage_options)
     if previous is not None:
         typer.echo(f"resuming {out} after {previous.rsplit('/', 1)[-1]}")
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False)
+    start_ray()
     try:
-        result = run_fit(source, settings, out, workers=workers, use_gpu=gpu, max_failures=max_failures)
+        result = run_fit(source, settings, out, workers=workers, use_gpu=gpu, max_failures=max_failures, storage_options=storage_options)
     except ValueError as error:
         fail(str(error))
-    if result.error is not None:
-        fail(f"training failed: {result.error}")
-    shown = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v))}
-    typer.echo(json.dumps({"checkpoint": latest_checkpoint(out), **shown}))
+    shown = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))}
+    echo_json({"checkpoint": latest_checkpoint(out, storage_options), **shown})
+
+
+def echo_json(value: dict, **options) -> None:
+    """Print one line of strict JSON: NaN and infinities (undefined metrics) become null."""
+    from trainer.checkpoint import finite_or_null
+
+    typer.echo(json.dumps(finite_or_null(value), allow_nan=False, **options))
 
 
 @app.command("fetch-backbone")
@@ -198,28 +228,30 @@ def evaluate(
                                                         "(the split fractions always are)."),
     batch_size: int = typer.Option(32, help="Pairs per inference batch."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (NaN as null) instead of a table."),
+    storage_option: Optional[list[str]] = typer.Option(None, "--storage-option", help=STORAGE_OPTION_HELP),
 ) -> None:
     """MAE, RMSE, Pearson, ICC(3,1), AUROC and calibrated F1 at PSPI ≥ 1, 2, 3, and MAE per demographic group."""
     from trainer.checkpoint import latest_checkpoint, local_checkpoint, read_info
     from trainer.data import SplitConfig
     from trainer.evaluate import evaluate as run_evaluate
 
-    found = latest_checkpoint(checkpoint)
+    options = storage_options_of(storage_option)
+    found = latest_checkpoint(checkpoint, options)
     if found is None:
         fail(f"no checkpoint at {checkpoint}")
-    with local_checkpoint(found) as directory:
+    with local_checkpoint(found, options) as directory:
         trained_on = read_info(directory).get("source", {})
     if split_seed is None:
         split_seed = trained_on.get("split_seed", trained_on.get("seed", 0))
     fractions = trained_on.get("fractions", SplitConfig().fractions)
-    source = make_source(data, unbc, fold, folds, protocol, SplitConfig(seed=split_seed, fractions=tuple(fractions)))
+    source = make_source(data, unbc, fold, folds, protocol, SplitConfig(seed=split_seed, fractions=tuple(fractions)), options)
     try:
-        metrics = run_evaluate(found, source, split, batch_size=batch_size)
+        source.check()
+        metrics = run_evaluate(found, source, split, batch_size=batch_size, storage_options=options)
     except (ValueError, FileNotFoundError) as error:
         fail(str(error))
-    metrics = without_nan(metrics)
     if as_json:
-        typer.echo(json.dumps(metrics, sort_keys=True))
+        echo_json(metrics, sort_keys=True)
         return
     for name, value in metrics.items():
         typer.echo(f"{name:>16}  {value:.4f}" if isinstance(value, float) else f"{name:>16}  {value}")
@@ -232,15 +264,6 @@ def models() -> None:
 
     for name in list_models():
         typer.echo(name)
-
-
-def without_nan(value):
-    """JSON has no NaN: undefined metrics (e.g. AUROC with one class) become null."""
-    if isinstance(value, dict):
-        return {k: without_nan(v) for k, v in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ validation split's predictions (the training split's when validation is empty) a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 
@@ -12,9 +14,9 @@ from trainer.metrics import calibrate_thresholds, mae_by_group, pain_metrics
 from trainer.train import predict
 
 
-def evaluate(checkpoint: str, source, split: str = "test", batch_size: int = 32) -> dict:
+def evaluate(checkpoint: str, source, split: str = "test", batch_size: int = 32, storage_options: Mapping | None = None) -> dict:
     check_split(split)
-    model, info = load_checkpoint(checkpoint)
+    model, info = load_checkpoint(checkpoint, storage_options)
     transform = PairTransform(info["backbone"]["image_size"], tuple(info["mean"]), tuple(info["std"]))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)

@@ -13,12 +13,14 @@ The archive itself is licensed to its users and never ships with this project.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from factory.spec.labels import MAX_PSPI
 from trainer.data import Pair, check_split, scaled_aus
 
 PROTOCOLS = ("kfold", "loso")
@@ -37,7 +39,13 @@ def read_pspi(path: Path) -> float:
     text = path.read_text().split()
     if len(text) != 1:
         raise ValueError(f"{path}: expected one PSPI number, got {len(text)} fields")
-    return float(text[0])
+    try:
+        value = float(text[0])
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MAX_PSPI:  # NaN fails too
+        raise ValueError(f"{path}: PSPI must be a number from 0 to {MAX_PSPI}, got {text[0]!r}")
+    return value
 
 
 def read_facs(path: Path) -> dict:
@@ -111,6 +119,10 @@ class UnbcPairs:
         """Fail now, with a clear message, if the archive or the fold cannot be used."""
         for split in ("train", "val", "test"):
             self.subjects(split)
+
+    def for_workers(self) -> "UnbcPairs":
+        """As it travels to Ray Train workers: local files, nothing to leave out."""
+        return self
 
     def describe(self) -> dict:
         return {"kind": "unbc-mcmaster", "root": self.root, "fold": self.fold, "folds": self.folds, "protocol": self.protocol, "seed": self.seed}

@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from factory.face import ict
 from factory.face.model import FaceModel
 from factory.face.topology import find_margins
 from factory.spec.labels import RIG_AUS, validate_aus
@@ -53,8 +52,8 @@ AU_SHAPES: dict[str, dict[str, float]] = {
 INTENSITY_WEIGHT = (0.0, 0.15, 0.35, 0.6, 0.8, 1.0)
 EYE_CLOSING_SHAPES = ("eyeBlink_L", "eyeBlink_R")
 BLINK_OF_EYE = {"eye_left": "eyeBlink_L", "eye_right": "eyeBlink_R"}
-# The eyeball each blink closes over, and how far a closed lid pushes it back.
-EYEBALL_OF_BLINK = {"eyeBlink_L": ict.EYEBALL_LEFT, "eyeBlink_R": ict.EYEBALL_RIGHT}
+# The eyeball each blink closes over (a FaceLayout field), and how far a closed lid pushes it back.
+EYEBALL_OF_BLINK = {"eyeBlink_L": "eyeball_left", "eyeBlink_R": "eyeball_right"}
 EYEBALL_RETRACTION_CM = 3.0  # deeper than the eye socket (about 2.5 cm)
 
 
@@ -161,7 +160,7 @@ class AURig:
         verts = verts.clone()
         for shape, eyeball in EYEBALL_OF_BLINK.items():
             closing = weights[:, self.model.expression_index(shape)]
-            verts[:, eyeball.slice, 2] -= EYEBALL_RETRACTION_CM * closing[:, None]
+            verts[:, getattr(self.model.layout, eyeball), 2] -= EYEBALL_RETRACTION_CM * closing[:, None]
         return verts
 
 

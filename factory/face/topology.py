@@ -1,7 +1,9 @@
 """Mesh topology of the face surface: the lid and lip margins, found from the mesh itself.
 
-The face surface (`ict.FACE`) has three holes, two eyes and the mouth; their borders are the lid and lip margins.
-The rig keeps those margins from crossing; the texturer paints a lash line along the lid margins.
+A face model's margin surface (`FaceLayout.margin_surface`: ICT's face area, FLAME's whole head) has a hole for
+each eye and one for the mouth; their borders are the lid and lip margins. Each hole is the border loop nearest its
+landmarks (the eye's six, the inner lip's eight), so other borders (ICT's face edge, FLAME's neck) are never taken
+for one. The rig keeps those margins from crossing; the texturer paints a lash line along the lid margins.
 
     margins = find_margins(model)      # [MarginPairs("eye_left", …), MarginPairs("eye_right", …), MarginPairs("lips", …)]
     margins[0].gaps(verts)             # (..., P) vertical gap of each upper-margin vertex above the lower margin
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from factory.face import ict
 from factory.face.model import FaceModel
+
+# Multi-PIE landmarks around each hole; "left" is the face's left (+x): points 42–47.
+HOLE_LANDMARKS = {"eye_left": slice(42, 48), "eye_right": slice(36, 42), "lips": slice(60, 68)}
 
 
 @dataclass(frozen=True)
@@ -40,44 +44,50 @@ class MarginPairs:
 
 
 def find_margins(model: FaceModel) -> list[MarginPairs]:
-    """Lid and lip margins: the borders of the three holes (two eyes, mouth) in the face surface."""
-    faces = model.faces.numpy()
-    faces = faces[(faces < ict.FACE_VERTEX_COUNT).all(axis=1)]
+    """Lid and lip margins: the borders of the three holes (two eyes, mouth) in the margin surface."""
+    neutral = model.neutral.numpy()
+    loops = hole_loops(model.faces.numpy(), model.layout.margin_surface.numpy(), neutral,
+                       model.landmark_points(model.neutral).numpy())
+    return [pair_margin(region, loop, neutral) for region, loop in sorted(loops.items())]
+
+
+def hole_loops(faces: np.ndarray, surface: np.ndarray, verts: np.ndarray, landmarks: np.ndarray) -> dict[str, np.ndarray]:
+    """region → the border loop of that hole (vertex ids in order around it) of the surface made by the triangles
+    whose vertices are all in `surface` (V,) bool; `landmarks` (68, 3) say where each hole is."""
+    faces = faces[surface[faces].all(axis=1)]
     edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
     unique, counts = np.unique(edges, axis=0, return_counts=True)
-    border = unique[counts == 1]
-    neutral = model.neutral.numpy()
-    loops = connected_components(border)
-    # The outer border of the face region is the largest loop; the holes sit high (eyes) and low (mouth) on the front.
-    holes = sorted(loops, key=len)[:-1]
-    margins = []
-    for loop in holes:
-        centre = neutral[loop].mean(axis=0)
-        region = "lips" if centre[1] < 0 else ("eye_left" if centre[0] > 0 else "eye_right")
-        margins.append(pair_margin(region, np.asarray(loop), neutral))
-    return sorted(margins, key=lambda m: m.region)
+    loops = border_loops(unique[counts == 1])
+    holes = {}
+    for region, numbers in HOLE_LANDMARKS.items():
+        centre = landmarks[numbers].mean(axis=0)
+        holes[region] = min(loops, key=lambda loop: float(np.linalg.norm(verts[loop].mean(axis=0) - centre)))
+    return holes
 
 
-def connected_components(edges: np.ndarray) -> list[list[int]]:
-    """The vertex sets of the connected components of an edge list (E, 2)."""
+def border_loops(edges: np.ndarray) -> list[np.ndarray]:
+    """The closed loops (vertex ids in walking order) that border edges (E, 2) form; on a manifold surface every
+    border vertex has two border neighbours."""
     neighbours: dict[int, list[int]] = {}
     for u, v in edges:
         neighbours.setdefault(int(u), []).append(int(v))
         neighbours.setdefault(int(v), []).append(int(u))
     seen: set[int] = set()
-    components = []
+    loops = []
     for start in neighbours:
         if start in seen:
             continue
-        stack, component = [start], []
-        while stack:
-            vertex = stack.pop()
-            if vertex not in seen:
-                seen.add(vertex)
-                component.append(vertex)
-                stack.extend(neighbours[vertex])
-        components.append(component)
-    return components
+        loop, previous, vertex = [start], None, start
+        seen.add(start)
+        while True:
+            following = [n for n in neighbours[vertex] if n != previous and n not in seen]
+            if not following:
+                break
+            previous, vertex = vertex, following[0]
+            seen.add(vertex)
+            loop.append(vertex)
+        loops.append(np.asarray(loop))
+    return loops
 
 
 def pair_margin(region: str, loop: np.ndarray, neutral: np.ndarray) -> MarginPairs:

@@ -11,7 +11,7 @@ identities: 2500
 out: s3://my-bucket/3dpain
 seed: 0
 identities_per_shard: 8
-render: {image_size: 512, texturer: procedural}
+render: {image_size: 512, texturer: procedural}   # face_model: flame, flame_path: /data/flame2023_Open.pkl
 plan: {view_yaws: [0, -35, 35], expressions: {pain_expressions: 10}}
 storage_options: {client_kwargs: {endpoint_url: "http://127.0.0.1:9000"}}
 diffusion_gpus_per_actor: 1      # the diffusion stage (with texturer diffusion or background inpaint)
@@ -26,15 +26,18 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from factory.diffusion.settings import require_number
+from factory.face.source import ICT_IDENTITY_MODES
 from factory.format.storage import public_storage_options, resolve_storage_options
 from factory.options import ConfigError, read_yaml, reject_unknown_keys
-from factory.run.identity import RenderConfig
+from factory.run.identity import FLAME_FILES, RenderConfig
 from factory.spec.plan import PlanConfig
 
 # The settings that decide the bytes of every shard. An existing dataset may only be extended or resumed
 # with the same values; `identities` may grow (see generate.open_output), the rest (workers, out, …) is how
-# a run is carried out, not what it makes.
+# a run is carried out, not what it makes. Of the FLAME files, the content is their sha256, not where they are:
+# the same file elsewhere resumes, a different file at the same path is refused.
 CONTENT_KEYS = ("seed", "identities_per_shard", "plan", "render")
+LOCATION_KEYS = {"render": tuple(path for path, _ in FLAME_FILES)}
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,12 @@ class GenerateConfig:
             raise ConfigError(f"overwrite must be true or false, got {self.overwrite!r}")
         if not isinstance(self.storage_options, Mapping):
             raise ConfigError("storage_options must be a mapping of fsspec options")
+        if self.render.face_model == "ict" and self.plan.identity_modes > ICT_IDENTITY_MODES:
+            raise ConfigError(f"plan.identity_modes {self.plan.identity_modes}: the ICT face model has {ICT_IDENTITY_MODES} identity modes")
 
     def content(self) -> dict:
         """The settings that decide the data, as plain JSON values (for the manifest's fingerprint check)."""
-        return {name: plain(self.to_dict()[name]) for name in CONTENT_KEYS}
+        return content_of(self.to_dict())
 
     def to_dict(self) -> dict:
         """Everything, credentials left out: what the manifest records and what may be printed."""
@@ -86,6 +91,15 @@ class GenerateConfig:
         data["render"] = asdict(self.render)
         data["storage_options"] = public_storage_options(self.storage_options)
         return plain(data)
+
+
+def content_of(config: Mapping) -> dict:
+    """The CONTENT_KEYS of a config dict (GenerateConfig.to_dict(), or one a manifest stored), file paths left out."""
+    content = {name: plain(config.get(name)) for name in CONTENT_KEYS}
+    for name, keys in LOCATION_KEYS.items():
+        if isinstance(content.get(name), dict):
+            content[name] = {key: value for key, value in content[name].items() if key not in keys}
+    return content
 
 
 def require_int(name: str, value, minimum: int) -> None:
@@ -103,8 +117,8 @@ def plain(value):
 def load_generate_config(config_file: Path | None = None, **flags) -> GenerateConfig:
     """Build the config from an optional YAML file, then the flags that were given (None = not given).
 
-    `flags` are GenerateConfig field names plus the render flags of RENDER_FLAGS; `storage_options` from flags are
-    merged into the file's. Environment defaults (an S3 endpoint from AWS_ENDPOINT_URL) come last and never override.
+    `flags` are GenerateConfig field names plus RENDER_FLAGS; `storage_options` from flags are merged into the
+    file's. Environment defaults (an S3 endpoint from AWS_ENDPOINT_URL) come last and never override.
     """
     data = read_yaml(config_file) if config_file else {}
     try:
@@ -133,6 +147,8 @@ def load_generate_config(config_file: Path | None = None, **flags) -> GenerateCo
 
 # Flags that set a render key: flag name → its path under `render:`.
 RENDER_FLAGS = {"image_size": ("image_size",), "texturer": ("texturer",), "background": ("background",),
+                "face_model": ("face_model",), "flame_path": ("flame_path",), "flame_uv": ("flame_uv",),
+                "flame_landmarks": ("flame_landmarks",),
                 "texture_model": ("diffusion", "texture", "model"), "controlnet_model": ("diffusion", "texture", "controlnet"),
                 "background_model": ("diffusion", "background", "model")}
 

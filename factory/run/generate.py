@@ -28,7 +28,7 @@ from factory.errors import FactoryError
 from factory.format.manifest import MANIFEST_NAME, Manifest, ShardRecord, load_manifest, save_manifest
 from factory.format.shards import SHARD_DIR, ShardTask, plan_shards
 from factory.format.storage import Storage
-from factory.run.config import GenerateConfig, content_differences
+from factory.run.config import GenerateConfig, content_differences, content_of
 from factory.run.diffusion import DiffusionPool, check_models, render_gpus_beside
 from factory.run.workers import ShardResult, ShardWorker
 
@@ -38,7 +38,8 @@ ACTOR_NAMESPACE = "painfactory"  # actors are named "<run id>-worker-<n>" there,
 # variables were set) would not see them otherwise. Ray keeps them in the actors' runtime environment, which
 # its dashboard can show: on a shared cluster, prefer node credentials (instance roles) and leave these unset.
 FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION",
-                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE")
+                 "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE",
+                 "PAINFACTORY_CACHE")  # where workers keep the FLAME correspondence (factory/face/flame/transfer.py)
 # How often one shard may lose its actor before the run gives up: a shard that kills every process it runs in
 # (out of memory, a crashing driver library) would otherwise be retried forever.
 MAX_ACTOR_LOSSES_PER_SHARD = 3
@@ -131,7 +132,7 @@ def open_output(storage: Storage, config: GenerateConfig) -> Manifest:
         raise GenerateError(f"{config.out} holds {SHARD_DIR}/ but no {MANIFEST_NAME}: not a painfactory dataset or a damaged one; "
                             "use --overwrite to replace it, or choose another --out")
     elif existing is not None:
-        stored = {name: existing.config.get(name) for name in config.content()}
+        stored = content_of(existing.config)
         differing = content_differences(stored, config.content())
         if differing:
             raise GenerateError(f"{config.out} was generated with a different config ({', '.join(differing)} differ); "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -28,9 +29,10 @@ from factory import __version__
 from factory.diffusion.jobs import DiffusionOutputs
 from factory.diffusion.settings import DiffusionConfig
 from factory.errors import FactoryError
-from factory.face import ict
+from factory.face.flame.model import FlameSource
 from factory.face.model import FaceModel
 from factory.face.rig import AURig
+from factory.face.source import FACE_MODELS, file_sha256, load_face
 from factory.face.texture import TEXTURERS, DiffusionTexturer, Texture, make_texturer
 from factory.format.encoders import DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
 from factory.format.members import MESH, META, TEXTURE, heatmap_member, view_member
@@ -53,6 +55,11 @@ DEVICES = ("auto", "cpu", "cuda")
 VIEW_LAYERS = ("rgb", "segmentation", "depth", "landmarks_2d", "landmarks_visible")  # per view: [expression, view, …]
 
 
+# The FLAME files a render reads: (path field, its sha256 field). A path is where the file is on this machine; the
+# digest is what the data depends on (GenerateConfig.content() keeps the digests, not the paths).
+FLAME_FILES = (("flame_path", "flame_sha256"), ("flame_uv", "flame_uv_sha256"), ("flame_landmarks", "flame_landmarks_sha256"))
+
+
 @dataclass(frozen=True)
 class RenderConfig:
     image_size: int = 512
@@ -63,8 +70,17 @@ class RenderConfig:
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
     background: str = "gradient"  # a name in factory/run/backgrounds.py BACKGROUNDS
     diffusion: DiffusionConfig | None = None  # models and samplers; set (to defaults) when the texturer or background uses them
+    face_model: str = "ict"  # "ict" (bundled) or "flame" (the user's file at flame_path)
+    flame_path: str | None = None  # FLAME 2020 / 2023 / 2023 Open model, .pkl or .npz
+    flame_uv: str | None = None  # FLAME's UV layout (.obj with vt, or .npz with vt/ft); else ICT's UVs transferred
+    flame_landmarks: str | None = None  # a 68- (or 51-) point landmark embedding; else the model file's, else transferred
+    # Each file's sha256: filled in from the file when not given; when given, the file must have it.
+    flame_sha256: str | None = None
+    flame_uv_sha256: str | None = None
+    flame_landmarks_sha256: str | None = None
 
     def __post_init__(self) -> None:
+        self.check_face_model()
         if not 32 <= self.image_size <= 4096:
             raise ConfigError(f"image_size must be 32..4096 pixels, got {self.image_size}")
         if self.texturer not in TEXTURERS:
@@ -89,6 +105,33 @@ class RenderConfig:
     def uses_diffusion(self) -> bool:
         """Whether identities need the diffusion stage (portraits for the texture, or inpainted backgrounds)."""
         return self.texturer == "diffusion" or self.background == "inpaint"
+
+    def check_face_model(self) -> None:
+        """The FLAME files exist when face_model is flame (and only then), with their digests filled in or matching."""
+        if self.face_model not in FACE_MODELS:
+            raise ConfigError(f"face_model must be one of {', '.join(FACE_MODELS)}, got {self.face_model!r}")
+        if self.face_model == "ict":
+            given = [name for pair in FLAME_FILES for name in pair if getattr(self, name) is not None]
+            if given:
+                raise ConfigError(f"{', '.join(given)} only apply with face_model: flame (--face-model flame)")
+            return
+        if not self.flame_path:
+            raise ConfigError("face_model flame needs flame_path (--flame-path): your FLAME model file, see the README")
+        for path_field, digest_field in FLAME_FILES:
+            path = getattr(self, path_field)
+            if path is None:
+                continue
+            if not Path(path).is_file():
+                raise ConfigError(f"{path_field}: no such file {path}")
+            digest = file_sha256(path)
+            if getattr(self, digest_field) not in (None, digest):
+                raise ConfigError(f"{path_field} {path} has sha256 {digest}, not the {digest_field} {getattr(self, digest_field)} asked for")
+            object.__setattr__(self, digest_field, digest)  # frozen: filled once, here
+
+    def flame_source(self) -> FlameSource | None:
+        if self.face_model != "flame":
+            return None
+        return FlameSource(path=self.flame_path, uv=self.flame_uv, landmarks=self.flame_landmarks)
 
     @classmethod
     def from_dict(cls, data: dict) -> "RenderConfig":
@@ -118,7 +161,9 @@ class IdentityRenderer:
         # The rig and the texturer run on the CPU (small, once per identity); raster, shading and layers run on
         # `device`, where a GPU pays off (and backend "auto" then picks pytorch3d's CUDA rasterizer).
         self.device = resolve_device(self.config.device)
-        self.model = FaceModel.load()
+        self.face = load_face(self.config.face_model, self.config.flame_source())
+        self.check_face_files()
+        self.model = self.face.model
         self.rig = AURig(self.model)
         self.texturer = make_texturer(self.config.texturer, self.model, self.config.texture_size)
         atlas = self.texturer.atlas
@@ -126,6 +171,12 @@ class IdentityRenderer:
         self.faces, self.corner_uvs, self.face_part = (x.to(self.device) for x in (atlas.faces, atlas.corner_uvs, atlas.face_part))
         self.rasterizer = Rasterizer(self.config.backend)
         self.renderer = MeshRenderer(self.rasterizer, Shader(self.model.part_names))
+
+    def check_face_files(self) -> None:
+        """The FLAME file read here is the one the config names by digest (on a cluster, every node's copy must be)."""
+        record, config = self.face.record, self.config
+        if record["name"] == "flame" and record["sha256"] != config.flame_sha256:
+            raise ConfigError(f"{config.flame_path} on this machine has sha256 {record['sha256']}, the run expects {config.flame_sha256}")
 
     def render(self, spec: IdentitySpec, outputs: DiffusionOutputs | None = None, texture: Texture | None = None) -> dict[str, object]:
         """All layers of one identity. Arrays are indexed [expression, view, …] in spec order. `outputs`: what the
@@ -163,14 +214,14 @@ class IdentityRenderer:
               background: str | None = None) -> Scene:
         """The planned views as cameras framing the neutral face, the plan's light, and a background per view of the
         configured kind (or of kind `background`)."""
-        centre, radius = bounding_sphere(meshes.verts[0, : ict.FRAMED_VERTEX_COUNT])
+        centre, radius = bounding_sphere(meshes.verts[0, self.model.layout.framed.to(self.device)])
         cameras = [head_camera(orbit_of(view), self.config.image_size, centre, radius) for view in spec.views]
         backgrounds = BACKGROUNDS[background or self.config.background](spec, outputs)
         return Scene(cameras=cameras, light=light_of(spec.light), backgrounds=backgrounds)
 
     def view_layers(self, meshes: Meshes, camera: Camera, view: RenderedView) -> dict[str, np.ndarray]:
         """The VIEW_LAYERS of one view, each (expressions, …)."""
-        points, visible = landmarks_layer(meshes.verts[:, self.model.landmarks], camera, view.fragments)
+        points, visible = landmarks_layer(self.model.landmark_points(meshes.verts), camera, view.fragments)
         return {"rgb": rgb_layer(view.image), "segmentation": segmentation_layer(view.fragments, meshes.face_part),
                 "depth": depth_layer(view.fragments), "landmarks_2d": points, "landmarks_visible": visible}
 
@@ -193,13 +244,14 @@ class IdentityRenderer:
             "image_size": self.config.image_size, "depth_unit_cm": DEPTH_UNIT_CM, "parts": list(self.model.part_names),
             "heatmap": {"normalisation_cm": NORMALISATION_CM, "view": spec.views[0].name, "colormap": "hot"},
             "texture": layers["texture_parameters"],
-            "generator": {"package": "painfactory", "version": __version__, "face_model": "ict-face-light",
-                          "texturer": self.config.texturer,
-                          "backend": self.rasterizer.backend_name(self.device)},
+            "generator": {"package": "painfactory", "version": __version__, "face_model": self.face.record["name"],
+                          "texturer": self.config.texturer, "backend": self.rasterizer.backend_name(self.device)},
         })
         if self.config.background != "gradient":  # the default leaves meta.json as it always was
             data["generator"]["background"] = self.config.background
             data["background"].update(layers["background_parameters"])
+        if self.face.record["name"] == "flame":  # the FLAME file's digest, and where its landmarks and UVs came from
+            data["generator"]["face_model_files"] = self.face.record
         return data
 
     def encode_sample(self, spec: IdentitySpec, layers: dict[str, object]) -> dict[str, bytes]:
@@ -220,7 +272,7 @@ class IdentityRenderer:
 def identity_layers(meshes: Meshes, model: FaceModel, texture: Texture, scene: Scene) -> dict[str, object]:
     """The layers that belong to the identity rather than a view: 3D landmarks, meshes, texture, cameras."""
     verts = meshes.verts
-    return {"landmarks_3d": verts[:, model.landmarks].cpu().numpy(), "vertices": verts.cpu().numpy(),
+    return {"landmarks_3d": model.landmark_points(verts).cpu().numpy(), "vertices": verts.cpu().numpy(),
             "texture": (texture.image * 255).round().to(torch.uint8).numpy(), "texture_parameters": texture.parameters,
             "cameras": scene.cameras}
 

@@ -7,7 +7,9 @@ Other AUs make faces varied and serve as hard negatives; they never change the P
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from numbers import Real
 
 PSPI_AUS = ("AU4", "AU6", "AU7", "AU9", "AU10", "AU43")
 # Every AU the rig can drive, in numeric order. The PSPI ones are among them.
@@ -30,12 +32,14 @@ def max_intensity(au: str) -> int:
 
 
 def validate_aus(aus: Mapping[str, int]) -> dict[str, int]:
-    """The same mapping with every value an int in range; a clear error naming the first bad entry."""
+    """The same mapping with every value an int in range; a clear error naming the first bad entry, whatever
+    the value (labels also come from datasets' meta.json: NaN, infinities, strings, null)."""
     checked = {}
     for au, value in aus.items():
         if au not in RIG_AUS:
             raise ValueError(f"unknown action unit {au!r}; known: {', '.join(RIG_AUS)}")
-        if isinstance(value, bool) or int(value) != value or not 0 <= value <= max_intensity(au):
+        is_number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+        if not is_number or int(value) != value or not 0 <= value <= max_intensity(au):
             raise ValueError(f"{au} must be an integer from 0 to {max_intensity(au)}, got {value!r}")
         checked[au] = int(value)
     return checked

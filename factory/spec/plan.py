@@ -20,6 +20,7 @@ from factory.options import ConfigError, reject_unknown_keys
 from factory.spec.expressions import Expression, ExpressionConfig, sample_expressions
 
 AgeBand = tuple[int, int]
+MAX_IDENTITY_MODES = 300  # FLAME's identity components; a face model with fewer refuses more (run/config.py, FaceModel.vertices)
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class PlanConfig:
     age_bands: tuple[AgeBand, ...] = ((18, 29), (30, 44), (45, 59), (60, 80))
     genders: tuple[str, ...] = ("female", "male")
     ethnicities: tuple[str, ...] = ("white", "black", "east_asian", "south_asian", "hispanic_latino", "middle_eastern")
-    identity_modes: int = 100  # how many of the face model's identity modes get a coefficient
+    identity_modes: int = 100  # how many of the face model's identity modes get a coefficient (ICT has 100, FLAME 300)
     identity_clip: float = 3.0  # coefficients are N(0, 1) clipped to ±this, so no face is a caricature
     expressions: ExpressionConfig = field(default_factory=ExpressionConfig)
     view_yaws: tuple[float, ...] = (0.0, -35.0, 35.0)  # degrees; 0 is frontal, negative puts the camera on the face's right (right cheek seen)
@@ -42,8 +43,8 @@ class PlanConfig:
         for name in ("genders", "ethnicities", "view_yaws"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} must not be empty")
-        if not 1 <= self.identity_modes <= 100:
-            raise ConfigError(f"identity_modes must be 1..100, got {self.identity_modes}")
+        if not 1 <= self.identity_modes <= MAX_IDENTITY_MODES:
+            raise ConfigError(f"identity_modes must be 1..{MAX_IDENTITY_MODES}, got {self.identity_modes}")
         if self.identity_clip <= 0 or self.view_jitter_deg < 0 or not 0 <= self.distance_jitter < 0.5:
             raise ConfigError("identity_clip must be > 0, view_jitter_deg >= 0 and distance_jitter in [0, 0.5)")
 

@@ -1,13 +1,15 @@
 """The UV atlas: every rendered triangle of the face model packed into one square texture, and what each texel shows.
 
-The ICT model keeps each sub-mesh's UVs in its own unit tile (UDIM style: face in tile 0, head and neck in tile 1,
-gums 2, teeth 3, eye shells 4–5, lashes 6), and the eyeballs overlap the face in tile 0. One texture needs one
-layout, so the atlas packs every rendered tile into its own cell of one square and rasterizes the UV triangles
-once, so each texel knows its triangle and the point of the neutral template it shows.
+A model's UVs may use several charts that overlap in UV space (ICT keeps each sub-mesh in its own UDIM tile, and its
+eyeballs overlap the face in tile 0); one texture needs one layout. The model's `FaceLayout` says which cell of the
+square each triangle's chart goes to (`face_cell`, `cells`); the atlas packs them and rasterizes the UV triangles
+once, so each texel knows its triangle and the point of the neutral template it shows. The atlas API is the same for
+every model: `corner_uvs` per rendered triangle, `texel_face`, `texel_position`.
 
-Two sub-meshes are left out of the rendered mesh because they only look right through transparency, which a
-single-layer rasterizer cannot do: the eye shells (lacrimal fluid, eye blend, occlusion) would hide the eyes, and
-the eyelash cards, drawn opaque, become dark goggles. The texturer paints a lash line on the lid margins instead.
+Triangles whose cell is -1 are left out of the rendered mesh. ICT's eye shells (lacrimal fluid, eye blend, occlusion)
+and eyelash cards only look right through transparency, which a single-layer rasterizer cannot do: the shells would
+hide the eyes, and the lash cards, drawn opaque, become dark goggles. The texturer paints a lash line on the lid
+margins instead.
 """
 
 from __future__ import annotations
@@ -18,28 +20,11 @@ from functools import cached_property
 import torch
 import torch.nn.functional as F
 
-from factory.face import ict
+from factory.face.layout import AtlasCell
 from factory.face.model import FaceModel
 from factory.render.camera import Camera
 from factory.render.raster import rasterize
 
-# Atlas cells: UV tile → (x, y, size) of its square in the texture, as fractions of the side (y down).
-# The face gets most of the texels; the eyeballs get their own cells because they overlap the face in tile 0.
-# Each eyeball is two nested spheres (sclera, then an inner iris shell) whose UV maps differ, and the two eyes
-# share one UV layout, mirrored; overlapping UVs cannot hold different colours, so each shell of each eye gets a
-# cell of its own.
-EYE_CELLS = {"sclera_left": ict.SCLERA_LEFT, "iris_left": ict.IRIS_LEFT,
-             "sclera_right": ict.SCLERA_RIGHT, "iris_right": ict.IRIS_RIGHT}  # cell name → vertex range
-ATLAS_CELLS = {
-    0: (0.0, 0.0, 0.625),  # tile 0 without the eyeballs: face, brows, lips
-    1: (0.625, 0.0, 0.375),  # head and neck, mouth socket, eye sockets
-    "sclera_left": (0.625, 0.375, 0.1875),
-    "sclera_right": (0.8125, 0.375, 0.1875),
-    "iris_left": (0.75, 0.5625, 0.125),
-    "iris_right": (0.875, 0.5625, 0.125),
-    3: (0.0, 0.625, 0.375),  # teeth
-    2: (0.375, 0.625, 0.375),  # gums and tongue
-}
 CELL_MARGIN = 2.0 / 1024  # inset of each cell (2 texels at 1024), so bilinear lookups never reach a neighbour
 
 
@@ -57,14 +42,10 @@ class UVAtlas:
 
     @classmethod
     def build(cls, model: FaceModel, size: int) -> "UVAtlas":
-        if model.num_vertices != ict.VERTEX_COUNT:
-            raise ValueError(f"the UV atlas knows the ICT face model's layout ({ict.VERTEX_COUNT} vertices); "
-                             f"this model has {model.num_vertices}")
-        first_vertex = model.faces[:, 0]
-        keep = ~ict.EYE_SHELLS.contains(first_vertex) & ~ict.LASH_CARDS.contains(first_vertex)
-        face_index = torch.nonzero(keep).squeeze(1)
+        cell = model.layout.face_cell
+        face_index = torch.nonzero(cell >= 0).squeeze(1)
         faces = model.faces[face_index]
-        corner_uvs = pack_cells(model.uvs[model.face_uvs[face_index]], faces)
+        corner_uvs = pack_cells(model.uvs[model.face_uvs[face_index]], cell[face_index], model.layout.cells)
         texel_face, texel_position = rasterize_uv(corner_uvs, faces, model.neutral, size)
         return cls(face_index=face_index, faces=faces, face_part=model.face_part[face_index], corner_uvs=corner_uvs,
                    size=size, texel_face=texel_face, texel_position=texel_position)
@@ -78,22 +59,17 @@ class UVAtlas:
     def texel_part(self) -> torch.Tensor:
         return torch.where(self.texel_face >= 0, self.face_part[self.texel_face.clamp(min=0)], 0)
 
-    def in_range(self, span: ict.VertexRange) -> torch.Tensor:
-        """(S, S) whether each texel shows a triangle of the sub-mesh `span`."""
-        return span.contains(self.texel_vertex)
+    def shows(self, vertices: torch.Tensor) -> torch.Tensor:
+        """(S, S) whether each texel shows a triangle of the sub-mesh whose vertices are marked in `vertices` (V,) bool."""
+        return (self.texel_vertex >= 0) & vertices[self.texel_vertex.clamp(min=0)]
 
 
-def pack_cells(uvs: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """(F, 3, 2) model UVs (UDIM tiles) of the rendered triangles → their atlas UVs, each tile in its ATLAS_CELLS cell."""
-    tile = torch.floor(uvs[..., 0].mean(dim=1)).long()
-    eyeball = ict.EYEBALLS.contains(faces[:, 0])
+def pack_cells(uvs: torch.Tensor, face_cell: torch.Tensor, cells: tuple[AtlasCell, ...]) -> torch.Tensor:
+    """(F, 3, 2) model UVs of the rendered triangles → their atlas UVs, each chart in its cell of the square."""
     corner_uvs = torch.zeros_like(uvs)
     margin = CELL_MARGIN
-    for cell, (x, y, side) in ATLAS_CELLS.items():
-        if cell in EYE_CELLS:
-            chosen, tile_u = EYE_CELLS[cell].contains(faces[:, 0]), 0
-        else:
-            chosen, tile_u = (tile == cell) & ~eyeball, cell
+    for index, (x, y, side, tile_u) in enumerate(cells):
+        chosen = face_cell == index
         local = uvs[chosen] - torch.tensor([float(tile_u), 0.0])
         inner = side - 2 * margin
         u = x + margin + local[..., 0] * inner

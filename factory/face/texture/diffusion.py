@@ -27,7 +27,6 @@ import torch
 from factory.diffusion.jobs import PortraitJob, job_seed
 from factory.diffusion.settings import TextureDiffusion
 from factory.errors import FactoryError
-from factory.face import ict
 from factory.face.model import FaceModel
 from factory.face.texture.base import Texture, Texturer
 from factory.face.texture.procedural import ProceduralTexturer
@@ -62,7 +61,7 @@ class DiffusionTexturer(Texturer):
 
     def cameras(self, neutral: torch.Tensor, settings: TextureDiffusion) -> list[Camera]:
         """One camera per portrait view, framing the neutral face (V, 3) as the renderer frames it."""
-        centre, radius = bounding_sphere(neutral[: ict.FRAMED_VERTEX_COUNT])
+        centre, radius = bounding_sphere(neutral[self.model.layout.framed])
         return [head_camera(Orbit(yaw=yaw, distance_scale=settings.framing), settings.size, centre, radius)
                 for yaw in settings.view_yaws]
 

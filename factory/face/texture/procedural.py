@@ -209,7 +209,7 @@ class ProceduralTexturer(Texturer):
     def __init__(self, model: FaceModel, texture_size: int = 1024):
         super().__init__(model, texture_size)
         self.box = noise_box(model)
-        self.regions = TexelRegions.of(self.atlas)
+        self.regions = TexelRegions.of(model, self.atlas)
         self.gutter_source = gutter_sources(self.regions.covered, steps=max(2, texture_size // 128))
         self.eyes = eye_geometry(model, self.atlas)
         self.skin_maps = SkinMaps.build(model, self.atlas, self.regions.skin, self.box)

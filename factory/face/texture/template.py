@@ -19,7 +19,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from factory.face import ict
 from factory.face.model import FaceModel
 from factory.face.texture.atlas import UVAtlas
 from factory.face.texture.fields import ValueNoise, blur, gaussian, segment_distance
@@ -59,12 +58,13 @@ class TexelRegions:
     skin: torch.Tensor  # everything else: face, lids, brows, lips, eye sockets, head and neck
 
     @classmethod
-    def of(cls, atlas: UVAtlas) -> "TexelRegions":
+    def of(cls, model: FaceModel, atlas: UVAtlas) -> "TexelRegions":
+        layout = model.layout
         covered = atlas.texel_face >= 0
-        eyeball = atlas.in_range(ict.EYEBALLS)
-        teeth = atlas.in_range(ict.TEETH)
-        gums = atlas.in_range(ict.GUMS_TONGUE)
-        mouth = atlas.in_range(ict.MOUTH_SOCKET) | gums | teeth
+        eyeball = atlas.shows(layout.eyeballs)
+        teeth = atlas.shows(layout.teeth)
+        gums = atlas.shows(layout.gums)
+        mouth = atlas.shows(layout.mouth)
         return cls(covered=covered, eyeball=eyeball, teeth=teeth, gums=gums, mouth=mouth, skin=covered & ~eyeball & ~mouth)
 
 
@@ -82,18 +82,17 @@ class EyeGeometry(NamedTuple):
 
 def eye_geometry(model: FaceModel, atlas: UVAtlas) -> EyeGeometry:
     """Radial distance and angle of each eyeball texel around its eye's optical axis. The axis runs along +z through
-    the apex of the eye's iris shell (the eyes of the template do not look exactly straight ahead, so the sphere's
-    centre would put the pupil off)."""
-    neutral = model.neutral
+    the model's pupil vertex (ICT: the apex of the iris shell; the eyes of the template do not look exactly straight
+    ahead, so the sphere's centre would put the pupil off)."""
+    neutral, layout = model.neutral, model.layout
     radial = torch.full((atlas.size, atlas.size), BEHIND_THE_IRIS)
     angle = torch.zeros(atlas.size, atlas.size)
-    for eyeball, iris_shell in ((ict.EYEBALL_LEFT, ict.IRIS_LEFT), (ict.EYEBALL_RIGHT, ict.IRIS_RIGHT)):
-        vertices = neutral[eyeball.slice]
-        iris = neutral[iris_shell.slice]
-        apex = iris[iris[:, 2].argmax()]
+    for eyeball, pupil in ((layout.eyeball_left, layout.pupils[0]), (layout.eyeball_right, layout.pupils[1])):
+        vertices = neutral[eyeball]
+        apex = neutral[pupil]
         centre_z = float((vertices[:, 2].min() + vertices[:, 2].max()) / 2)
         eye_radius = float((vertices.max(0).values - vertices.min(0).values)[:2].max() / 2)
-        texels = atlas.in_range(eyeball)
+        texels = atlas.shows(eyeball)
         offset = atlas.texel_position - apex
         front = atlas.texel_position[..., 2] > centre_z
         r = offset[..., :2].norm(dim=-1) / (IRIS_RADIUS * eye_radius)
@@ -120,7 +119,7 @@ class MouthMaps:
     def build(cls, model: FaceModel, atlas: UVAtlas, regions: TexelRegions) -> "MouthMaps":
         mouth = regions.mouth.reshape(-1)
         points = atlas.texel_position.reshape(-1, 3)[mouth]
-        inner_lip_z = float(model.neutral[model.landmarks[UPPER_LIP_INNER], 2])
+        inner_lip_z = float(model.landmark_points(model.neutral)[UPPER_LIP_INNER, 2])
         shade = ((points[:, 2:] - inner_lip_z) / MOUTH_SHADE_DEPTH_CM + 1).clamp(MOUTH_DARKEST, 1)
         return cls(points=points, teeth=regions.teeth.reshape(-1)[mouth][:, None],
                    gums=regions.gums.reshape(-1)[mouth][:, None], shade=shade)
@@ -152,12 +151,12 @@ class SkinMaps:
     def build(cls, model: FaceModel, atlas: UVAtlas, skin: torch.Tensor, box: Box) -> "SkinMaps":
         texels = torch.nonzero(skin.reshape(-1)).squeeze(1)
         p = atlas.texel_position.reshape(-1, 3)[texels]
-        lm = model.neutral[model.landmarks]  # (68, 3)
+        lm = model.landmark_points(model.neutral)  # (68, 3)
         lips = blur(atlas.texel_part == model.part_names.index("lips"), atlas.size / LIP_EDGE_DIVISOR)
         return cls(
             texels=texels, points=p, cheeks=cheek_flush(p, lm), nose_tip=gaussian(p, lm[NOSE_TIP], NOSE_TIP_SIGMA_CM),
             under_eyes=under_eye_shadow(p, lm), freckle_zone=freckle_zone(p, lm),
-            eye_sockets=atlas.in_range(ict.EYE_SOCKETS).float().reshape(-1)[texels], lips=lips.reshape(-1)[texels],
+            eye_sockets=atlas.shows(model.layout.eye_sockets).float().reshape(-1)[texels], lips=lips.reshape(-1)[texels],
             brows=brow_density(p, lm), lash_line=lash_line(p, lm, model), age_lines=age_lines(p, lm, box),
             above_hairline=height_above_hairline(p, lm, box),
         )
