@@ -6,8 +6,9 @@ Prints the median seconds per stage and in total; with --write, puts them into t
 bench/RESULTS.md with the machine's CPU model. Target: ≤ 3 s per identity at 512 px on one core.
 
 The stages are timed from outside the product code: `instrument` wraps the renderer's stage calls (rig, texturer,
-rasterizer, shading, layers, heatmaps, encoding) with a hook that books their CPU time; "other" is what the render
-spends between them (framing the cameras, stacking views, copying arrays).
+hair geometry, light (ambient occlusion and shadows), rasterizer, shading (with the room behind the head), sensor,
+layers, heatmaps, encoding) with a hook that books their CPU time; "other" is what the render spends between them
+(framing the cameras, stacking views, copying arrays).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from results import RESULTS, cpu_model, write_section  # noqa: E402  (bench/results.py, beside this script)
 
+from factory.run import identity  # noqa: E402
 from factory.run.identity import IdentityRenderer, RenderConfig  # noqa: E402
 from factory.spec.plan import plan_identity  # noqa: E402
 
 SECTION = "## Identity"
-STAGES = ("rig", "texture", "raster", "shade", "layers", "heatmap", "encode")
+STAGES = ("rig", "texture", "hair", "light", "raster", "shade", "sensor", "layers", "heatmap", "encode")
 
 
 class StageClock:
@@ -56,6 +58,9 @@ def instrument(renderer: IdentityRenderer, clock: StageClock) -> None:
     """Hook the clock around each stage of `renderer` (instance attributes shadow the methods)."""
     renderer.pose = clock.wrap("rig", renderer.pose)
     renderer.texturer.texture = clock.wrap("texture", renderer.texturer.texture)
+    renderer.dress = clock.wrap("hair", renderer.dress)
+    renderer.lighting = clock.wrap("light", renderer.lighting)
+    identity.expose = clock.wrap("sensor", identity.expose)  # the module attribute the render loop calls
     renderer.renderer.rasterizer = clock.wrap("raster", renderer.renderer.rasterizer)
     renderer.renderer.shade = clock.wrap("shade", renderer.renderer.shade)
     renderer.view_layers = clock.wrap("layers", renderer.view_layers)

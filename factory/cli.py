@@ -71,7 +71,7 @@ def generate(
     identities_per_shard: int = typer.Option(None, "--identities-per-shard", help="Identities per WebDataset shard (default 4)."),
     image_size: int = typer.Option(None, "--image-size", help="Rendered image side in pixels (default 512)."),
     texturer: str = typer.Option(None, help="Texturer: procedural (default) or diffusion (portraits from the diffusion stage)."),
-    background: str = typer.Option(None, help="Background: gradient (default) or inpaint (rooms from the diffusion stage)."),
+    background: str = typer.Option(None, help="Background: scene (default: the plan's room), gradient, or inpaint (rooms painted by the diffusion stage)."),
     texture_model: str = typer.Option(None, "--texture-model", help=TEXTURE_MODEL_HELP),
     controlnet_model: str = typer.Option(None, "--controlnet-model", help=CONTROLNET_MODEL_HELP),
     background_model: str = typer.Option(None, "--background-model", help=BACKGROUND_MODEL_HELP),
@@ -86,13 +86,15 @@ def generate(
                                         "model file's, else transferred from ICT."),
     storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable (endpoint_url=http://…)."),
     overwrite: bool = typer.Option(None, "--overwrite/--no-overwrite", help="Delete the dataset already at --out (its shards and manifest) first."),
+    wait: bool = typer.Option(None, "--wait/--no-wait", help="If another driver is writing --out, wait for it to finish instead of stopping."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar on stderr."),
 ) -> None:
     """Render a dataset with a pool of Ray actors into WebDataset shards with a manifest.
 
     Uses the Ray cluster at RAY_ADDRESS when set, else starts a local one. Running the same command again
-    resumes (committed shards are kept); a larger --identities extends the dataset. With --texturer diffusion or
-    --background inpaint, a pool of diffusion actors (GPUs) makes portraits and rooms for the render workers.
+    resumes (committed shards are kept); a larger --identities extends the dataset. One driver writes a dataset at
+    a time (a lease in the dataset); a second one stops, naming the first, or waits with --wait. With --texturer
+    diffusion or --background inpaint, a pool of diffusion actors (GPUs) makes portraits and rooms for the render workers.
     """
     from factory.run.config import load_generate_config
     from factory.run.generate import generate as run_generate
@@ -100,13 +102,61 @@ def generate(
     settings = load_generate_config(
         config, identities=identities, out=out, seed=seed, workers=workers, gpus_per_worker=gpus_per_worker,
         identities_per_shard=identities_per_shard, image_size=image_size, face_model=face_model, flame_path=flame_path,
-        flame_uv=flame_uv, flame_landmarks=flame_landmarks, overwrite=overwrite,
+        flame_uv=flame_uv, flame_landmarks=flame_landmarks, overwrite=overwrite, wait=wait,
         storage_options=parse_storage_options(storage_option or []), texturer=texturer, background=background,
         texture_model=texture_model, controlnet_model=controlnet_model, background_model=background_model,
         diffusion_actors=diffusion_actors, diffusion_gpus_per_actor=diffusion_gpus_per_actor,
         diffusion_batch_size=diffusion_batch_size,
     )
     typer.echo(run_generate(settings, progress=progress).text())
+
+
+@command("export")
+def export_dataset(
+    url: str = typer.Argument(..., help="Dataset folder or URL (the folder holding manifest.json)."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder or URL to write: ./3dpain, s3://bucket/prefix."),
+    format: str = typer.Option("3dpain", "--format", help="3dpain (the published 3DPain layout) or hf (Parquet + dataset card)."),
+    layout: str = typer.Option("archive", "--layout", help="3dpain: archive (tar.gz chunks, as published) or folder (unpacked, "
+                               "the official ViTPain code's layout with splits.csv)."),
+    mesh: str = typer.Option("glb", "--mesh", help="3dpain: textured meshes as glb (texture embedded) or obj (+ png)."),
+    identities_per_chunk: int = typer.Option(100, "--identities-per-chunk", help="Identities per archive / Parquet file; "
+                                             "the unit a rerun skips when done."),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the identity-disjoint split (the trainer's split.seed)."),
+    storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value for URL, repeatable."),
+    out_storage_option: list[str] = typer.Option(None, "--out-storage-option", help="fsspec option key=value for --out, "
+                                                 "repeatable (default: the --storage-option values)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> None:
+    """Write the dataset in another layout: 3DPain's (archive or folder) or Hugging Face's (Parquet + card).
+
+    Each chunk of identities is committed atomically; running the same command again skips finished chunks."""
+    from factory.export import ExportRequest, export
+    from factory.spec.split import SplitConfig
+
+    request = ExportRequest(
+        url=url, out=out, format=format, layout=layout, mesh=mesh, identities_per_chunk=identities_per_chunk,
+        split=SplitConfig(seed=split_seed), storage_options=storage_options_for(url, storage_option),
+        out_storage_options=storage_options_for(out, out_storage_option if out_storage_option else storage_option),
+    )
+    typer.echo(export(request, progress=progress).text())
+
+
+@command()
+def card(
+    url: str = typer.Argument(..., help="Dataset folder or URL (the folder holding manifest.json)."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder or URL to write README.md and plots/ into."),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the identity-disjoint split the card counts."),
+    storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr."),
+) -> None:
+    """Write a dataset card: README.md (counts, label, AU and demographic distributions, how it was made, licences,
+    citation) and PNG plots (PSPI and AU histograms, demographic strata, a sample grid)."""
+    from factory.export.card import card_for_dataset
+    from factory.spec.split import SplitConfig
+
+    counts = card_for_dataset(url, out, storage_options_for(url, storage_option), storage_options_for(out, storage_option),
+                              SplitConfig(seed=split_seed), progress=progress)
+    typer.echo(f"wrote the card of {counts.identities} identities → {out.rstrip('/')}/README.md")
 
 
 @command()
@@ -149,7 +199,7 @@ def render_identity(
     image_size: int = typer.Option(512, help="Width and height of every image in pixels."),
     texturer: str = typer.Option("procedural", help="Texturer name (see factory.face.texture.TEXTURERS)."),
     texture_size: int = typer.Option(1024, help="Width and height of the UV texture in texels."),
-    background: str = typer.Option("gradient", help="Background name (see factory/run/backgrounds.py BACKGROUNDS)."),
+    background: str = typer.Option("scene", help="Background name (see factory/run/backgrounds.py BACKGROUNDS)."),
     texture_model: str = typer.Option(None, "--texture-model", help=TEXTURE_MODEL_HELP),
     controlnet_model: str = typer.Option(None, "--controlnet-model", help=CONTROLNET_MODEL_HELP),
     background_model: str = typer.Option(None, "--background-model", help=BACKGROUND_MODEL_HELP),
@@ -238,20 +288,18 @@ def preview(
 ) -> None:
     """Draw a contact sheet: a row per expression (neutral first), a column per view plus the heatmap, captions with
     the identity's demographics and each expression's AUs and PSPI."""
-    from PIL import Image
-
     from factory.format.dataset import open_dataset
     from factory.format.manifest import MANIFEST_NAME
-    from factory.qa.preview import contact_sheet, read_sample_folders
+    from factory.qa.preview import contact_sheet, dataset_samples, read_sample_folders, to_palette
 
     if "://" in source or (Path(source) / MANIFEST_NAME).is_file():
-        samples = (members for _, members in open_dataset(source, storage_options_for(source, storage_option)).samples())
+        samples = dataset_samples(open_dataset(source, storage_options_for(source, storage_option)))
     else:
         samples = read_sample_folders(Path(source))
     sheet = contact_sheet(samples, max_identities=max_identities, thumb=thumb)
     out.parent.mkdir(parents=True, exist_ok=True)
     if palette:
-        sheet = sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        sheet = to_palette(sheet)
     sheet.save(out, format="PNG", optimize=True)
     typer.echo(f"wrote {out} ({sheet.width}×{sheet.height})")
 

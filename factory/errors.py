@@ -25,6 +25,12 @@ class FactoryError(Exception):
     """A problem with the user's input or environment; the message says what and, where it can, what to do."""
 
 
+def brief(value: object, width: int = 60) -> str:
+    """repr(value), cut to `width` characters: an error line stays one short line whatever the data holds."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def fail(message: str, code: int = USAGE_EXIT_CODE) -> None:
     """Print a one-line error on stderr and exit: bad input is the user's to fix, not a traceback."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)

@@ -31,6 +31,7 @@ import torch
 
 from factory.face import ict
 from factory.face.model import FaceModel
+from factory.face.shapes import DERIVED_SHAPES
 
 SKIN_VERTICES, EYEBALL_VERTICES = 3900, 546
 SCALE, ROTATION_DEG, TRANSLATION_M = 0.93, (3.0, -5.0, 1.5), (0.004, -0.02, 0.03)
@@ -216,12 +217,13 @@ def joint_regressor(model: FaceModel, source: np.ndarray, template: np.ndarray) 
 
 
 def directions(model: FaceModel, source: np.ndarray, rng: np.random.Generator, to_flame) -> np.ndarray:
-    """(V, 3, 400): ICT's 100 identity modes, 200 smaller mixtures of them, ICT's 57 expression shapes and 43 mixtures,
-    all carried into the FLAME frame (metres)."""
+    """(V, 3, 400): ICT's 100 identity modes, 200 smaller mixtures of them, ICT's 57 published expression shapes (not
+    the derived browKnit) and 43 mixtures, all carried into the FLAME frame (metres)."""
     identity = model.identity_basis.numpy().astype(np.float64)[:, source]
-    expression = model.expression_basis.numpy().astype(np.float64)[:, source]
+    published = [k for k, name in enumerate(model.expression_names) if name not in DERIVED_SHAPES]  # ICT's own 57
+    expression = model.expression_basis.numpy().astype(np.float64)[published][:, source]
     mixed_identity = np.tensordot(rng.normal(0, 0.03, (200, len(identity))), identity, axes=1)
-    mixed_expression = np.tensordot(rng.normal(0, 0.1, (43, len(expression))), expression, axes=1)
+    mixed_expression = np.tensordot(rng.normal(0, 0.1, (100 - len(expression), len(expression))), expression, axes=1)
     components = np.concatenate([identity, mixed_identity, expression, mixed_expression])
     return to_flame(components).transpose(1, 2, 0)
 

@@ -8,17 +8,18 @@ from typer.testing import CliRunner
 
 from factory.errors import FactoryError, reporting_command
 from factory.format.dataset import DatasetError
+from factory.format.lease import LeaseHeld, LeaseLost
 from factory.format.manifest import ManifestError
 from factory.format.shards import ShardError
 from factory.format.storage import StorageError
 from factory.options import ConfigError
 from factory.qa.preview import PreviewError
 from factory.qa.verify import VerifyError
-from factory.run.generate import GenerateError
+from factory.run.generate import GenerateError, GenerateInterrupted
 
 
-@pytest.mark.parametrize("error", [ConfigError, DatasetError, GenerateError, ManifestError, PreviewError, ShardError,
-                                   StorageError, VerifyError])
+@pytest.mark.parametrize("error", [ConfigError, DatasetError, GenerateError, GenerateInterrupted, LeaseHeld, LeaseLost,
+                                   ManifestError, PreviewError, ShardError, StorageError, VerifyError])
 def test_every_user_facing_error_is_a_factory_error(error):
     assert issubclass(error, FactoryError)
 

@@ -79,6 +79,34 @@ def test_local_dataset_has_manifest_and_is_read_by_webdataset_ray_and_tar(local_
     assert verify_dataset(str(local_dataset)).identities == 4
 
 
+def test_readers_see_a_run_in_progress_as_they_see_the_finished_dataset(local_dataset, tmp_path):
+    """verify, inspect, preview and the trainer's reader all read through load_manifest: a dataset whose last shard
+    is only in its commit log (a run still going, or stopped) reads exactly as its compacted copy."""
+    import dataclasses
+    import shutil
+
+    from factory.format.dataset import open_dataset
+    from factory.format.manifest import start_log
+    from factory.format.storage import Storage
+    from factory.qa.preview import contact_sheet, dataset_samples
+    from factory.qa.summary import summarize_dataset
+    from trainer.data import ShardPairs
+
+    in_progress = tmp_path / "in-progress"
+    shutil.copytree(local_dataset, in_progress)
+    manifest = read_manifest(in_progress)
+    last = manifest.shards.pop()
+    start_log(Storage(str(in_progress)), manifest, run="generate-00000000").append(last)
+    assert len(read_manifest(in_progress).shards) == 1 and (in_progress / "manifest.log/generate-00000000/00000000.jsonl").exists()
+
+    finished, running = str(local_dataset), str(in_progress)
+    assert dataclasses.replace(verify_dataset(running), url=finished) == verify_dataset(finished)
+    assert dataclasses.replace(summarize_dataset(running), url=finished) == summarize_dataset(finished)
+    sheets = [contact_sheet(dataset_samples(open_dataset(url)), thumb=32).tobytes() for url in (finished, running)]
+    assert sheets[0] == sheets[1]
+    assert [p.key for p in ShardPairs(running).pairs("train")] == [p.key for p in ShardPairs(finished).pairs("train")]
+
+
 def test_hugging_face_datasets_reads_the_shards(local_dataset, tmp_path, monkeypatch):
     """The Hugging Face `datasets` "webdataset" builder, offline: one row per identity, images decoded, meta parsed."""
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

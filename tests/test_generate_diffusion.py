@@ -27,12 +27,11 @@ from factory.face.model import FaceModel
 from factory.face.texture import ProceduralTexturer
 from factory.format.dataset import open_dataset
 from factory.format.manifest import Manifest
-from factory.qa.preview import contact_sheet, identity_caption
+from factory.qa.preview import contact_sheet, dataset_samples, identity_caption
 from factory.qa.verify import verify_dataset
-from factory.run.backgrounds import background_of
 from factory.run.identity import RenderConfig
 from factory.spec.plan import plan_identity
-from tests.tiny_diffusion import TINY_SIZE, save_tiny_models
+from tests.tiny_diffusion import TINY_SIZE, planned_gradient, save_tiny_models
 
 REPO = Path(__file__).parents[1]
 IDENTITIES = 2
@@ -89,7 +88,7 @@ def test_the_dataset_verifies_and_says_which_models_made_it(dataset, tiny_models
         assert meta["texture"]["steps"] == 2 and meta["texture"]["prompt"] and meta["texture"]["negative_prompt"]
         assert meta["background"]["inpaint"]["model"] == str(tiny_models.background)
         assert "diffusion texture, inpaint background" in identity_caption(meta)  # the contact sheet says so
-    assert contact_sheet(samples(dataset), max_identities=2, thumb=32).size[1] > 0
+    assert contact_sheet(dataset_samples(open_dataset(str(dataset))), max_identities=2, thumb=32).size[1] > 0
 
 
 def test_textures_and_backgrounds_are_not_the_procedural_ones(dataset):
@@ -97,9 +96,9 @@ def test_textures_and_backgrounds_are_not_the_procedural_ones(dataset):
     for index, members in enumerate(samples(dataset)):
         spec = plan_identity(index, 0)
         texture = np.asarray(Image.open(io.BytesIO(members["texture.png"])), dtype=int)
-        painted = (procedural.texture(spec.skin, spec.demographics).image * 255).round().int().numpy()
+        painted = (procedural.texture(spec.skin, spec.demographics, spec.hair).image * 255).round().int().numpy()
         assert np.abs(texture - painted).mean() > 5
-        gradient = (background_of(spec.background).image(TINY_SIZE) * 255).round().numpy()
+        gradient = (planned_gradient(spec, TINY_SIZE) * 255).round().numpy()
         for view in spec.views:
             image = np.asarray(Image.open(io.BytesIO(members[f"neutral.{view.name}.jpg"])), dtype=int)
             outside = np.asarray(Image.open(io.BytesIO(members[f"neutral.{view.name}.seg.png"]))) == 0

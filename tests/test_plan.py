@@ -53,6 +53,54 @@ def test_custom_strata_are_balanced_too():
     assert len(config.strata) == 12 and len(counts) == 12 and max(counts.values()) - min(counts.values()) <= 1
 
 
+FACTORS = {"age_band": "age_bands", "gender": "genders", "ethnicity": "ethnicities"}
+
+
+@pytest.mark.parametrize("seed, config", [
+    (0, PlanConfig()),
+    (7, PlanConfig()),
+    (3, PlanConfig(age_bands=((18, 39), (40, 59), (60, 90)), genders=("female", "male"),
+                   ethnicities=("a", "b", "c", "d", "e"))),
+])
+def test_every_prefix_is_balanced_per_factor(seed, config):
+    """For N = 1 … 200, the first N identities hold each level of each factor (k levels) floor(N/k) or ceil(N/k)
+    times, and every block of |strata| identities holds each stratum exactly once."""
+    specs = list(plan_identities(200, seed, config))
+    levels = {name: [f"{lo}-{hi}" for lo, hi in config.age_bands] if name == "age_band" else list(getattr(config, field))
+              for name, field in FACTORS.items()}
+    counts = {name: collections.Counter() for name in FACTORS}
+    for n, spec in enumerate(specs, start=1):
+        for name in FACTORS:
+            counts[name][getattr(spec.demographics, name)] += 1
+            k = len(levels[name])
+            for level in levels[name]:
+                assert n // k <= counts[name][level] <= -(-n // k), f"N={n}: {name} {level} dealt {counts[name][level]} times"
+    size = len(config.strata)
+    for start in range(0, 200 - size + 1, size):
+        block = {(s.demographics.age_band, s.demographics.gender, s.demographics.ethnicity) for s in specs[start:start + size]}
+        assert len(block) == size
+
+
+def test_small_runs_mix_genders_ages_and_ethnicities():
+    first = [spec.demographics for spec in plan_identities(8, 0)]
+    assert collections.Counter(d.gender for d in first[:4]) == {"female": 2, "male": 2}
+    assert len({d.ethnicity for d in first[:4]}) == 4
+    assert collections.Counter(d.gender for d in first) == {"female": 4, "male": 4}
+    assert set(collections.Counter(d.age_band for d in first).values()) == {2}
+
+
+def test_strata_without_a_windowed_order_fall_back_to_a_fair_greedy_order():
+    """Three factors of three levels admit no order with every window complete for some seeds; the greedy order
+    still deals every stratum once per block and keeps each factor within two of its share."""
+    config = PlanConfig(age_bands=((18, 39), (40, 59), (60, 90)), genders=("f", "m", "x"), ethnicities=("a", "b", "c"))
+    for seed in range(6):
+        specs = list(plan_identities(27, seed, config))
+        assert len({(s.demographics.age_band, s.demographics.gender, s.demographics.ethnicity) for s in specs}) == 27
+        for n in range(1, 28):
+            genders = collections.Counter(s.demographics.gender for s in specs[:n])
+            assert all(abs(genders[g] - n / 3) < 2 for g in config.genders)
+
+
 def test_plan_round_trips_through_json():
     spec = plan_identity(3, 9)
     again = IdentitySpec.from_dict(json.loads(spec.to_json()))
@@ -110,7 +158,7 @@ def test_configurable_pspi_weights_from_a_mapping():
     ({"pspi_weights": [1.0] * 3}, "pspi_weights needs 17"),
     ({"pspi_weights": {20: 1.0}}, "PSPI values 0..16"),
     ({"pain_expressions": 0, "hard_negatives": 0}, "not both 0"),
-    ({"colour": "red"}, "unknown expression option"),
+    ({"colour": "red"}, "unknown expressions option"),
 ])
 def test_bad_expression_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):

@@ -89,16 +89,26 @@ def test_masks_cover_the_face_and_not_the_background(layers, spec):
     corners = np.concatenate([mask[:4, :4].ravel(), mask[:4, -4:].ravel()])
     assert not corners.any()
     assert 0.2 < mask.mean() < 0.9
-    # Background pixels show the planned gradient; depth is 0 exactly there.
-    top = np.array(spec.background.top) * 255
-    assert np.abs(layers["rgb"][0, 0, 0, 0].astype(float) - top).max() < 3
+    # Background pixels show the planned room (not one flat colour); depth is 0 exactly there.
+    background = layers["rgb"][0, 0][~mask].astype(float)
+    assert background.std(axis=0).max() > 2
     assert (layers["depth"][0, 0][~mask] == 0).all() and (layers["depth"][0, 0][mask] > 0).all()
 
 
-def test_segmentation_finds_the_face_parts(layers, renderer):
-    parts = renderer.model.part_names
+def test_the_gradient_background_is_still_a_choice(spec):
+    """render.background: gradient draws the planned gradient (the sensor's noise averages out over a block)."""
+    renderer = IdentityRenderer(RenderConfig(image_size=SIZE, texture_size=256, backend="torch", background="gradient"))
+    rgb = renderer.render(dataclasses.replace(spec, expressions=spec.expressions[:1]))["rgb"][0, 0]
+    top = np.array(spec.background.top) * 255
+    assert np.abs(rgb[:4, :4].reshape(-1, 3).astype(float).mean(axis=0) - top).max() < 3
+
+
+def test_segmentation_finds_the_face_parts(layers, renderer, spec):
+    parts = renderer.part_names
+    assert parts[: len(renderer.model.part_names)] == renderer.model.part_names  # hair parts come after the face's
     seen = {parts[k] for k in np.unique(layers["segmentation"][0, 0])}
-    assert {"background", "skin", "brows", "eyes", "lips"} <= seen
+    assert spec.hair.style != "shaved"
+    assert {"background", "skin", "brows", "eyes", "lips", "hair"} <= seen
 
 
 def test_far_side_landmarks_are_hidden_in_side_views(layers, spec):

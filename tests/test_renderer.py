@@ -11,15 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from factory.render import overlay as overlay_module
 from factory.render.background import GradientBackground
 from factory.render.camera import Camera
+from factory.render.detail import EDGE_SHADOW, EDGE_SOFTNESS_CM, SurfaceDetail
 from factory.render.lights import GAMMA, Light, direction_toward, kelvin_to_rgb
 from factory.render.mesh import Meshes
+from factory.render.overlay import Overlay, draw_overlay, overlay_box
 from factory.render.pixels import CoveredPixels
 from factory.render.raster import Rasterizer, rasterize
 from factory.render.renderer import MeshRenderer
 from factory.render.shading import Shader, UVTexture, antialias_edges, to_srgb
-from factory.run.backgrounds import background_of
+from factory.run.backgrounds import ViewContext, make_background
 from factory.run.identity import light_of
 from factory.spec.plan import plan_identity
 
@@ -98,7 +101,7 @@ def test_renderer_composes_rasterizer_and_shader_at_fragments():
         assert torch.equal(mine, theirs)
     pixels = CoveredPixels(fragments, meshes)
     colour = shader.shade(pixels, meshes, cam, grey_texture(), light)
-    expected = antialias_edges(pixels.scatter(to_srgb(colour), fill=BACKGROUND.image(SIZE)), pixels.mask)
+    expected = antialias_edges(pixels.scatter(to_srgb(colour), fill=BACKGROUND.image(cam)), pixels.mask)
     assert torch.equal(view.image, expected)
     assert torch.equal(view.pixels.flat_index, pixels.flat_index)
     assert view.image.shape == (2, SIZE, SIZE, 3)
@@ -115,7 +118,7 @@ def test_a_matte_square_follows_lambert(angle):
     expected = 0.5 * (0.3 + 0.7 * math.cos(math.radians(angle))) ** (1 / GAMMA)
     interior = view.image[0, 6:10, 6:10]
     assert torch.allclose(interior, torch.full_like(interior, expected), atol=1e-4)
-    assert torch.allclose(view.image[0, 0, 0], torch.tensor(BACKGROUND.top))
+    assert torch.allclose(view.image[0, 0, 0], torch.tensor(BACKGROUND.top))  # the gradient, whatever the camera
     assert torch.allclose(view.image[0, -1, 0], torch.tensor(BACKGROUND.bottom))
 
 
@@ -128,6 +131,78 @@ def test_shading_uses_the_texture_through_the_uvs():
                                                           light=light, background=BACKGROUND)
     row = view.image[0, 8, :, 0]
     assert row[6] < 0.25 and row[9] > 0.85
+
+
+def lit_square(detail: SurfaceDetail | None, light: Light, batch: int = 1) -> torch.Tensor:
+    return MeshRenderer(Rasterizer("torch"), Shader(MATTE))(square(batch), camera(), texture=grey_texture(0.5), light=light,
+                                                           background=BACKGROUND, detail=detail).image
+
+
+def relief(darkening: float, tilt: tuple[float, float, float]) -> torch.Tensor:
+    return torch.tensor([darkening, *tilt]).expand(8, 8, 4)
+
+
+def test_surface_detail_darkens_by_depth_and_tilts_the_normal():
+    """A relief that darkens by 0.5 at full depth: a mesh at depth 1 shows half the albedo (in linear light), at
+    depth 0.5 three quarters, at depth 0 none of it. A tilt that turns the square's normal (0, 0, -1) onto a light
+    60° aside lights it as if it faced the light."""
+    light = Light(direction=torch.tensor([0.0, 0.0, -1.0]), colour=torch.ones(3), ambient=0.3)
+    depth = torch.tensor([1.0, 0.5, 0.0])[:, None].expand(3, 4)
+    image = lit_square(SurfaceDetail(relief(0.5, (0.0, 0.0, 0.0)), depth), light, batch=3)
+    for k, share in enumerate((0.5, 0.75, 1.0)):
+        expected = (0.5**GAMMA * share) ** (1 / GAMMA)
+        assert torch.allclose(image[k, 6:10, 6:10], torch.full((4, 4, 3), expected), atol=1e-4)
+    aside = math.radians(60)
+    light = Light(direction=torch.tensor([math.sin(aside), 0.0, -math.cos(aside)]), colour=torch.ones(3), ambient=0.3)
+    tilted = lit_square(SurfaceDetail(relief(0.0, (-math.tan(aside), 0.0, 0.0)), torch.ones(1, 4)), light)
+    assert torch.allclose(tilted[0, 6:10, 6:10], torch.full((4, 4, 3), 0.5), atol=1e-4)  # Lambert 1: the albedo
+
+
+def test_surface_detail_shadows_below_an_edge():
+    """The square's corners at y = +0.6 (image bottom) lie on an occluding edge (gap 0), those at y = -0.6 0.3 cm
+    below it; the gap interpolates linearly, and the albedo loses EDGE_SHADOW · exp(-gap / EDGE_SOFTNESS_CM): the
+    shadow is darkest at the edge and fades away from it. With no edge the square is untouched."""
+    light = Light(direction=torch.tensor([0.0, 0.0, -1.0]), colour=torch.ones(3), ambient=1.0)
+    y = square().verts[0, :, 1]
+    gap = (0.3 * (0.6 - y) / 1.2)[None]
+    flat = relief(0.0, (0.0, 0.0, 0.0))
+    column = lit_square(SurfaceDetail(flat, torch.zeros(1, 4), edge_gap=gap), light)[0, :, 8, 0]
+    assert torch.allclose(lit_square(SurfaceDetail(flat, torch.zeros(1, 4)), light)[0], lit_square(None, light)[0])
+    assert column[9] < column[8] < column[7] < column[6] < 0.5
+    for row in (6, 7, 8, 9):  # pixel row r sees world y = (r - 7.5) / 5
+        row_gap = 0.3 * (0.6 - (row - 7.5) / 5) / 1.2
+        expected = (0.5**GAMMA * (1 - EDGE_SHADOW * math.exp(-row_gap / EDGE_SOFTNESS_CM))) ** (1 / GAMMA)
+        assert abs(float(column[row]) - expected) < 1e-3
+
+
+def test_overlay_blends_by_coverage_in_front_and_hides_behind(monkeypatch):
+    """A black overlay square covering half of each pixel in front of the grey square halves its linear colour;
+    the same overlay behind the square changes nothing. The overlay is drawn over the view's image in place,
+    through a camera cropped to the overlay, with what the whole frame would give."""
+    light = Light(direction=torch.tensor([0.0, 0.0, -1.0]), colour=torch.ones(3), ambient=1.0)
+    renderer = MeshRenderer(Rasterizer("torch"), Shader(MATTE))
+    rgba = torch.tensor([0.0, 0.0, 0.0, 0.5]).expand(8, 8, 4)
+
+    def shifted(dz: float) -> Meshes:
+        base = square()
+        return Meshes(base.verts + torch.tensor([0.0, 0.0, dz]), base.faces, base.corner_uvs, base.face_part)
+
+    view = renderer(square(), camera(), texture=grey_texture(0.5), light=light, background=BACKGROUND)
+    plain = view.image.clone()
+    blended = draw_overlay(view, Overlay(shifted(-0.5), rgba), camera(), light, Rasterizer("torch"))
+    assert blended is view.image
+    expected = (0.5**GAMMA * 0.5) ** (1 / GAMMA)
+    assert torch.allclose(blended[0, 7:9, 7:9], torch.full((2, 2, 3), expected), atol=1e-4)
+    covered = rasterize(shifted(-0.5).verts, square().faces, camera(), backend="torch").pix_to_face[0, ..., 0] >= 0
+    assert torch.equal(blended[0][~covered], plain[0][~covered])  # nothing outside the overlay changes
+    view = renderer(square(), camera(), texture=grey_texture(0.5), light=light, background=BACKGROUND)
+    assert torch.equal(draw_overlay(view, Overlay(shifted(0.5), rgba), camera(), light, Rasterizer("torch")), plain)
+
+    assert overlay_box(shifted(-0.5).verts, camera())[2] < SIZE  # the crop is smaller than the frame …
+    monkeypatch.setattr(overlay_module, "overlay_box", lambda verts, cam: (0, 0, SIZE))
+    view = renderer(square(), camera(), texture=grey_texture(0.5), light=light, background=BACKGROUND)
+    full_frame = draw_overlay(view, Overlay(shifted(-0.5), rgba), camera(), light, Rasterizer("torch"))
+    assert torch.allclose(full_frame, blended, atol=1e-6)  # … and draws what the whole frame would
 
 
 def test_light_from_angles_and_colour_temperature():
@@ -148,7 +223,11 @@ def test_the_identity_layer_translates_the_plan():
     assert torch.allclose(light.direction, direction_toward(spec.light.azimuth, spec.light.elevation))
     assert torch.allclose(light.colour, kelvin_to_rgb(spec.light.color_temperature) * spec.light.intensity)
     assert light.ambient == spec.light.ambient
-    gradient = background_of(spec.background).image(4)
+    assert light.softness_deg == spec.light.softness and light.sky == spec.light.sky
+    assert torch.allclose(light.fill.direction, direction_toward(spec.light.fill_azimuth, spec.light.fill_elevation))
+    assert torch.allclose(light.fill.colour, kelvin_to_rgb(spec.light.fill_color_temperature) * spec.light.fill_intensity)
+    small = Camera(K=torch.eye(3), R=torch.eye(3), t=torch.zeros(3), image_size=4)
+    gradient = make_background("gradient", spec.background, ViewContext(torch.zeros(3), small, spec.views[0])).image(small)
     assert torch.allclose(gradient[0, 0], torch.tensor(spec.background.top))
     assert torch.allclose(gradient[-1, -1], torch.tensor(spec.background.bottom))
 

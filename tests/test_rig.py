@@ -40,6 +40,17 @@ def test_au4_lowers_the_brows_toward_the_eyes(rig):
     assert gap[1] < gap[0] - 0.2  # at least 2 mm closer
 
 
+def test_au4_draws_the_inner_brows_together_and_down(rig):
+    """A FACS coder scores AU4 from brows drawn down AND together: the inner brow landmarks (21, 22) come closer at
+    every level and sink."""
+    verts = rig.vertices(torch.zeros(100), [{"AU4": level} for level in range(6)])
+    inner = landmarks(rig, verts)[:, [21, 22]]
+    apart = inner[:, 1, 0] - inner[:, 0, 0]
+    assert all(a > b for a, b in zip(apart.tolist(), apart[1:].tolist())), apart
+    assert apart[5] < apart[0] - 0.6  # more than 6 mm closer at maximum (3 mm per brow)
+    assert (inner[5, :, 1] < inner[0, :, 1] - 0.3).all()  # and more than 3 mm lower
+
+
 def test_au43_closes_the_eyes(rig):
     verts = rig.vertices(torch.zeros(100), [{}, {"AU43": 1}])
     lms = landmarks(rig, verts)

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from factory.format.shards import ShardError, plan_shards, read_shard, write_shard
+from factory.format.shards import ShardError, ShardPlan, ShardTask, read_shard, write_shard
 
 
 def samples(count: int = 2) -> list[tuple[str, dict[str, bytes]]]:
@@ -27,10 +27,11 @@ def tar_bytes(entries: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
 
 
 def test_plan_shards_are_aligned_blocks_with_a_shorter_last_one():
-    shards = plan_shards(10, 4)
+    shards = ShardPlan(10, 4)
     assert [(s.path, s.first_index, s.count) for s in shards] == [
         ("shards/shard-000000.tar", 0, 4), ("shards/shard-000001.tar", 4, 4), ("shards/shard-000002.tar", 8, 2)]
-    assert plan_shards(8, 4)[:2] == plan_shards(10, 4)[:2]  # growing the dataset keeps its full shards
+    assert ShardPlan(8, 4)[:2] == ShardPlan(10, 4)[:2]  # growing the dataset keeps its full shards
+    assert len(ShardPlan(10**7, 1)) == 10**7 and ShardPlan(10**7, 3)[-1] == ShardTask(3333333, 9999999, 1)  # nothing listed
 
 
 def test_writing_twice_gives_identical_bytes_with_fixed_headers_and_sorted_contiguous_members():
@@ -76,7 +77,7 @@ def test_reading_refuses_links_and_scattered_samples():
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     with pytest.raises(ShardError, match="not a regular file"):
         list(read_shard(io.BytesIO(tar_bytes([(link, b"")]))))
-    scattered = [(tarfile.TarInfo(n), b"x") for n in ("id-0000000.a.jpg", "id-0000001.a.jpg", "id-0000000.b.jpg")]
+    scattered = [(tarfile.TarInfo(n), b"x") for n in ("id-0000000.neutral.v0.jpg", "id-0000001.neutral.v0.jpg", "id-0000000.pain00.v0.jpg")]
     with pytest.raises(ShardError, match="contiguous"):
         list(read_shard(io.BytesIO(tar_bytes(scattered))))
 

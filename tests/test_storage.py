@@ -46,7 +46,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_partial(tmp_path):
             handle.write(b"new but incomplete")
             raise RuntimeError("renderer crashed")
     assert storage.read_bytes("manifest.json") == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+    assert [p.name for p in tmp_path.rglob("*") if not p.is_dir()] == ["manifest.json"]  # no partial file left
 
 
 def test_unwritable_destination_is_a_clear_error(tmp_path):
@@ -72,7 +72,7 @@ def test_s3_commit_is_invisible_until_complete_and_uses_the_environment_endpoint
             handle.write(b"y")
             raise RuntimeError("worker died")
     fs.invalidate_cache()
-    assert not fs.exists(f"{s3.bucket}/ds/shards/b.tar") and not fs.exists(f"{s3.bucket}/ds/shards/b.tar.partial")
+    assert not fs.exists(f"{s3.bucket}/ds/shards/b.tar") and fs.find(f"{s3.bucket}/ds/.partial") == []
 
 
 def test_s3_server_down_is_a_clear_error_without_credentials(s3):
@@ -84,3 +84,25 @@ def test_s3_server_down_is_a_clear_error_without_credentials(s3):
         storage.write_bytes("manifest.json", b"{} ")
     assert f"s3://{s3.bucket}/ds/manifest.json" in str(caught.value)
     assert "VERYSECRET" not in str(caught.value) and "AKIDSECRETVALUE" not in str(caught.value)
+
+
+def test_two_writers_of_one_file_never_share_a_partial(tmp_path):
+    """Each writer's partial file carries its identity; the old shared `<name>.partial` let two drivers truncate
+    and move each other's half-written shard."""
+    a, b = Storage(str(tmp_path), writer="driver-a"), Storage(str(tmp_path), writer="driver-b")
+    with a.committing("shards/x.tar") as first, b.committing("shards/x.tar") as second:
+        first.write(b"a" * 10)
+        second.write(b"b" * 10)
+        partials = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.partial") if p.is_file())
+        assert partials == [".partial/driver-a/shards/x.tar.partial", ".partial/driver-b/shards/x.tar.partial"]
+    assert (tmp_path / "shards/x.tar").read_bytes() == b"a" * 10  # both committed whole; the last one stays
+    assert Storage(str(tmp_path)).writer != Storage(str(tmp_path)).writer  # by default every Storage is a writer of its own
+
+
+def test_a_storage_option_of_the_wrong_type_is_named_without_its_value(s3):
+    storage = Storage(f"s3://{s3.bucket}/ds", {"secret": "VERYSECRET", "client_kwargs": {"endpoint_url": s3.url, "region_name": 7}})
+    with pytest.raises(StorageError) as caught:
+        storage.read_bytes("manifest.json")
+    message = str(caught.value)
+    assert "TypeError" in message and "given: secret, client_kwargs.endpoint_url, client_kwargs.region_name" in message
+    assert "VERYSECRET" not in message and "\n" not in message

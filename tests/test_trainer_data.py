@@ -11,7 +11,17 @@ from factory.format.dataset import DatasetError, open_dataset
 from factory.format.manifest import ManifestError
 from factory.format.storage import StorageError
 from tests.trainer_shards import write_dataset
-from trainer.data import SPLITS, Augmentation, PairTransform, ShardPairs, SplitConfig, batches, identity_pairs, shuffled
+from trainer.data import (
+    SPLITS,
+    Augmentation,
+    PairTransform,
+    ShardPairs,
+    SplitConfig,
+    batches,
+    identity_pairs,
+    pair_group,
+    shuffled,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +62,21 @@ def test_pairs_of_an_identity(dataset):
         labels = next(e for e in meta["expressions"] if e["name"] == expression)
         assert pair.pspi == labels["pspi"]
         assert pair.aus == tuple(labels["aus"][au] / top for au, top in zip(("AU4", "AU6", "AU7", "AU9", "AU10", "AU43"), (5, 5, 5, 5, 5, 1)))
-        assert pair.group == {k: meta["demographics"][k] for k in ("age_band", "gender", "ethnicity")}
+        assert pair.group == {**{k: meta["demographics"][k] for k in ("age_band", "gender", "ethnicity")},
+                              "fitzpatrick": meta["skin"]["fitzpatrick"]}
+        assert pair.identity == meta["id"]
     neutral = [p for p in pairs if "/neutral." in p.key]
     assert len(neutral) == 2 and all(p.pspi == 0 and p.aus == (0.0,) * 6 for p in neutral)
+
+
+def test_groups_follow_the_data():
+    """A field named in GROUP_FIELDS appears in the groups when a dataset has it, per view where it lies in a view,
+    and is left out when it is absent or not a plain value."""
+    meta = {"id": "id-0000001", "demographics": {"gender": "female", "age_band": "60-74"}, "skin": {"fitzpatrick": 5},
+            "scenario": "clinical", "views": [{"name": "v0", "occluder": "nasal_cannula"}, {"name": "v1"}]}
+    assert pair_group(meta, meta["views"][0]) == {"gender": "female", "age_band": "60-74", "fitzpatrick": 5,
+                                                  "scenario": "clinical", "occluder": "nasal_cannula"}
+    assert pair_group({**meta, "scenario": {"kind": "clinical"}, "skin": None}, meta["views"][1]) == {"gender": "female", "age_band": "60-74"}
 
 
 def test_splits_are_identity_disjoint_and_cover_everything(dataset):

@@ -101,7 +101,7 @@ def test_fit_and_evaluate_refuse_a_bad_manifest_in_one_line(tmp_path, shards):
 def test_labels_are_checked_against_the_spec_while_streaming(tmp_path, edit, message):
     """Every expression's AUs are validated by factory/spec and its PSPI must equal the PSPI of its AUs; the error
     names the shard, the identity and the expression."""
-    from trainer.data import SampleError
+    from factory.format.sample import SampleError
     write_dataset(str(tmp_path / "data"), identities=2, image_size=32, pain_expressions=2, per_shard=2, edit_meta=edit)
     with pytest.raises(SampleError) as raised:
         list(ShardPairs(str(tmp_path / "data"), SplitConfig(fractions=(1.0, 0.0, 0.0))).pairs("train"))
@@ -112,7 +112,7 @@ def test_labels_are_checked_against_the_spec_while_streaming(tmp_path, edit, mes
 def test_a_damaged_shard_is_refused_by_its_manifest_record(tmp_path):
     """A shard cut short (tar streaming reads it without complaint, yielding fewer samples) or changed in place
     is refused by its size and sha256 in the manifest, naming the shard."""
-    from trainer.data import SampleError
+    from factory.format.shards import ShardError
     write_dataset(str(tmp_path / "data"), identities=4, image_size=32, pain_expressions=1, per_shard=2)
     shard = tmp_path / "data" / "shards" / "shard-000001.tar"
     source = ShardPairs(str(tmp_path / "data"), SplitConfig(fractions=(1.0, 0.0, 0.0)))
@@ -120,12 +120,12 @@ def test_a_damaged_shard_is_refused_by_its_manifest_record(tmp_path):
     with tarfile.open(shard) as tar:  # cut where the second identity starts: a tar stream that ends there is valid
         cut = next(member.offset for member in tar.getmembers() if member.name.startswith("id-0000003."))
     shard.write_bytes(intact[:cut])
-    with pytest.raises(SampleError, match=rf"^shards/shard-000001.tar: {cut} bytes .* the manifest lists {len(intact)} bytes"):
+    with pytest.raises(ShardError, match=rf"^shards/shard-000001.tar: {cut} bytes .* the manifest lists {len(intact)} bytes"):
         list(source.pairs("train"))
     changed = bytearray(intact)
     changed[-3000] ^= 1  # inside the last member's data: still a well-formed tar
     shard.write_bytes(bytes(changed))
-    with pytest.raises(SampleError, match=r"^shards/shard-000001.tar: .*sha256"):
+    with pytest.raises(ShardError, match=r"^shards/shard-000001.tar: .*sha256"):
         list(source.pairs("train"))
     shard.write_bytes(intact)
     assert len(list(source.pairs("train"))) == 4 * 2

@@ -69,13 +69,13 @@ def test_one_changed_byte_fails_naming_the_shard(dataset):
     shard.write_bytes(bytes(data))
     result = verify(dataset)
     assert result.exit_code == 1
-    assert "shards/shard-000001.tar: sha256" in result.output
+    assert "FAILED: shards/shard-000001.tar: " in result.output and "bytes with sha256" in result.output and "the manifest lists" in result.output
 
 
 def test_a_missing_or_truncated_shard_fails(dataset):
     shard = dataset / "shards/shard-000000.tar"
     shard.write_bytes(shard.read_bytes()[:-512])
-    assert "shards/shard-000000.tar:" in verify(dataset).output and "bytes, the manifest says" in verify(dataset).output
+    assert "shards/shard-000000.tar:" in verify(dataset).output and "bytes with sha256" in verify(dataset).output
     shard.unlink()
     result = verify(dataset)
     assert result.exit_code == 1 and "shards/shard-000000.tar: missing" in result.output
@@ -90,7 +90,8 @@ def test_a_pspi_that_disagrees_with_its_aus_fails_naming_sample_and_expression(d
     rewrite_shard(dataset, 0, raise_pspi)
     result = verify(dataset)
     assert result.exit_code == 1
-    assert "shards/shard-000000.tar: id-0000000.meta.json: expression pain01 has PSPI" in result.output
+    assert "shards/shard-000000.tar: id-0000000: meta.json expression pain01: pspi" in result.output
+    assert "differs from the PSPI of its AUs" in result.output
 
 
 def test_an_undecodable_image_member_fails_naming_it(dataset):

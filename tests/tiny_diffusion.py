@@ -32,6 +32,15 @@ class TinyModels(NamedTuple):
     background: Path  # a StableDiffusionInpaintPipeline folder (9-channel UNet)
 
 
+def planned_gradient(spec, size: int) -> torch.Tensor:
+    """(size, size, 3) the plan's gradient background as the `gradient` choice draws it (what the rooms must not be)."""
+    from factory.render.camera import Orbit, head_camera
+    from factory.run.backgrounds import ViewContext, make_background
+
+    camera = head_camera(Orbit(), size, torch.zeros(3), 10.0)
+    return make_background("gradient", spec.background, ViewContext(torch.zeros(3), camera, spec.views[0])).image(camera)
+
+
 def write_tokenizer(folder: Path):
     """A CLIP tokenizer over single characters: vocab.json (each character, and each as a word end "</w>") and an
     empty merges.txt, loaded back through CLIPTokenizer as a real one is."""

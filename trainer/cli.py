@@ -215,27 +215,24 @@ def fetch_backbone(
         typer.echo(f"train with HF_HUB_CACHE={hub_cache(cache_dir)} so that `pretrained: hub` looks there")
 
 
-@command()
-def evaluate(
-    checkpoint: str = typer.Option(..., help="Checkpoint folder URL, or a run folder (its latest checkpoint is used)."),
-    data: Optional[str] = typer.Option(None, help="painfactory dataset folder URL."),
-    unbc: Optional[str] = typer.Option(None, help="UNBC-McMaster root folder."),
-    fold: int = typer.Option(0, help="UNBC: test fold (k-fold) or subject index (loso)."),
-    folds: int = typer.Option(5, help="UNBC: number of folds."),
-    protocol: str = typer.Option("kfold", help="UNBC: 'kfold' or 'loso'."),
-    split: str = typer.Option("test", help="train | val | test."),
-    split_seed: Optional[int] = typer.Option(None, help="Split seed; default: the one the checkpoint was trained with "
-                                                        "(the split fractions always are)."),
-    batch_size: int = typer.Option(32, help="Pairs per inference batch."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (NaN as null) instead of a table."),
-    storage_option: Optional[list[str]] = typer.Option(None, "--storage-option", help=STORAGE_OPTION_HELP),
-) -> None:
-    """MAE, RMSE, Pearson, ICC(3,1), AUROC and calibrated F1 at PSPI ≥ 1, 2, 3, and MAE per demographic group."""
+EVALUATION_HELP = {  # the options `evaluate` and `report` share: which checkpoint, on which pairs
+    "checkpoint": "Checkpoint folder URL, or a run folder (its latest checkpoint is used).",
+    "data": "painfactory dataset folder URL.", "unbc": "UNBC-McMaster root folder.",
+    "fold": "UNBC: test fold (k-fold) or subject index (loso).", "folds": "UNBC: number of folds.",
+    "protocol": "UNBC: 'kfold' or 'loso'.", "split": "train | val | test.",
+    "split_seed": "Split seed; default: the one the checkpoint was trained with (the split fractions always are).",
+    "batch_size": "Pairs per inference batch.",
+}
+
+
+def evaluation_predictions_of(checkpoint: str, data: Optional[str], unbc: Optional[str], fold: int, folds: int, protocol: str,
+                              split: str, split_seed: Optional[int], batch_size: int, options: dict):
+    """The checkpoint's predictions on `split` of the pairs it was trained on (trainer.evaluate), every problem a
+    one-line error."""
     from trainer.checkpoint import latest_checkpoint, local_checkpoint, read_info
     from trainer.data import SplitConfig
-    from trainer.evaluate import evaluate as run_evaluate
+    from trainer.evaluate import evaluation_predictions
 
-    options = storage_options_of(storage_option)
     found = latest_checkpoint(checkpoint, options)
     if found is None:
         fail(f"no checkpoint at {checkpoint}")
@@ -247,14 +244,75 @@ def evaluate(
     source = make_source(data, unbc, fold, folds, protocol, SplitConfig(seed=split_seed, fractions=tuple(fractions)), options)
     try:
         source.check()
-        metrics = run_evaluate(found, source, split, batch_size=batch_size, storage_options=options)
+        return evaluation_predictions(found, source, split, batch_size=batch_size, storage_options=options)
     except (ValueError, FileNotFoundError) as error:
         fail(str(error))
+
+
+@command()
+def evaluate(
+    checkpoint: str = typer.Option(..., help=EVALUATION_HELP["checkpoint"]),
+    data: Optional[str] = typer.Option(None, help=EVALUATION_HELP["data"]),
+    unbc: Optional[str] = typer.Option(None, help=EVALUATION_HELP["unbc"]),
+    fold: int = typer.Option(0, help=EVALUATION_HELP["fold"]),
+    folds: int = typer.Option(5, help=EVALUATION_HELP["folds"]),
+    protocol: str = typer.Option("kfold", help=EVALUATION_HELP["protocol"]),
+    split: str = typer.Option("test", help=EVALUATION_HELP["split"]),
+    split_seed: Optional[int] = typer.Option(None, help=EVALUATION_HELP["split_seed"]),
+    batch_size: int = typer.Option(32, help=EVALUATION_HELP["batch_size"]),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (NaN as null) instead of a table."),
+    storage_option: Optional[list[str]] = typer.Option(None, "--storage-option", help=STORAGE_OPTION_HELP),
+) -> None:
+    """MAE, RMSE, Pearson, ICC(3,1), AUROC and calibrated F1 at PSPI ≥ 1, 2, 3, and MAE per group (trainer/data.py,
+    GROUP_FIELDS: age band, gender, ethnicity, Fitzpatrick type, …)."""
+    from trainer.evaluate import evaluation_metrics
+
+    options = storage_options_of(storage_option)
+    found = evaluation_predictions_of(checkpoint, data, unbc, fold, folds, protocol, split, split_seed, batch_size, options)
+    metrics = evaluation_metrics(found)
     if as_json:
         echo_json(metrics, sort_keys=True)
         return
     for name, value in metrics.items():
         typer.echo(f"{name:>16}  {value:.4f}" if isinstance(value, float) else f"{name:>16}  {value}")
+
+
+@command()
+def report(
+    out: str = typer.Option(..., help="Local folder for report.md, report.html (plots embedded), report.json and plots/*.png."),
+    checkpoint: str = typer.Option(..., help=EVALUATION_HELP["checkpoint"]),
+    data: Optional[str] = typer.Option(None, help=EVALUATION_HELP["data"]),
+    unbc: Optional[str] = typer.Option(None, help=EVALUATION_HELP["unbc"]),
+    fold: int = typer.Option(0, help=EVALUATION_HELP["fold"]),
+    folds: int = typer.Option(5, help=EVALUATION_HELP["folds"]),
+    protocol: str = typer.Option("kfold", help=EVALUATION_HELP["protocol"]),
+    split: str = typer.Option("test", help=EVALUATION_HELP["split"]),
+    split_seed: Optional[int] = typer.Option(None, help=EVALUATION_HELP["split_seed"]),
+    batch_size: int = typer.Option(32, help=EVALUATION_HELP["batch_size"]),
+    resamples: int = typer.Option(1000, help="Bootstrap resamples of identities per group (at least 20)."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap: same seed, same intervals."),
+    min_identities: int = typer.Option(5, help="Groups with fewer identities get no interval and are marked (few ids)."),
+    confidence: float = typer.Option(0.95, help="Confidence level of the intervals."),
+    storage_option: Optional[list[str]] = typer.Option(None, "--storage-option", help=STORAGE_OPTION_HELP),
+) -> None:
+    """A fairness report: every metric of `evaluate` for PSPI, and MAE, RMSE, Pearson and ICC per PSPI AU, for the
+    split and per age band, gender, ethnicity, Fitzpatrick type (and scenario or occluder where the data has them),
+    with bootstrap confidence intervals over identities; Markdown, HTML and plots in OUT."""
+    from pathlib import Path
+
+    from trainer.report import ReportConfig, fairness_report, write_report
+
+    try:
+        config = ReportConfig(resamples=resamples, seed=seed, min_identities=min_identities, confidence=confidence)
+    except ValueError as error:
+        fail(str(error))
+    if Path(out).exists() and not Path(out).is_dir():
+        fail(f"--out {out} is a file, not a folder")
+    options = storage_options_of(storage_option)
+    found = evaluation_predictions_of(checkpoint, data, unbc, fold, folds, protocol, split, split_seed, batch_size, options)
+    described = {"checkpoint": found.checkpoint, "data": data or unbc, "split": split}
+    written = write_report(fairness_report(found, config), Path(out), described)
+    typer.echo(f"wrote {', '.join(str(path) for path in written[:3])} and {len(written) - 3} plots")
 
 
 @command("models")

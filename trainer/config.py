@@ -25,7 +25,7 @@ schedule: {epochs: 150, min_lr: 0.0}
 batch_size: 48
 augmentation: {flip: 0.5, rotate_deg: 5.0, translate: 0.05, scale: 0.05, brightness: 0.2, contrast: 0.2,
                saturation: 0.2, hue: 0.0, blur: 0.2}          # Augmentation, trainer/data.py; null: none
-split: {seed: 0, fractions: [0.7, 0.2, 0.1]}                  # SplitConfig, trainer/data.py
+split: {seed: 0, fractions: [0.7, 0.2, 0.1]}                  # SplitConfig, factory/spec/split.py
 shuffle_buffer: 256
 seed: 0
 init_checkpoint: null          # a checkpoint to start from; its model, backbone and fusion heads are used

@@ -8,13 +8,15 @@ view, one pair per non-neutral expression (pain, or PSPI-0 hard negatives) with 
 as reference, plus one neutral–neutral pair labelled PSPI 0 (told apart only by their augmentations), so the
 model sees "no change" as often as it sees each view.
 
-The train/val/test split is identity-disjoint: a seeded hash of the identity id, independent of shard layout,
-worker count and dataset size (70/20/10 by default).
+The train/val/test split is identity-disjoint: factory/spec/split.py (a seeded hash of the identity id), the same
+function `factory export` writes splits.csv and the Hugging Face splits with.
 
-Nothing read is trusted: a shard read to its end must match its manifest record (size and sha256), a meta.json
-must hold the fields pairs are made of, and every expression's labels must satisfy factory/spec (AUs known,
-integers in range; PSPI equal to the PSPI of its AUs). Anything else stops the reader with a SampleError that
-names the shard, the identity and the expression.
+Nothing read is trusted, and it is checked where every reader checks it, in factory/format: a shard is streamed,
+hashed and must match its manifest record (size and sha256), its members must be the format's and within their
+sizes (`Dataset.shard_samples`), a meta.json must match its schema, every expression's labels factory/spec (AUs
+known, integers in range; PSPI equal to the PSPI of its AUs), and images must decode within their size
+(`read_meta`, `decode_image`). Anything else stops the reader with a ShardError (a SampleError for a sample's
+content) that names the shard, the identity and the expression or member.
 
 Streaming from S3 runs at the speed of a local folder because nothing waits on the store: a background thread
 reads shards `read_ahead` identities ahead of training (the next shard downloads while this one trains), and
@@ -24,10 +26,6 @@ Both keep their order, so the same seed gives the same batches.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import math
 import queue
 import random
 import threading
@@ -39,24 +37,24 @@ import numpy as np
 import torch
 from PIL import Image
 
-from factory.errors import FactoryError
 from factory.format.dataset import Dataset, DatasetError, open_dataset
 from factory.format.manifest import ShardRecord
-from factory.format.members import META, view_member
-from factory.format.shards import read_shard
-from factory.format.storage import STORE_ERRORS, StorageError, describe_error, public_storage_options
+from factory.format.members import KINDS, view_member
+from factory.format.sample import decode_image, read_meta
+from factory.format.storage import public_storage_options
 from factory.spec.expressions import NEUTRAL
-from factory.spec.labels import PSPI_AUS, max_intensity, pspi
+from factory.spec.labels import PSPI_AUS, max_intensity
 from factory.spec.plan import DEMOGRAPHIC_FIELDS
-
-SPLITS = ("train", "val", "test")
+from factory.spec.split import SPLITS, SplitConfig, check_split  # noqa: F401  (SPLITS: re-exported)
 
 
 @dataclass(frozen=True)
 class Pair:
-    """One training example: encoded images and labels. `group` holds the demographics metrics break down by."""
+    """One training example: encoded images and labels. `group` holds what metrics break down by (`pair_group`);
+    `identity` is the person, the unit that fairness bootstraps resample."""
 
     key: str  # "id-0000123/pain03.v1"
+    identity: str
     pain: bytes
     reference: bytes
     pspi: float
@@ -64,27 +62,28 @@ class Pair:
     group: dict
 
 
-@dataclass(frozen=True)
-class SplitConfig:
-    seed: int = 0
-    fractions: tuple[float, float, float] = (0.7, 0.2, 0.1)
-
-    def __post_init__(self) -> None:
-        if len(self.fractions) != 3 or min(self.fractions) < 0 or not math.isclose(sum(self.fractions), 1.0):
-            raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {self.fractions}")
-
-    def split_of(self, identity: str) -> str:
-        """'train', 'val' or 'test' for an identity id, from a seeded hash: stable across runs and machines."""
-        digest = hashlib.sha256(f"{self.seed}:{identity}".encode()).digest()
-        position = int.from_bytes(digest[:8], "big") / 2**64
-        train, val, _ = self.fractions
-        return "train" if position < train else "val" if position < train + val else "test"
+# The groups metrics break down by (evaluate's MAE per group, `trainer report`): a name and where its value lies in
+# meta.json, "view" meaning the pair's own entry of meta["views"]. A field a dataset lacks is left out, so fields
+# later datasets add (a scenario, an occluder per view) appear in the reports once named here.
+GROUP_FIELDS: dict[str, tuple[str, ...]] = {
+    **{name: ("demographics", name) for name in DEMOGRAPHIC_FIELDS},
+    "fitzpatrick": ("skin", "fitzpatrick"),
+    "scenario": ("scenario",),
+    "occluder": ("view", "occluder"),
+}
 
 
-def check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    return split
+def pair_group(meta: Mapping, view: Mapping) -> dict:
+    """{group name: value} of the pairs of one identity and view, for every GROUP_FIELDS entry this sample has
+    as a plain value (text, number, true/false)."""
+    group = {}
+    for name, path in GROUP_FIELDS.items():
+        value = view if path[0] == "view" else meta.get(path[0])
+        for step in path[1:]:
+            value = value.get(step) if isinstance(value, Mapping) else None
+        if isinstance(value, (str, int, float, bool)):
+            group[name] = value
+    return group
 
 
 def scaled_aus(aus: Mapping) -> tuple[float, ...]:
@@ -95,101 +94,21 @@ def scaled_aus(aus: Mapping) -> tuple[float, ...]:
 # ---------------------------------------------------------------------------------------------- the shards
 
 
-class SampleError(FactoryError, ValueError):
-    """A shard or sample breaks the data contract: bytes that differ from the manifest's record, a meta.json
-    without the fields pairs need, labels that disagree with factory/spec. The message names shard, identity and
-    expression; the trainer reports it in one line."""
-
-
-def expression_labels(where: str, expression: Mapping) -> tuple[float, tuple[float, ...]]:
-    """(PSPI, scaled AUs) of one meta.json expression, checked against factory/spec: every AU known and an
-    integer in its range (so finite), and a PSPI equal to AU4 + max(AU6, AU7) + max(AU9, AU10) + AU43 of them."""
-    aus, stated = expression["aus"], expression["pspi"]
-    if not isinstance(aus, Mapping):
-        raise SampleError(f"{where}: aus must be a mapping of action units, got {aus!r}")
-    try:
-        computed = pspi(aus)
-    except ValueError as error:
-        raise SampleError(f"{where}: {error}") from None
-    if isinstance(stated, bool) or stated != computed:  # NaN equals nothing, a string no number
-        raise SampleError(f"{where}: pspi {stated!r} differs from the PSPI of its AUs, AU4 + max(AU6, AU7) + max(AU9, AU10) + AU43 = {computed}")
-    return float(computed), scaled_aus(aus)
-
-
-def identity_pairs(sample: dict, meta: dict, where: str = "") -> list[Pair]:
+def identity_pairs(sample: dict, meta: dict) -> list[Pair]:
     """Every (expression image, neutral reference of the same view) pair of one identity, plus neutral–neutral.
-    `meta` is the sample's parsed meta.json, its labels checked by `expression_labels`; `where` names the
-    sample in errors ("shards/shard-000003.tar: id-0000012")."""
-    where = where or str(meta.get("id") if isinstance(meta, dict) else "meta.json")
-    try:
-        identity = meta["id"]
-        group = {k: meta["demographics"][k] for k in DEMOGRAPHIC_FIELDS if k in meta.get("demographics", {})}
-        views = [view["name"] for view in meta["views"]]
-        expressions = [(e["name"], *expression_labels(f"{where} {e['name']}", e)) for e in meta["expressions"]]
-    except (KeyError, TypeError, AttributeError) as error:
-        raise SampleError(f"{where}: meta.json lacks or mistypes a field the pairs need ({type(error).__name__}: {error})") from None
+    `meta` is the sample's meta.json as `read_meta` checked it (labels valid for factory/spec)."""
+    identity = meta["id"]
+    expressions = [(e["name"], float(e["pspi"]), scaled_aus(e["aus"])) for e in meta["expressions"]]
     pairs = []
-    for view in views:
+    for view, group in ((view["name"], pair_group(meta, view)) for view in meta["views"]):
         reference = sample.get(view_member(NEUTRAL, view))
         if reference is None:
             continue
         for name, pspi_value, aus in expressions:
             image = sample.get(view_member(name, view))
             if image is not None:
-                pairs.append(Pair(key=f"{identity}/{name}.{view}", pain=image, reference=reference, pspi=pspi_value, aus=aus, group=group))
+                pairs.append(Pair(key=f"{identity}/{name}.{view}", identity=identity, pain=image, reference=reference, pspi=pspi_value, aus=aus, group=group))
     return pairs
-
-
-def sample_pairs(shard: str, key: str, sample: dict) -> list[Pair]:
-    """The pairs of one sample read from `shard`, its meta.json parsed and checked to be this sample's."""
-    where = f"{shard}: {key}"
-    try:
-        meta = json.loads(sample[META])
-    except KeyError:
-        raise SampleError(f"{where}: {META} missing") from None
-    except ValueError as error:
-        raise SampleError(f"{where}: {META} is not JSON ({error})") from None
-    if not isinstance(meta, dict) or meta.get("id") != key:
-        raise SampleError(f"{where}: {META} is not this sample's (its id is {meta.get('id') if isinstance(meta, dict) else None!r})")
-    return identity_pairs(sample, meta, where)
-
-
-class DigestReader:
-    """A file open for reading that counts and hashes (sha256) every byte read through it; a failing store
-    becomes a StorageError naming the file."""
-
-    def __init__(self, handle, where: str) -> None:
-        self.handle, self.where = handle, where
-        self.size = 0
-        self.digest = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            data = self.handle.read(size)
-        except STORE_ERRORS as error:
-            raise StorageError(f"cannot read {self.where}: {describe_error(error)}") from error
-        self.size += len(data)
-        self.digest.update(data)
-        return data
-
-    def read_to_end(self) -> None:
-        while self.read(1 << 20):
-            pass
-
-
-def shard_samples(dataset: Dataset, record: ShardRecord) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """One shard's samples, streamed. Read to its end, the shard must match its manifest record (size and
-    sha256): one cut short (tar streaming ends quietly) or changed after it was listed stops training before
-    the epoch it fed reaches a checkpoint."""
-    with dataset.storage.open_read(record.path) as handle:
-        reader = DigestReader(handle, dataset.storage.describe(record.path))
-        yield from read_shard(reader, name=record.path)
-        reader.read_to_end()
-    sha256 = reader.digest.hexdigest()
-    if reader.size != record.bytes or sha256 != record.sha256:
-        raise SampleError(f"{record.path}: {reader.size} bytes with sha256 {sha256[:16]}…, the manifest lists {record.bytes} bytes "
-                          f"with sha256 {record.sha256[:16]}… (changed or cut short after it was written; `factory verify` "
-                          "checks a whole dataset)")
 
 
 _END = object()
@@ -280,9 +199,9 @@ class ShardPairs:
         """The pairs of each identity of `split` in `shards` whose position `keep` accepts, one list per identity."""
         position = 0
         for record in shards:
-            for key, sample in shard_samples(dataset, record):
+            for key, sample in dataset.shard_samples(record):
                 if keep(position) and self.split.split_of(key) == split:
-                    yield sample_pairs(record.path, key, sample)
+                    yield identity_pairs(sample, read_meta(f"{record.path}: {key}", key, sample))
                 position += 1
 
 
@@ -323,12 +242,13 @@ class PairTransform:
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
     augmentation: Augmentation | None = None
 
-    def decode(self, data: bytes) -> torch.Tensor:
-        image = Image.open(io.BytesIO(data)).convert("RGB").resize((self.image_size, self.image_size), Image.BILINEAR)
+    def decode(self, data: bytes, where: str = "image") -> torch.Tensor:
+        """An RGB render, checked by factory/format/sample.py (`where` names it in errors)."""
+        image = decode_image(where, data, KINDS["rgb"]).convert("RGB").resize((self.image_size, self.image_size), Image.BILINEAR)
         return torch.from_numpy(np.asarray(image, np.float32) / 255.0).permute(2, 0, 1)
 
     def __call__(self, pair: Pair, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
-        pain, reference = self.decode(pair.pain), self.decode(pair.reference)
+        pain, reference = self.decode(pair.pain, pair.key), self.decode(pair.reference, f"{pair.key} reference")
         if self.augmentation is not None:
             pain, reference = augment_pair(pain, reference, self.augmentation, rng)
         mean, std = torch.tensor(self.mean).view(3, 1, 1), torch.tensor(self.std).view(3, 1, 1)
@@ -374,7 +294,7 @@ def shuffled(pairs: Iterable[Pair], buffer_size: int, rng: random.Random) -> Ite
 
 def batches(pairs: Iterable[Pair], transform: PairTransform, batch_size: int, rng: random.Random, drop_last: bool,
             decode_threads: int = 2, ahead: int = 2) -> Iterator[dict]:
-    """Batches of {"pain", "reference": [B, 3, S, S], "pspi": [B], "aus": [B, 6], "keys", "groups"}, made by a
+    """Batches of {"pain", "reference": [B, 3, S, S], "pspi": [B], "aus": [B, 6], "keys", "groups", "identities"}, made by a
     background thread `ahead` batches before they are asked for (so the next batch decodes while the model
     trains on this one), each batch's pairs decoded and augmented on `decode_threads` threads (PIL and torch
     release the GIL while they work). Same `rng`, same batches, whatever the number of threads."""
@@ -406,4 +326,5 @@ def collate(chunk: list[Pair], transform: PairTransform, rng: random.Random, poo
         "aus": torch.tensor([pair.aus for pair in chunk], dtype=torch.float32),
         "keys": [pair.key for pair in chunk],
         "groups": [pair.group for pair in chunk],
+        "identities": [pair.identity for pair in chunk],
     }

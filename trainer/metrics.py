@@ -1,5 +1,5 @@
 """Pain-estimation metrics in plain numpy: regression (MAE, RMSE, Pearson, ICC(3,1)), detection at PSPI ≥ k
-(AUROC, F1 at a threshold calibrated on other predictions) and MAE per demographic group.
+(AUROC, F1 at a threshold calibrated on other predictions) and the grouping every per-group figure uses.
 
 The score for detection is the predicted PSPI itself, so every model (with or without binary heads) is judged
 the same way, as UNBC-McMaster papers threshold predicted PSPI.
@@ -47,15 +47,9 @@ def icc_3_1(pred: np.ndarray, target: np.ndarray) -> float:
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
     """1-based ranks, ties sharing their average rank."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), float)
-    sorted_values = values[order]
-    start = 0
-    for end in range(1, len(values) + 1):
-        if end == len(values) or sorted_values[end] != sorted_values[start]:
-            ranks[order[start:end]] = (start + 1 + end) / 2
-            start = end
-    return ranks
+    _, position, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)  # the distinct values' last ranks; tied values share (first + last) / 2
+    return ((ends - counts + 1 + ends) / 2)[position]
 
 
 def auroc(score: np.ndarray, positive: np.ndarray) -> float:
@@ -104,10 +98,24 @@ def pain_metrics(pred: Sequence[float], target: Sequence[float], thresholds: Map
     return metrics
 
 
-def mae_by_group(pred: Sequence[float], target: Sequence[float], groups: Sequence[Mapping[str, str]]) -> dict[str, dict[str, float]]:
-    """MAE per value of each demographic attribute: {"gender": {"female": 1.2, …}, "age_band": {…}, …}."""
-    errors: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for p, t, group in zip(pred, target, groups):
+def group_members(groups: Sequence[Mapping[str, object]]) -> dict[str, dict[str, np.ndarray]]:
+    """Which predictions fall in each group: {attribute: {value as text: their indices}}, from each prediction's
+    group ({"gender": "female", "fitzpatrick": 4, …}). Attributes sorted by name, values in their natural order
+    (numbers as numbers). Every per-group figure (evaluate's MAE per group, `trainer report`) groups through here."""
+    members: dict[str, dict[object, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for index, group in enumerate(groups):
         for attribute, value in group.items():
-            errors[attribute][str(value)].append(abs(p - t))
-    return {attribute: {value: float(np.mean(e)) for value, e in sorted(values.items())} for attribute, values in sorted(errors.items())}
+            members[attribute][value].append(index)
+
+    def natural(value) -> tuple:
+        return (0, float(value), "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0.0, str(value))
+
+    return {attribute: {str(value): np.asarray(members[attribute][value]) for value in sorted(values, key=natural)}
+            for attribute, values in sorted(members.items())}
+
+
+def mae_by_group(pred: Sequence[float], target: Sequence[float], groups: Sequence[Mapping[str, str]]) -> dict[str, dict[str, float]]:
+    """MAE per value of each group attribute: {"gender": {"female": 1.2, …}, "age_band": {…}, …}."""
+    errors = np.abs(np.asarray(pred, float) - np.asarray(target, float))
+    return {attribute: {value: float(np.mean(errors[indices])) for value, indices in values.items()}
+            for attribute, values in group_members(groups).items()}

@@ -167,18 +167,22 @@ def train_epoch(model, optimizer, batch_iterator, weights: LossWeights, device, 
 @torch.no_grad()
 def predict(model, source, split: str, transform: PairTransform, batch_size: int, device, rank: int = 0, world: int = 1,
             show_progress: bool = False) -> dict:
-    """Predicted and true PSPI, keys and demographic groups of this rank's share of a split."""
+    """This rank's share of a split, one list entry per pair: predicted and true PSPI ("pred", "target"), the six
+    PSPI AUs scaled to 0..1 ("aus_pred", "aus_target", PSPI_AUS order), keys, identities and groups."""
     from tqdm import tqdm
 
     model.eval()
     rng = random.Random(0)  # unused without augmentation; batches() takes one for symmetry
-    result = {"pred": [], "target": [], "keys": [], "groups": []}
+    result = {"pred": [], "target": [], "aus_pred": [], "aus_target": [], "keys": [], "identities": [], "groups": []}
     stream = batches(source.pairs(split, rank, world), transform, batch_size, rng, drop_last=False)
     for batch in tqdm(stream, desc=f"predict {split}", unit="batch", disable=not show_progress, leave=False):
-        result["pred"] += model(batch["pain"].to(device), batch["reference"].to(device))["pspi"].float().cpu().tolist()
+        outputs = model(batch["pain"].to(device), batch["reference"].to(device))
+        result["pred"] += outputs["pspi"].float().cpu().tolist()
         result["target"] += batch["pspi"].tolist()
-        result["keys"] += batch["keys"]
-        result["groups"] += batch["groups"]
+        result["aus_pred"] += outputs["aus"].float().cpu().tolist()
+        result["aus_target"] += batch["aus"].tolist()
+        for name in ("keys", "identities", "groups"):
+            result[name] += batch[name]
     return result
 
 

@@ -157,7 +157,7 @@ class UnbcPairs:
         if shuffle:
             random.Random(f"{self.seed}:{epoch}").shuffle(frames)
         for frame in frames[rank::world]:
-            yield Pair(key=f"{frame.subject}/{frame.image.stem}", pain=frame.image.read_bytes(),
+            yield Pair(key=f"{frame.subject}/{frame.image.stem}", identity=frame.subject, pain=frame.image.read_bytes(),
                        reference=self.references[frame.image].read_bytes(), pspi=frame.pspi,
                        aus=scaled_aus({au: min(value, 5 if au != "AU43" else 1) for au, value in frame.aus.items()}),
                        group={"subject": frame.subject})

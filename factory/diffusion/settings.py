@@ -21,9 +21,9 @@ Fast samplers: `scheduler: lcm` (or `tcd`) with `steps: 4` and `guidance: 1.0` f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
-from factory.options import ConfigError, reject_unknown_keys
+from factory.options import ConfigError, build
 
 DEFAULT_TEXTURE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_CONTROLNET_MODEL = "lllyasviel/control_v11f1p_sd15_depth"
@@ -115,23 +115,9 @@ class DiffusionConfig:
             raise ConfigError(f"diffusion.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DiffusionConfig":
-        reject_unknown_keys(cls, data, "render.diffusion key")
-        data = dict(data)
-        for name, section in (("texture", TextureDiffusion), ("background", BackgroundDiffusion)):
-            if name in data:
-                data[name] = section_from_dict(section, data[name], f"render.diffusion.{name}")
-        return cls(**data)
-
-
-def section_from_dict(section: type, data, where: str):
-    if isinstance(data, section):
-        return data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping, got {data!r}")
-    reject_unknown_keys(section, data, f"{where} key")
-    tuples = {f.name for f in fields(section) if str(f.type).startswith("tuple")}
-    return section(**{key: tuple(value) if key in tuples and isinstance(value, list) else value for key, value in data.items()})
+    def from_dict(cls, data: dict, where: str = "render.diffusion") -> "DiffusionConfig":
+        """From a YAML mapping: every key's type checked and named (factory.options.build), then the ranges."""
+        return build(cls, data, where)
 
 
 def require_number(name: str, value, low: float, high: float, integer: bool = False) -> None:

@@ -39,7 +39,6 @@ class VertexRange(NamedTuple):
 VERTEX_COUNT = 26719
 
 FACE = VertexRange(0, 9408)  # the face surface: the lid and lip margins are the borders of its three holes
-NARROW_FACE = VertexRange(0, 6705)  # the face without forehead edge, ears and neck: what the cameras frame
 HEAD_NECK = VertexRange(9409, 11247)
 MOUTH_SOCKET = VertexRange(11248, 13293)
 EYE_SOCKETS = VertexRange(13294, 14061)
@@ -54,4 +53,3 @@ EYE_SHELLS = VertexRange(24591, 25350)  # lacrimal fluid, eye blend and eye occl
 LASH_CARDS = VertexRange(25351, 26718)  # eyelash cards, cut out through an alpha map
 
 FACE_VERTEX_COUNT = FACE.stop  # 9409
-FRAMED_VERTEX_COUNT = NARROW_FACE.stop  # 6706

@@ -34,7 +34,7 @@ class AtlasCell(NamedTuple):
 class FaceLayout:
     skin: torch.Tensor  # (V,) bool: face, scalp and neck surface, what the correspondence between models maps
     margin_surface: torch.Tensor  # (V,) bool: the surface whose eye and mouth holes are bordered by the lid and lip margins
-    framed: torch.Tensor  # (V,) bool: what the cameras frame (the face, without the neck)
+    framed: torch.Tensor  # (V,) bool: what the cameras frame from the chin up (face, forehead, temples, ears)
     eyeball_left: torch.Tensor  # (V,) bool: the face's left eyeball (+x)
     eyeball_right: torch.Tensor  # (V,) bool
     pupils: tuple[int, int]  # (left, right) vertex at the centre of each pupil, the front of the eye's optical axis
@@ -99,7 +99,7 @@ def ict_layout(neutral: torch.Tensor, faces: torch.Tensor, uvs: torch.Tensor, fa
         return span.first + int(neutral[span.slice, 2].argmax())  # the apex of the iris shell
 
     return FaceLayout(
-        skin=mask(ict.FACE, ict.HEAD_NECK), margin_surface=mask(ict.FACE), framed=mask(ict.NARROW_FACE),
+        skin=mask(ict.FACE, ict.HEAD_NECK), margin_surface=mask(ict.FACE), framed=mask(ict.FACE),
         eyeball_left=mask(ict.EYEBALL_LEFT), eyeball_right=mask(ict.EYEBALL_RIGHT),
         pupils=(front(ict.IRIS_LEFT), front(ict.IRIS_RIGHT)), mouth_socket=mask(ict.MOUTH_SOCKET),
         gums=mask(ict.GUMS_TONGUE), teeth=mask(ict.TEETH), eye_sockets=mask(ict.EYE_SOCKETS), face_cell=face_cell, cells=cells,

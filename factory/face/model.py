@@ -1,9 +1,11 @@
 """The 3D morphable face model: identity coefficients + expression weights → mesh vertices.
 
 The embedded default is the project's compact copy of ICT Face Model Light (MIT, USC ICT; built by
-`tools/build_face_asset.py`, licence in `factory/assets/LICENSE-ICT-FaceKit`). A user's FLAME file becomes a
-FaceModel too (`face/flame/model.py`): its own identity space, ICT's expression shapes transferred onto it under the
-same names, and its jaw joint. Units are centimetres, +y is up and the face looks toward +z.
+`tools/build_face_asset.py`, licence in `factory/assets/LICENSE-ICT-FaceKit`). Its expression shapes are ICT's 57
+followed by the shapes `factory/face/shapes.py` derives from the neutral mesh at load time (`browKnit_L/R`). A user's
+FLAME file becomes a FaceModel too (`face/flame/model.py`): its own identity space, ICT's expression shapes (the
+derived ones included) transferred onto it under the same names, and its jaw joint. Units are centimetres, +y is up
+and the face looks toward +z.
 
     model = FaceModel.load()
     verts = model.vertices(identity=torch.randn(4, 100), expression=torch.zeros(4, model.num_expressions))
@@ -17,7 +19,7 @@ margin guard, the vertices a shape moves).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from factory.face.layout import FaceLayout, ict_layout
+from factory.face.shapes import derived_shapes
 from factory.face.skeleton import Skeleton
 
 BUNDLED_ASSET = "ict_face_light.npz"
@@ -45,7 +48,7 @@ class FaceModel:
     neutral: torch.Tensor  # (V, 3) float32, cm
     identity_basis: torch.Tensor  # (I, V, 3): one standard deviation of each identity mode
     expression_basis: torch.Tensor  # (E, V, 3): each expression shape at full weight, minus neutral
-    expression_names: tuple[str, ...]  # (E,) ARKit-style names: "browDown_L", "jawOpen", …
+    expression_names: tuple[str, ...]  # (E,) ARKit-style names: "browDown_L", "jawOpen", …, then the derived shapes
     faces: torch.Tensor  # (F, 3) int64 vertex indices, triangles
     face_uvs: torch.Tensor  # (F, 3) int64 indices into uvs
     uvs: torch.Tensor  # (T, 2) float32, v up; charts placed in the texture by layout.cells (ICT: UDIM tiles)
@@ -121,6 +124,14 @@ class FaceModel:
             rotations[:, shape.joint] += weight * torch.tensor(shape.rotation, dtype=expression.dtype, device=expression.device)
         return rotations
 
+    def with_shapes(self, shapes: dict[str, torch.Tensor]) -> "FaceModel":
+        """The same model with more expression shapes (name → (V, 3) displacement), appended after its own."""
+        clash = sorted(set(shapes) & set(self.expression_names))
+        if clash:
+            raise ValueError(f"the model already has expression shapes named {', '.join(clash)}")
+        basis = torch.cat([self.expression_basis, *(field[None].to(self.expression_basis) for field in shapes.values())])
+        return replace(self, expression_basis=basis, expression_names=self.expression_names + tuple(shapes))
+
     def to(self, device: str | torch.device) -> "FaceModel":
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
         return FaceModel(**{name: value.to(device) if hasattr(value, "to") else value for name, value in moved.items()})
@@ -142,7 +153,7 @@ def _load_cached(path: str | None) -> FaceModel:
     uvs, face_uvs = torch.from_numpy(data["uvs"]), torch.from_numpy(data["face_uvs"].astype(np.int64))
     landmarks = torch.from_numpy(data["landmarks"].astype(np.int64))
     landmark_faces, landmark_bary = vertex_embedding(landmarks, faces)
-    return FaceModel(
+    model = FaceModel(
         neutral=neutral,
         identity_basis=dequantise(data["identity_q"], data["identity_scale"]),
         expression_basis=dequantise(data["expression_q"], data["expression_scale"]),
@@ -153,6 +164,8 @@ def _load_cached(path: str | None) -> FaceModel:
         landmarks=landmarks, landmark_faces=landmark_faces, landmark_bary=landmark_bary,
         layout=ict_layout(neutral, faces, uvs, face_uvs),
     )
+    # Shapes the published model lacks (factory/face/shapes.py), computed from its neutral mesh on the face surface.
+    return model.with_shapes(derived_shapes(model.neutral, model.landmarks, model.layout.margin_surface))
 
 
 def vertex_embedding(vertices: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

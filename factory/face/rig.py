@@ -5,8 +5,9 @@
 
 Three steps, each a small piece below:
 1. `AU_SHAPES`: which ICT shapes (and how much of each) make one AU at full intensity. It follows upstream
-   ICT-FaceKit's FACS table (see factory/assets and ../shared/assets/ict-facekit/NOTICE.md), plus two documented
-   additions: AU6 also uses `cheekRaiser`, the shape named for it, and AU25/AU26 are built from partial
+   ICT-FaceKit's FACS table (see factory/assets and ../shared/assets/ict-facekit/NOTICE.md), plus documented
+   additions: AU4 also uses `browKnit` (factory/face/shapes.py: the brows drawn together, which ICT's browDown
+   hardly does), AU6 also uses `cheekRaiser`, the shape named for it, and AU25/AU26 are built from partial
    `mouthLowerDown`/`jawOpen`, for which upstream has no entry.
 2. `INTENSITY_WEIGHT`: FACS intensity 0 (absent), 1..5 (A trace … E maximum) → a weight in [0, 1]. FACS's bands are
    unequal (A and E narrow, C widest); the curve places each band where a coder would see it and keeps A visible:
@@ -17,8 +18,9 @@ Three steps, each a small piece below:
      The vertical gap between each upper-margin vertex and the lower margin below it is linear in the shape
      weights. Each pair gets a floor: the margins may meet but not cross, unless a single AU at its maximum
      already takes that pair lower (then that is the floor). Eye-open shapes that would cross are scaled down
-     together, just enough; a closing lid stops column by column where it meets the lower lid (`stop_blinks`);
+     together, just enough; a closing lid closes column by column as far as the opening there needs (`close_blinks`);
    - a closed lid pushes its eyeball back behind the socket (`retract_eyeballs`), so no eye white shows through it.
+4. Gaze: given a target point, both eyeballs turn about their centres to look at it (factory/face/eyes.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from factory.face.eyes import EyeRig
+from factory.face.geometry import interpolate
 from factory.face.model import FaceModel
 from factory.face.topology import find_margins
 from factory.spec.labels import RIG_AUS, validate_aus
@@ -34,12 +38,12 @@ from factory.spec.labels import RIG_AUS, validate_aus
 AU_SHAPES: dict[str, dict[str, float]] = {
     "AU1": {"browInnerUp_L": 1.0, "browInnerUp_R": 1.0},
     "AU2": {"browOuterUp_L": 1.0, "browOuterUp_R": 1.0},
-    "AU4": {"browDown_L": 1.0, "browDown_R": 1.0},
+    "AU4": {"browDown_L": 1.0, "browDown_R": 1.0, "browKnit_L": 1.0, "browKnit_R": 1.0},
     "AU5": {"eyeWide_L": 1.0, "eyeWide_R": 1.0},
     "AU6": {"cheekSquint_L": 1.0, "cheekSquint_R": 1.0, "cheekRaiser_L": 0.7, "cheekRaiser_R": 0.7},
-    "AU7": {"eyeSquint_L": 1.0, "eyeSquint_R": 1.0},
+    "AU7": {"eyeSquint_L": 1.5, "eyeSquint_R": 1.5},
     "AU9": {"noseSneer_L": 1.0, "noseSneer_R": 1.0},
-    "AU10": {"mouthShrugUpper": 1.0},
+    "AU10": {"mouthShrugUpper": 1.0, "mouthUpperUp_L": 0.5, "mouthUpperUp_R": 0.5},
     "AU12": {"mouthSmile_L": 1.0, "mouthSmile_R": 1.0},
     "AU15": {"mouthFrown_L": 1.0, "mouthFrown_R": 1.0},
     "AU17": {"mouthShrugLower": 1.0},
@@ -55,6 +59,8 @@ BLINK_OF_EYE = {"eye_left": "eyeBlink_L", "eye_right": "eyeBlink_R"}
 # The eyeball each blink closes over (a FaceLayout field), and how far a closed lid pushes it back.
 EYEBALL_OF_BLINK = {"eyeBlink_L": "eyeball_left", "eyeBlink_R": "eyeball_right"}
 EYEBALL_RETRACTION_CM = 3.0  # deeper than the eye socket (about 2.5 cm)
+BLINK_CLOSURE = 1.25  # the share of the published blink that closes the template's eye without a slit …
+MAX_BLINK_REACH = 1.6  # … and the most any lid column gets, for the tallest eye openings
 
 
 def au_weight(au: str, intensity: int) -> float:
@@ -69,12 +75,17 @@ class AURig:
         for a, au in enumerate(RIG_AUS):
             for shape, amount in AU_SHAPES[au].items():
                 self.au_matrix[a, model.expression_index(shape)] = amount
+        # A shape never goes past what one AU at its maximum asks of it (nor past 1, the published range, where
+        # every AU asks less): AUs sharing a shape (AU26, AU27: jawOpen) do not add up beyond it.
+        self.shape_ceiling = self.au_matrix.amax(dim=0).clamp(min=1.0)
         self.margins = find_margins(model)
+        self.eyes = EyeRig(model)
         # Gap change of every margin pair per unit weight of every shape (E, P), and the lowest change that any
         # single AU at its maximum makes (P,): how far the shapes themselves take a pair.
         self.gap_rates = [margin.gaps(model.neutral + model.expression_basis) - margin.gaps(model.neutral)
                           for margin in self.margins]
         self.lowest_au_change = [(self.au_matrix @ rates).amin(dim=0) for rates in self.gap_rates]
+        self.template_openings = [margin.gaps(model.neutral) for margin in self.margins]  # (P,) each
         self.eye_closing = torch.tensor([n in EYE_CLOSING_SHAPES for n in names])
         self.blink_support = {  # the vertices each blink shape moves
             index: torch.nonzero(model.expression_basis[index].abs().amax(dim=1) > 0)[:, 0]
@@ -90,28 +101,37 @@ class AURig:
                 aus["AU5"] = 0  # a closed eye has no raised upper lid
             for au, intensity in aus.items():
                 au_weights[b, RIG_AUS.index(au)] = au_weight(au, intensity)
-        return (au_weights @ self.au_matrix).clamp(0.0, 1.0)
+        return torch.minimum((au_weights @ self.au_matrix).clamp(min=0.0), self.shape_ceiling)
 
     def gap_floors(self, rest_verts: torch.Tensor) -> list[torch.Tensor]:
         """Per margin, (B, P) the lowest allowed gap change from this identity's expressionless face: closing
         until the margins meet (gap 0), or further where a single AU at its maximum goes further."""
         return [torch.minimum(-margin.gaps(rest_verts), lowest) for margin, lowest in zip(self.margins, self.lowest_au_change)]
 
-    def vertices(self, identity: torch.Tensor, aus_list: Sequence[Mapping[str, int]]) -> torch.Tensor:
-        """(B, V, 3) meshes. `identity` is (I,) for one person in every expression, or (B, I)."""
+    def rest_vertices(self, identity: torch.Tensor) -> torch.Tensor:
+        """(V, 3) the expressionless mesh of identity coefficients (I,): what expressions are measured against."""
+        identity = torch.as_tensor(identity, dtype=torch.float32)[None]
+        return self.model.vertices(identity, torch.zeros(1, self.model.num_expressions))[0]
+
+    def vertices(self, identity: torch.Tensor, aus_list: Sequence[Mapping[str, int]],
+                 gaze_target: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, V, 3) meshes. `identity` is (I,) for one person in every expression, or (B, I); with a
+        `gaze_target` (3,) world point, both eyes look at it (`EyeRig.aim`), else straight ahead as modelled."""
         weights = self.expression_weights(aus_list).to(self.model.neutral)
         identity = torch.as_tensor(identity, dtype=torch.float32)
         if identity.ndim == 1:
             identity = identity.expand(len(aus_list), -1)
-        floors = self.gap_floors(self.model.vertices(identity, torch.zeros_like(weights)))
-        weights = self.guard(weights, floors)
+        rest = self.model.vertices(identity, torch.zeros_like(weights))
+        weights = self.guard(weights, self.gap_floors(rest))
         verts = self.model.vertices(identity, weights)
-        verts = self.stop_blinks(verts, weights, floors)
+        verts = self.close_blinks(verts, weights, rest)
+        if gaze_target is not None:
+            verts = self.eyes.aim(verts, gaze_target)
         return self.retract_eyeballs(verts, weights)
 
     def guard(self, weights: torch.Tensor, floors: list[torch.Tensor]) -> torch.Tensor:
         """Scale down the eye-open shapes (brows, cheeks, squint, lips) that would push a margin pair below its
-        floor, together and just enough. The eye-closing shapes are left to `stop_blinks`."""
+        floor, together and just enough. The eye-closing shapes are left to `close_blinks`."""
         weights = weights.clone()
         zero = torch.zeros_like(weights)
         for rates, floor in zip(self.gap_rates, floors):
@@ -123,31 +143,33 @@ class AURig:
             weights = torch.where(group, weights * crossing_limit(rest, moving, floor).amin(dim=1, keepdim=True), weights)
         return weights
 
-    def stop_blinks(self, verts: torch.Tensor, weights: torch.Tensor, floors: list[torch.Tensor]) -> torch.Tensor:
-        """Let each column of a closing lid stop where it meets the lower lid.
+    def close_blinks(self, verts: torch.Tensor, weights: torch.Tensor, rest_verts: torch.Tensor) -> torch.Tensor:
+        """Scale each column of a closing lid to the opening it has to close.
 
-        When squint and cheek raiser have already lifted the lower lid, a full blink would push the upper lid
-        through it. One factor for the whole blink would stop it at the first column that meets and leave the
-        rest of the eye open; instead a factor is found for every margin pair and interpolated along x over the
-        vertices the blink moves, so the eye closes everywhere and crosses nowhere.
+        The published blink closes the template's eye, barely (a slit stays at full weight; BLINK_CLOSURE of it
+        closes). An identity whose eye opening is taller needs more of it, and where squint and cheek raiser have
+        already lifted the lower lid, a full blink would push the upper lid through it. So every margin pair gets
+        its own share of the blink, BLINK_CLOSURE times the opening left there (this identity's, after the other
+        shapes) over the template's opening, at most MAX_BLINK_REACH; the shares are interpolated along x over the
+        vertices the blink moves, so the eye closes everywhere and crosses nowhere. (The margins are the holes of
+        the face surface: a blink rolls the lid down over the eyeball, so their vertical gap never reaches 0.)
         """
         verts = verts.clone()
         zero = torch.zeros_like(weights)
-        for margin, rates, floor in zip(self.margins, self.gap_rates, floors):
+        for margin, rates, template_opening in zip(self.margins, self.gap_rates, self.template_openings):
             if margin.region not in BLINK_OF_EYE:
                 continue
             blink = self.model.expression_index(BLINK_OF_EYE[margin.region])
-            moving = weights[:, blink, None] * rates[blink]  # (B, P)
-            rest = torch.where(self.eye_closing, zero, weights) @ rates
-            limit = crossing_limit(rest, moving, floor)
-            if bool((limit >= 1).all()):
+            if not bool((weights[:, blink] > 0).any()):
                 continue
+            opening = margin.gaps(rest_verts) + torch.where(self.eye_closing, zero, weights) @ rates  # (B, P)
+            share = (BLINK_CLOSURE * opening / template_opening).clamp(0.0, MAX_BLINK_REACH)
             pair_x = self.model.neutral[margin.upper, 0]
             order = torch.argsort(pair_x)
             moved = self.blink_support[blink]
-            column = interpolate(self.model.neutral[moved, 0], pair_x[order], limit[:, order])  # (B, M)
-            undo = (1 - column) * weights[:, blink, None]
-            verts[:, moved] -= undo[..., None] * self.model.expression_basis[blink, moved]
+            column = interpolate(self.model.neutral[moved, 0], pair_x[order], share[:, order])  # (B, M)
+            extra = (column - 1) * weights[:, blink, None]
+            verts[:, moved] += extra[..., None] * self.model.expression_basis[blink, moved]
         return verts
 
     def retract_eyeballs(self, verts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -169,11 +191,3 @@ def crossing_limit(rest: torch.Tensor, moving: torch.Tensor, floor: torch.Tensor
     crossing = (rest + moving < floor) & (moving < 0)
     limit = torch.where(crossing, (floor - rest) / moving.clamp(max=-1e-12), torch.ones_like(moving))
     return limit.clamp(0.0, 1.0)
-
-
-def interpolate(x: torch.Tensor, known_x: torch.Tensor, known_y: torch.Tensor) -> torch.Tensor:
-    """Piecewise-linear interpolation of (B, K) values at sorted `known_x` onto `x` (M,), constant beyond the ends."""
-    right = torch.searchsorted(known_x, x).clamp(1, len(known_x) - 1)
-    left = right - 1
-    t = ((x - known_x[left]) / (known_x[right] - known_x[left]).clamp(min=1e-9)).clamp(0.0, 1.0)
-    return known_y[:, left] * (1 - t) + known_y[:, right] * t

@@ -65,13 +65,49 @@ def hole_loops(faces: np.ndarray, surface: np.ndarray, verts: np.ndarray, landma
     return holes
 
 
-def border_loops(edges: np.ndarray) -> list[np.ndarray]:
-    """The closed loops (vertex ids in walking order) that border edges (E, 2) form; on a manifold surface every
-    border vertex has two border neighbours."""
+def face_surface(model: FaceModel) -> torch.Tensor:
+    """(F, 3) the triangles of the margin surface (`FaceLayout.margin_surface`: ICT's face, FLAME's head without
+    its eyeballs): skin, brows, lips and lids, no eyes or mouth interior."""
+    return model.faces[model.layout.margin_surface[model.faces].all(dim=1)]
+
+
+def unique_edges(faces: torch.Tensor) -> torch.Tensor:
+    """(E, 2) every edge of a triangle list (F, 3) once, lower vertex id first."""
+    return torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values.unique(dim=0)
+
+
+def connected_components(edges: np.ndarray) -> list[list[int]]:
+    """The vertex sets of the connected components of an edge list (E, 2)."""
+    neighbours = neighbour_lists(edges)
+    seen: set[int] = set()
+    components = []
+    for start in neighbours:
+        if start in seen:
+            continue
+        stack, component = [start], []
+        while stack:
+            vertex = stack.pop()
+            if vertex not in seen:
+                seen.add(vertex)
+                component.append(vertex)
+                stack.extend(neighbours[vertex])
+        components.append(component)
+    return components
+
+
+def neighbour_lists(edges: np.ndarray) -> dict[int, list[int]]:
+    """vertex id → the vertex ids it shares an edge with, for an edge list (E, 2)."""
     neighbours: dict[int, list[int]] = {}
     for u, v in edges:
         neighbours.setdefault(int(u), []).append(int(v))
         neighbours.setdefault(int(v), []).append(int(u))
+    return neighbours
+
+
+def border_loops(edges: np.ndarray) -> list[np.ndarray]:
+    """The closed loops (vertex ids in walking order) that border edges (E, 2) form; on a manifold surface every
+    border vertex has two border neighbours."""
+    neighbours = neighbour_lists(edges)
     seen: set[int] = set()
     loops = []
     for start in neighbours:

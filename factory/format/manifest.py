@@ -1,26 +1,44 @@
-"""`manifest.json`: what a dataset holds and how it was made (format in docs/DATA.md).
+"""`manifest.json` and its commit log: what a dataset holds and how it was made (format in docs/DATA.md).
 
-The manifest is the dataset's commit log: a shard is listed only after it was written completely, and the
-manifest itself is replaced atomically after every shard, so resuming means "redo what is not listed".
+A shard is listed only after it was written completely. A finished dataset's `manifest.json` lists every shard
+(compacted). While a run goes on, `manifest.json` holds the shards committed before that run and names the run's
+commit log, `manifest.log/<run>/`: JSON Lines segments of at most RECORDS_PER_SEGMENT shard records, a segment
+replaced atomically whenever a record joins it. So committing a shard costs the same at the millionth shard as at
+the first (the old way, rewriting the whole manifest per shard, grew quadratically), and a crash loses nothing
+committed. At the end of the run the log is folded into `manifest.json` and removed.
+
+    manifest = load_manifest(storage)    # the one reader of both states: compacted shards + the log's, in order
+    log = start_log(storage, manifest, run="generate-1a2b3c4d")
+    log.append(record)                  # one small write per committed shard
+    compact(storage)                    # at the end: manifest.json lists everything again
+
+Resuming reads the log once (load_manifest) and redoes what is not listed.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-from factory.errors import FactoryError
-from factory.format.shards import SHARD_DIR
-from factory.format.storage import Storage, check_relative
+from factory.errors import FactoryError, brief
+from factory.format.shards import MAX_IDENTITIES, SHARD_DIR
+from factory.format.storage import Storage, StorageError, check_relative
 
 FORMAT = "painfactory-dataset/1"
 MANIFEST_NAME = "manifest.json"
+LOG_DIR = "manifest.log"
+LOG_PATTERN = re.compile(r"^manifest\.log/[A-Za-z0-9_-][A-Za-z0-9_.-]*$")  # what manifest.json may name as its log
+SEGMENT_PATTERN = re.compile(r"^\d{8}\.jsonl$")
+# Records per log segment: a commit rewrites at most this many lines (~20 KB), and a resume of 250,000 shards
+# reads about 2,000 segments.
+RECORDS_PER_SEGMENT = 128
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+RECORD_FIELDS = ("path", "first_index", "count", "bytes", "sha256")
 
 
 class ManifestError(FactoryError, ValueError):
-    """manifest.json is missing fields, holds wrong types or points outside the dataset."""
+    """manifest.json or its log is missing fields, holds wrong types or points outside the dataset."""
 
 
 @dataclass(frozen=True)
@@ -34,19 +52,23 @@ class ShardRecord:
     @classmethod
     def from_dict(cls, data: dict) -> "ShardRecord":
         try:
-            record = cls(**{name: data[name] for name in cls.__dataclass_fields__})
+            record = cls(**{name: data[name] for name in RECORD_FIELDS})
         except (KeyError, TypeError) as error:
-            raise ManifestError(f"shard entry {data!r} lacks a field ({error})") from None
+            raise ManifestError(f"shard entry {brief(data)} lacks a field ({brief(str(error))})") from None
         if not isinstance(record.path, str) or not record.path.startswith(f"{SHARD_DIR}/"):
-            raise ManifestError(f"shard path {record.path!r} is not under {SHARD_DIR}/")
+            raise ManifestError(f"shard path {brief(record.path)} is not under {SHARD_DIR}/")
         check_relative(record.path)
         for name in ("first_index", "count", "bytes"):
             value = getattr(record, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ManifestError(f"{record.path}: {name} must be an integer >= 0, got {value!r}")
+                raise ManifestError(f"{record.path}: {name} must be an integer >= 0, got {brief(value)}")
         if not isinstance(record.sha256, str) or not SHA256_PATTERN.match(record.sha256):
-            raise ManifestError(f"{record.path}: sha256 {record.sha256!r} is not a hex digest")
+            raise ManifestError(f"{record.path}: sha256 {brief(record.sha256)} is not a hex digest")
         return record
+
+    def to_json(self) -> str:
+        """One line of JSON: a manifest's shard entry and a commit-log line alike."""
+        return json.dumps({name: getattr(self, name) for name in RECORD_FIELDS}, separators=(", ", ": "))
 
 
 @dataclass
@@ -57,20 +79,19 @@ class Manifest:
     identities: int
     shards: list[ShardRecord] = field(default_factory=list)
     format: str = FORMAT
+    log: str | None = None  # "manifest.log/<run>" while a run is committing there; None once compacted
 
     def add(self, record: ShardRecord) -> None:
         """List a committed shard, replacing an older entry for the same file (a regrown last shard)."""
-        self.shards = sorted([s for s in self.shards if s.path != record.path] + [record], key=lambda s: s.first_index)
-
-    def holds(self, path: str, first_index: int, count: int) -> bool:
-        return any(s.path == path and s.first_index == first_index and s.count == count for s in self.shards)
+        self.shards = merge_records(self.shards, [record])
 
     def to_json(self) -> bytes:
-        data = {
-            "format": self.format, "package_version": self.package_version, "seed": self.seed,
-            "config": self.config, "identities": self.identities, "shards": [asdict(s) for s in self.shards],
-        }
-        return (json.dumps(data, indent=1, sort_keys=False) + "\n").encode()
+        """The documented layout, one shard entry per line (readable, and a million entries encode in a second)."""
+        header = {"format": self.format, "package_version": self.package_version, "seed": self.seed, "config": self.config,
+                  "identities": self.identities, **({"log": self.log} if self.log else {})}
+        text = json.dumps(header, indent=1)[:-2]  # without the closing "\n}": the shards follow
+        shards = "[\n  " + ",\n  ".join(s.to_json() for s in self.shards) + "\n ]" if self.shards else "[]"
+        return f'{text},\n "shards": {shards}\n}}\n'.encode()
 
     @classmethod
     def from_json(cls, text: bytes | str) -> "Manifest":
@@ -80,26 +101,106 @@ class Manifest:
             raise ManifestError(f"{MANIFEST_NAME} is not valid JSON ({error})") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise ManifestError(f"{MANIFEST_NAME} has format {found!r}; this version reads {FORMAT!r}")
+            raise ManifestError(f"{MANIFEST_NAME} has format {brief(found)}; this version reads {FORMAT!r}")
         missing = [name for name in ("package_version", "seed", "config", "identities", "shards") if name not in data]
         if missing:
             raise ManifestError(f"{MANIFEST_NAME} lacks {', '.join(missing)}")
         if not isinstance(data["shards"], list) or not isinstance(data["config"], dict):
             raise ManifestError(f"{MANIFEST_NAME}: 'shards' must be a list and 'config' a mapping")
+        for name, expected in (("identities", "an integer from 0 to 10,000,000"), ("seed", "an integer")):
+            value = data[name]
+            if not isinstance(value, int) or isinstance(value, bool) or name == "identities" and not 0 <= value <= MAX_IDENTITIES:
+                raise ManifestError(f"{MANIFEST_NAME}: {name} must be {expected}, got {brief(value)}")
+        if not isinstance(data["package_version"], str) or len(data["package_version"]) > 100:
+            raise ManifestError(f"{MANIFEST_NAME}: package_version must be a version string, got {brief(data['package_version'])}")
+        log = data.get("log")
+        if log is not None and not (isinstance(log, str) and LOG_PATTERN.match(log)):
+            raise ManifestError(f"{MANIFEST_NAME}: log {brief(log)} is not a folder {LOG_DIR}/<run>")
         return cls(
-            package_version=data["package_version"], seed=data["seed"], config=data["config"],
-            identities=data["identities"], shards=[ShardRecord.from_dict(s) for s in data["shards"]], format=data["format"],
+            package_version=data["package_version"], seed=data["seed"], config=data["config"], identities=data["identities"],
+            shards=[ShardRecord.from_dict(s) for s in data["shards"]], format=data["format"], log=log,
         )
 
 
+def merge_records(shards: list[ShardRecord], later: list[ShardRecord]) -> list[ShardRecord]:
+    """The shards with the `later` records over them (a later record for the same file wins), in identity order."""
+    by_path = {record.path: record for record in shards}
+    by_path.update((record.path, record) for record in later)
+    return sorted(by_path.values(), key=lambda record: record.first_index)
+
+
 def load_manifest(storage: Storage) -> Manifest | None:
-    """The dataset's manifest, or None where there is none yet."""
-    try:
-        text = storage.read_bytes(MANIFEST_NAME)
-    except FileNotFoundError:
-        return None
-    return Manifest.from_json(text)
+    """The dataset's manifest with its commit log folded in, or None where there is none yet.
+
+    Works on a finished dataset and on one whose run is still going (or stopped): the log's records are read
+    in one pass. A log compacted away while it was being read (the run just ended) is read again from the new
+    manifest.json."""
+    for _ in range(3):
+        try:
+            text = storage.read_bytes(MANIFEST_NAME)
+        except FileNotFoundError:
+            return None
+        manifest = Manifest.from_json(text)
+        if manifest.log is None:
+            return manifest
+        try:
+            manifest.shards = merge_records(manifest.shards, read_log(storage, manifest.log))
+        except FileNotFoundError:
+            continue
+        return manifest
+    raise ManifestError(f"{storage.describe(MANIFEST_NAME)} kept changing while it was read; try again")
+
+
+def read_log(storage: Storage, folder: str) -> list[ShardRecord]:
+    """Every record of a commit log, in commit order."""
+    records = []
+    for name in storage.list(folder):
+        if not SEGMENT_PATTERN.match(name):
+            raise ManifestError(f"{folder}/{name}: not a commit-log segment (NNNNNNNN.jsonl)")
+        for number, line in enumerate(storage.read_bytes(f"{folder}/{name}").decode().splitlines(), 1):
+            try:
+                records.append(ShardRecord.from_dict(json.loads(line)))
+            except (ValueError, AttributeError, StorageError) as error:
+                raise ManifestError(f"{folder}/{name} line {number}: {error}") from None
+    return records
 
 
 def save_manifest(storage: Storage, manifest: Manifest) -> None:
     storage.write_bytes(MANIFEST_NAME, manifest.to_json())
+
+
+class CommitLog:
+    """The appending end of a run's commit log: `append` makes one record durable with one small atomic write."""
+
+    def __init__(self, storage: Storage, folder: str) -> None:
+        self.storage = storage
+        self.folder = folder
+        self.segment = 0
+        self.lines: list[str] = []  # the open segment's records
+
+    def append(self, record: ShardRecord) -> None:
+        self.lines.append(record.to_json())
+        self.storage.write_bytes(f"{self.folder}/{self.segment:08d}.jsonl", ("\n".join(self.lines) + "\n").encode())
+        if len(self.lines) == RECORDS_PER_SEGMENT:
+            self.segment, self.lines = self.segment + 1, []
+
+
+def start_log(storage: Storage, manifest: Manifest, run: str) -> CommitLog:
+    """Write `manifest` (the shards so far, compacted) naming run `run`'s new commit log, and remove older logs
+    (their records are in `manifest`, read by load_manifest)."""
+    manifest.log = f"{LOG_DIR}/{run}"
+    save_manifest(storage, manifest)
+    storage.remove(LOG_DIR)  # the new log has no segment yet
+    return CommitLog(storage, manifest.log)
+
+
+def compact(storage: Storage) -> Manifest:
+    """Fold the commit log into manifest.json, then remove it; returns the compacted manifest. A crash between the
+    two leaves a log that manifest.json no longer names: ignored, and removed by the next run."""
+    manifest = load_manifest(storage)
+    if manifest is None:
+        raise ManifestError(f"{storage.describe(MANIFEST_NAME)} vanished during the run")
+    manifest.log = None
+    save_manifest(storage, manifest)
+    storage.remove(LOG_DIR)
+    return manifest

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 import tarfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import webdataset
 
 from factory.errors import FactoryError
+from factory.format.members import MAX_SAMPLE_BYTES, MemberError, check_member
 
 SHARD_DIR = "shards"
 TAR_MTIME = 0  # a fixed header time; webdataset (and Ray Data's writer) would stamp the current time
@@ -24,6 +25,10 @@ TAR_OWNER = "painfactory"
 # so no tar entry can name a folder, a parent folder, a link or a device.
 KEY_PATTERN = re.compile(r"^id-\d{7}$")
 MEMBER_PATTERN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
+MAX_IDENTITIES = 10**7  # identity ids have seven digits (id-0000000 … id-9999999): the most a dataset can hold
+# A pax or GNU long-name header is read whole by tarfile before the entry it describes; ours need a few hundred
+# bytes (webdataset writes none), so a larger one is refused before it is read.
+MAX_EXTENDED_HEADER_BYTES = 64 * 1024
 
 
 class ShardError(FactoryError, ValueError):
@@ -51,15 +56,29 @@ def shard_path(number: int) -> str:
     return f"{SHARD_DIR}/shard-{number:06d}.tar"
 
 
-def plan_shards(identities: int, identities_per_shard: int) -> list[ShardTask]:
-    """The shards of a dataset of `identities`: fixed-size blocks, the last one possibly shorter.
+class ShardPlan(Sequence):
+    """The shards of a dataset of `identities`: fixed-size blocks of K, the last one possibly shorter.
 
     Shard n always starts at n × K, so a larger dataset with the same K keeps every full shard of a smaller one.
+    Shards are computed when asked for, never listed whole: planning ten million identities costs nothing until
+    their shards are scheduled.
     """
-    return [
-        ShardTask(number, first, min(identities_per_shard, identities - first))
-        for number, first in enumerate(range(0, identities, identities_per_shard))
-    ]
+
+    def __init__(self, identities: int, identities_per_shard: int) -> None:
+        if identities < 0 or identities_per_shard < 1:
+            raise ValueError(f"cannot plan {identities} identities in shards of {identities_per_shard}")
+        self.identities = identities
+        self.identities_per_shard = identities_per_shard
+
+    def __len__(self) -> int:
+        return -(-self.identities // self.identities_per_shard)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[number] for number in range(len(self))[index]]
+        number = range(len(self))[index]  # IndexError beyond the plan, negative indices from the end
+        first = number * self.identities_per_shard
+        return ShardTask(number, first, min(self.identities_per_shard, self.identities - first))
 
 
 def check_member_name(key: str, member: str) -> None:
@@ -69,39 +88,75 @@ def check_member_name(key: str, member: str) -> None:
         raise ShardError(f"{key}: member name {member!r} is not of the form 'name.ext' (letters, digits, _ and -)")
 
 
+class SampleBudget:
+    """The members of one sample, checked one by one against the format (factory/format/members.py): known
+    names, each within its kind's size, none twice, all together within MAX_SAMPLE_BYTES."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.names: set[str] = set()
+        self.bytes = 0
+
+    def admit(self, member: str, size: int) -> None:
+        check_member_name(self.key, member)
+        try:
+            check_member(member, size)
+        except MemberError as error:
+            raise ShardError(f"{self.key}: {error}") from None
+        if member in self.names:
+            raise ShardError(f"sample {self.key} holds member {member!r} twice")
+        self.names.add(member)
+        self.bytes += size
+        if self.bytes > MAX_SAMPLE_BYTES:
+            raise ShardError(f"sample {self.key} holds more than {MAX_SAMPLE_BYTES:,} bytes of members")
+
+
 def write_shard(fileobj, samples: Iterable[tuple[str, Mapping[str, bytes]]]) -> None:
-    """Write samples (key, {member name: bytes}) as a tar to an open binary file object (local, s3fs, …)."""
+    """Write samples (key, {member name: bytes}) as a tar to an open binary file object (local, s3fs, …); every
+    member is checked as readers check it, so nothing is written that `read_shard` would refuse."""
     with webdataset.TarWriter(fileobj, user=TAR_OWNER, group=TAR_OWNER, mode=0o444, encoder=False, mtime=TAR_MTIME) as tar:
         for key, members in samples:
-            for member in members:
-                check_member_name(key, member)
+            budget = SampleBudget(key)
+            for member, payload in members.items():
+                budget.admit(member, len(payload))
             tar.write({"__key__": key, **members})
 
 
+class BoundedTarInfo(tarfile.TarInfo):
+    """A tar header whose extended headers (pax, GNU long names) are refused beyond MAX_EXTENDED_HEADER_BYTES:
+    tarfile reads those whole, before any entry a reader could check."""
+
+    EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+
+    def _proc_member(self, tar):
+        if self.type in self.EXTENDED and self.size > MAX_EXTENDED_HEADER_BYTES:
+            raise tarfile.HeaderError(f"an extended header of {self.size:,} bytes (at most {MAX_EXTENDED_HEADER_BYTES:,})")
+        return super()._proc_member(tar)
+
+
 def read_shard(fileobj, name: str = "shard") -> Iterator[tuple[str, dict[str, bytes]]]:
-    """Read samples back from an open binary file object, streaming; refuses anything that is not a flat file
-    entry with a safe name, and samples whose members are not contiguous."""
+    """Read samples back from an open binary file object, streaming. Refuses anything that is not a flat file
+    entry with a safe name, samples whose members are not contiguous, and members that are not the format's or are
+    too large (checked from the tar header, before the member is read): memory stays within one sample's bound."""
     seen: set[str] = set()
-    key, members = None, {}
+    key, members, budget = None, {}, None
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|") as tar:
+        with tarfile.open(fileobj=fileobj, mode="r|", tarinfo=BoundedTarInfo) as tar:
             for entry in tar:
                 if not entry.isfile():
                     raise ShardError(f"{name}: entry {entry.name!r} is not a regular file")
                 entry_key, _, member = entry.name.partition(".")
-                try:
-                    check_member_name(entry_key, member)
-                except ShardError as error:
-                    raise ShardError(f"{name}: {error}") from None
                 if entry_key != key:
                     if key is not None:
                         yield key, members
                     if entry_key in seen:
                         raise ShardError(f"{name}: the members of sample {entry_key} are not stored contiguously")
                     seen.add(entry_key)
-                    key, members = entry_key, {}
-                if member in members:
-                    raise ShardError(f"{name}: sample {key} holds member {member!r} twice")
+                    key, members, budget = entry_key, {}, SampleBudget(entry_key)
+                try:
+                    budget.admit(member, entry.size)
+                except ShardError as error:
+                    raise ShardError(f"{name}: {error}") from None
                 members[member] = tar.extractfile(entry).read()
     except tarfile.TarError as error:
         raise ShardError(f"{name}: not a readable tar ({error})") from error

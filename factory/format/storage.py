@@ -1,9 +1,12 @@
 """Where a dataset lives: an fsspec URL plus storage options, and the write-then-commit rule.
 
-Every file of a dataset is written under a temporary name (`<name>.partial`) and moved to its final name only
-once it is complete: locally that move is an atomic `rename`; on S3 it is a server-side copy of the finished
-object (then the `.partial` object is deleted). A reader therefore never sees a half-written shard or manifest
-under its real name, whatever happens to the writer.
+Every shard is written under a temporary name that carries its writer's identity,
+`.partial/<writer>/<name>.partial`, and moved to its final name only once it is complete: locally that move is an
+atomic `rename`; on S3 it is a server-side copy of the finished object (then the partial object is deleted). A reader
+therefore never sees a half-written shard under its real name, whatever happens to the writer, and no two writers
+ever share a partial file. Small files (the manifest, commit-log segments, the lease) are replaced whole: by a
+rename locally, by a single PUT on object stores (atomic there). `create_exclusive` creates a file only if it does
+not exist yet (a hard link locally, `If-None-Match: *` on S3): what the dataset lease is built on.
 """
 
 from __future__ import annotations
@@ -11,15 +14,21 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import re
+import socket
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import fsspec
 import yaml
 
-from factory.errors import FactoryError
+from factory.errors import FactoryError, brief
 
+PARTIAL_DIR = ".partial"  # .partial/<writer>/<relative path>.partial: files being written, not yet committed
 PARTIAL_SUFFIX = ".partial"
+# Stores where one PUT replaces an object atomically, so small files need no partial-and-move.
+OBJECT_STORES = ("s3", "s3a", "gs", "gcs", "abfs", "az", "memory")
 # Option names that may hold a credential. Their values are never printed nor stored in a manifest.
 SECRET_MARKERS = ("secret", "token", "password", "key", "credential", "session")
 
@@ -29,12 +38,14 @@ class StorageError(FactoryError, RuntimeError):
 
 
 def store_error_types() -> tuple[type[BaseException], ...]:
-    """What fsspec backends raise when a store fails: OSError, and botocore's own errors for s3fs."""
+    """What fsspec backends raise when a store fails: OSError, botocore's own errors for s3fs, and TypeError or
+    ValueError, which botocore and fsspec raise at the first request for a storage option of the wrong type
+    (`client_kwargs.region_name=7`) or a malformed bucket name."""
     try:
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
-        return (OSError,)
-    return (OSError, BotoCoreError, ClientError)
+        return (OSError, TypeError, ValueError)
+    return (OSError, BotoCoreError, ClientError, TypeError, ValueError)
 
 
 STORE_ERRORS = store_error_types()
@@ -81,11 +92,22 @@ def public_storage_options(options: Mapping) -> dict:
     return public
 
 
+def secret_storage_options(options: Mapping) -> dict:
+    """The credential-like entries of the options, nested as given: what public_storage_options leaves out."""
+    secret = {}
+    for name, value in options.items():
+        if is_secret(name):
+            secret[name] = value
+        elif isinstance(value, Mapping) and (nested := secret_storage_options(value)):
+            secret[name] = nested
+    return secret
+
+
 def check_relative(relative: str) -> str:
     """A dataset-relative path, refused if it could step out of the dataset root."""
     normal = posixpath.normpath(relative)
     if not relative or relative.startswith(("/", "\\")) or normal.startswith("..") or "\\" in relative or ":" in relative:
-        raise StorageError(f"refusing path {relative!r}: dataset paths must stay inside the dataset folder")
+        raise StorageError(f"refusing path {brief(relative)}: dataset paths must stay inside the dataset folder")
     return normal
 
 
@@ -112,18 +134,58 @@ class HashingWriter:
         return self._digest.hexdigest()
 
 
-class Storage:
-    """One dataset root (`./out`, `file:///data/x`, `s3://bucket/prefix`) and the files below it."""
+class HashingReader:
+    """A file open for reading that counts and hashes (sha256) what is read through it, and stops at `limit` bytes
+    (reads past it return nothing; `size` then shows `limit`): a file larger than expected costs no more than
+    `limit` to read. A failing store becomes a StorageError naming the file."""
 
-    def __init__(self, url: str, options: Mapping | None = None) -> None:
+    def __init__(self, handle, where: str, limit: int) -> None:
+        self.handle, self.where, self.limit = handle, where, limit
+        self.size = 0
+        self._digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        left = self.limit - self.size
+        try:
+            data = self.handle.read(left if size < 0 else min(size, left)) if left > 0 else b""
+        except STORE_ERRORS as error:
+            raise StorageError(f"cannot read {self.where}: {describe_error(error)}") from error
+        self.size += len(data)
+        self._digest.update(data)
+        return data
+
+    def read_to_end(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
+def new_writer_id() -> str:
+    """A name for one writer (one Storage object in one process): host, process id and a random part."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class Storage:
+    """One dataset root (`./out`, `file:///data/x`, `s3://bucket/prefix`) and the files below it.
+
+    `writer` names this writer in its partial files (default: host, pid and a random part, new for every Storage)."""
+
+    def __init__(self, url: str, options: Mapping | None = None, writer: str | None = None) -> None:
         self.url = str(url)
         self.options = dict(options or {})
+        self.writer = writer or new_writer_id()
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.options)
         except (ImportError, ValueError, TypeError) as error:
-            raise StorageError(f"cannot open {self.url}: {error}") from error
+            raise StorageError(f"cannot open {self.url}: {describe_error(error, self.options)}") from error
         self.root = self.root.rstrip("/") or "/"
-        self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        self.is_local = "file" in protocols
+        self.is_object_store = any(protocol in OBJECT_STORES for protocol in protocols)
 
     def path(self, relative: str) -> str:
         return f"{self.root}/{check_relative(relative)}"
@@ -135,21 +197,39 @@ class Storage:
         return self._call(relative, self.fs.exists, self.path(relative))
 
     def read_bytes(self, relative: str) -> bytes:
-        return self._call(relative, self.fs.cat_file, self.path(relative))
+        return self._call(relative, self.fs.cat_file, self.unlinked_path(relative))
 
     def open_read(self, relative: str):
-        return self._call(relative, self.fs.open, self.path(relative), "rb")
+        return self._call(relative, self.fs.open, self.unlinked_path(relative), "rb")
+
+    def unlinked_path(self, relative: str) -> str:
+        """`path(relative)`, refused with a StorageError where a local file or folder on the way from the root to it
+        is a symbolic link: what a dataset holds is the files in its folder, never what a link points to (the root
+        itself may be a link: that is where the user keeps the dataset)."""
+        path = self.path(relative)
+        if self.is_local:
+            step = self.root
+            for part in check_relative(relative).split("/"):
+                step = f"{step}/{part}"
+                if os.path.islink(step):
+                    raise StorageError(f"refusing {self.describe(relative)}: {self.describe(step[len(self.root) + 1:])} "
+                                       "is a symbolic link (a dataset's files must be in its folder)")
+        return path
 
     def list(self, relative: str) -> list[str]:
-        """Names of the files directly in a dataset folder ([] when it does not exist)."""
+        """Names of the entries directly in a dataset folder ([] when it does not exist)."""
         path = self.path(relative)
         if not self.exists(relative):
             return []
-        return sorted(posixpath.basename(p) for p in self._call(relative, self.fs.ls, path, detail=False))
+        return sorted(posixpath.basename(p.rstrip("/")) for p in self._call(relative, self.fs.ls, path, detail=False))
 
     def remove(self, relative: str) -> None:
         if self.exists(relative):
             self._call(relative, self.fs.rm, self.path(relative), recursive=True)
+
+    def partial_path(self, relative: str) -> str:
+        """Where this writer writes `relative` before committing it."""
+        return self.path(f"{PARTIAL_DIR}/{self.writer}/{relative}{PARTIAL_SUFFIX}")
 
     @contextmanager
     def committing(self, relative: str) -> Iterator[HashingWriter]:
@@ -158,15 +238,14 @@ class Storage:
         The yielded writer's `size` and `sha256` describe the bytes written, for the manifest. Errors of the
         store become StorageError; an error of the caller's own (a renderer failing) passes through unchanged.
         """
-        final = self.path(relative)
-        partial = final + PARTIAL_SUFFIX
-        where = self.describe(relative)
+        final, partial, where = self.path(relative), self.partial_path(relative), self.describe(relative)
         try:
             if self.is_local:
                 self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+                self.fs.makedirs(posixpath.dirname(partial), exist_ok=True)
             handle = self.fs.open(partial, "wb")
         except STORE_ERRORS as error:
-            raise StorageError(f"cannot write {where}: {describe_error(error)}") from error
+            raise StorageError(f"cannot write {where}: {describe_error(error, self.options)}") from error
         writer = HashingWriter(handle, where)
         try:
             yield writer
@@ -178,16 +257,60 @@ class Storage:
             self.fs.mv(partial, final)
         except STORE_ERRORS as error:
             self._abandon(handle, partial)
-            raise StorageError(f"cannot write {where}: {describe_error(error)}") from error
+            raise StorageError(f"cannot write {where}: {describe_error(error, self.options)}") from error
 
     def write_bytes(self, relative: str, data: bytes) -> None:
-        """Write a whole small file (the manifest) atomically."""
-        with self.committing(relative) as handle:
-            handle.write(data)
+        """Replace a whole small file (the manifest, a log segment, the lease) atomically: one PUT on an object
+        store, else a file beside it (`<name>.<writer>.partial`) renamed over it."""
+        final = self.path(relative)
+        staged = f"{final}.{self.writer}{PARTIAL_SUFFIX}"
+        try:
+            if self.is_object_store:
+                self.fs.pipe_file(final, data)
+                return
+            self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+            self.fs.pipe_file(staged, data)
+            self.fs.mv(staged, final)
+        except STORE_ERRORS as error:
+            if not self.is_object_store:
+                self._abandon(None, staged)
+            raise StorageError(f"cannot write {self.describe(relative)}: {describe_error(error, self.options)}") from error
+
+    def create_exclusive(self, relative: str, data: bytes) -> bool:
+        """Create `relative` holding `data` only if no such file exists; False when one does. Atomic on local folders
+        (a hard link to a complete file beside it) and on S3 (a PUT with If-None-Match: *); other stores get
+        fsspec's check-then-write."""
+        if not self.is_local:
+            try:
+                self.fs.pipe_file(self.path(relative), data, mode="create")
+            except FileExistsError:
+                return False
+            except STORE_ERRORS as error:  # FileNotFoundError included: no such bucket
+                raise StorageError(f"cannot write {self.describe(relative)}: {describe_error(error, self.options)}") from error
+            return True
+        final = self.path(relative)
+        staged = f"{final}.{self.writer}{PARTIAL_SUFFIX}"
+        try:
+            os.makedirs(posixpath.dirname(final), exist_ok=True)
+            with open(staged, "wb") as handle:  # complete before it can be seen under the final name
+                handle.write(data)
+            os.link(staged, final)
+            return True
+        except FileExistsError:
+            if not os.path.isdir(posixpath.dirname(final)):
+                raise StorageError(f"cannot write {self.describe(relative)}: a file stands where its folder should be") from None
+            return False
+        except OSError as error:
+            raise StorageError(f"cannot write {self.describe(relative)}: {describe_error(error)}") from error
+        finally:
+            if os.path.lexists(staged):
+                os.unlink(staged)
 
     def _abandon(self, handle, partial: str) -> None:
-        """Drop a write that will not be committed; the store may be unreachable, so this never raises."""
-        for cleanup in (handle.close, lambda: self.fs.rm(partial) if self.fs.exists(partial) else None):
+        """Drop a write that will not be committed (close `handle` if any, remove `partial`); the store may be
+        unreachable, so this never raises."""
+        cleanups = [handle.close] if handle is not None else []
+        for cleanup in cleanups + [lambda: self.fs.rm(partial) if self.fs.exists(partial) else None]:
             try:
                 cleanup()
             except Exception:  # the original error is the one worth reporting
@@ -196,15 +319,28 @@ class Storage:
     def _call(self, relative: str, function, *args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except FileNotFoundError:
+        except (FileNotFoundError, FileExistsError):
             raise
         except STORE_ERRORS as error:
-            raise StorageError(f"cannot access {self.describe(relative)}: {describe_error(error)}") from error
+            raise StorageError(f"cannot access {self.describe(relative)}: {describe_error(error, self.options)}") from error
 
 
-def describe_error(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return f"{type(error).__name__}: {text}" if type(error).__name__ not in text else text
+def describe_error(error: BaseException, options: Mapping | None = None) -> str:
+    """One line: the error's type and text; for a TypeError, the storage options that may hold a wrong type
+    (their names only, never their values)."""
+    text = " ".join((str(error) or type(error).__name__).split())
+    text = f"{type(error).__name__}: {text}" if type(error).__name__ not in text else text
+    if isinstance(error, TypeError) and options:
+        text += f" (a storage option of the wrong type? given: {', '.join(option_names(options))})"
+    return text
+
+
+def option_names(options: Mapping, prefix: str = "") -> list[str]:
+    """Dotted names of the leaves of nested storage options: ["client_kwargs.region_name", "key"]."""
+    names = []
+    for name, value in options.items():
+        names += option_names(value, f"{prefix}{name}.") if isinstance(value, Mapping) else [f"{prefix}{name}"]
+    return names
 
 
 def default_storage_options(url: str) -> dict:

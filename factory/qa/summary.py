@@ -1,13 +1,14 @@
-"""`factory inspect`: what a dataset holds, read from its manifest and every sample's meta.json."""
+"""`factory inspect`: what a dataset holds, read from its manifest and every sample's meta.json (checked by
+factory/format/sample.py, so a damaged one ends the summary with a one-line SampleError naming it)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 
 from factory.format.dataset import open_dataset
-from factory.format.members import META, is_image
+from factory.format.members import is_image
+from factory.format.sample import read_meta
 from factory.spec.labels import MAX_PSPI
 from factory.spec.plan import DEMOGRAPHIC_FIELDS
 
@@ -51,7 +52,9 @@ def summarize_dataset(url: str, storage_options: dict | None = None, progress: b
     dataset = open_dataset(url, storage_options)
     shards = dataset.manifest.shards
     summary = DatasetSummary(url=url, shards=len(shards), bytes=sum(s.bytes for s in shards))
-    samples = tqdm(dataset.samples(), desc="identities", unit="id", total=dataset.manifest.identities, disable=not progress)
-    for _, members in samples:
-        summary.add(json.loads(members[META]), members)
+    with tqdm(desc="identities", unit="id", total=dataset.manifest.identities, disable=not progress) as bar:
+        for record in shards:
+            for key, members in dataset.shard_samples(record):
+                summary.add(read_meta(f"{record.path}: {key}", key, members), members)
+                bar.update()
     return summary

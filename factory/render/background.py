@@ -1,7 +1,10 @@
-"""What a render shows behind the head: a description that draws itself at the image size.
+"""What a render shows behind the head: a description that draws itself for a camera.
 
-A background is anything with `image(size) -> (size, size, 3)` sRGB in 0..1; the factory's default is a vertical
-gradient. `ImageBackground` shows a given picture (an inpainted room, a photograph).
+A background is anything with `image(camera) -> (size, size, 3)` sRGB in 0..1. Three kinds live in the render
+package: `GradientBackground` (a vertical gradient, the same for every camera), `ImageBackground` (a given picture:
+an inpainted room, a photograph) and `RoomBackground` (factory/render/room.py: a procedural room around the head, seen
+through each camera with depth of field). Which one a dataset uses is `render.background` (factory/run/backgrounds.py
+registers the choices).
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from typing import Protocol
 
 import torch
 
+from factory.render.camera import Camera
+
 
 class Background(Protocol):
-    def image(self, size: int) -> torch.Tensor:
-        """(size, size, 3) sRGB in 0..1."""
+    def image(self, camera: Camera) -> torch.Tensor:
+        """(size, size, 3) sRGB in 0..1, for a camera of that image size."""
         ...
 
 
@@ -23,8 +28,9 @@ class GradientBackground:
     top: tuple[float, float, float]  # sRGB in 0..1 at the top row …
     bottom: tuple[float, float, float]  # … blending linearly to this at the bottom row
 
-    def image(self, size: int) -> torch.Tensor:
-        """(H, W, 3) sRGB vertical gradient from `top` to `bottom`."""
+    def image(self, camera: Camera) -> torch.Tensor:
+        """(H, W, 3) sRGB vertical gradient from `top` to `bottom`, whatever the camera looks at."""
+        size = camera.image_size
         blend = torch.linspace(0, 1, size)[:, None, None]
         top, bottom = torch.tensor(self.top), torch.tensor(self.bottom)
         return (top + blend * (bottom - top)).expand(size, size, 3)
@@ -34,8 +40,9 @@ class GradientBackground:
 class ImageBackground:
     picture: torch.Tensor  # (H, W, 3) sRGB in 0..1
 
-    def image(self, size: int) -> torch.Tensor:
-        return resize_image(self.picture, size)
+    def image(self, camera: Camera) -> torch.Tensor:
+        """The picture at the camera's image size, whatever the camera looks at (it was made for this view)."""
+        return resize_image(self.picture, camera.image_size)
 
 
 def resize_image(picture: torch.Tensor, size: int) -> torch.Tensor:

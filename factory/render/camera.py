@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 DEFAULT_FOV_DEG = 25.0  # a portrait lens (about 80 mm across a 36 mm frame): little perspective distortion
+SENSOR_MM = 24.0  # the side of the square sensor that focal lengths refer to (a full frame's short side)
 FRAME_FILL = 0.9  # the head's bounding sphere spans this share of the frame at distance_scale 1
 
 
@@ -81,13 +82,22 @@ class Camera:
         return {"K": self.K.tolist(), "R": self.R.tolist(), "t": self.t.tolist()}
 
 
-def intrinsics(image_size: int, fov_deg: float) -> torch.Tensor:
-    """(3, 3) K of a square camera whose full field of view (edge to edge of the image) is `fov_deg`."""
+def intrinsics(image_size: int, fov_deg: float, shift: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
+    """(3, 3) K of a square camera whose full field of view (edge to edge of the image) is `fov_deg`; `shift` moves
+    the principal point (what the camera looks at) right and down by that share of the image side."""
     if not 0 < fov_deg < 180:
         raise ValueError(f"fov_deg must be in (0, 180), got {fov_deg}")
     focal = (image_size / 2) / math.tan(math.radians(fov_deg) / 2)
     centre = (image_size - 1) / 2  # pixel centres sit on integers, so the image centre is between them
-    return torch.tensor([[focal, 0.0, centre], [0.0, focal, centre], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    cx, cy = centre + shift[0] * image_size, centre + shift[1] * image_size
+    return torch.tensor([[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+
+def fov_of_focal_length(focal_mm: float, sensor_mm: float = SENSOR_MM) -> float:
+    """Full field of view in degrees of a lens of `focal_mm` on a square sensor of `sensor_mm`."""
+    if focal_mm <= 0:
+        raise ValueError(f"focal_mm must be > 0, got {focal_mm}")
+    return math.degrees(2 * math.atan(sensor_mm / 2 / focal_mm))
 
 
 def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor, roll_deg: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,11 +121,14 @@ def framing_distance(head_radius: float, fov_deg: float, fill: float = FRAME_FIL
     return head_radius / math.sin(fill * math.radians(fov_deg) / 2)
 
 
-def head_camera(orbit: Orbit, image_size: int, head_center, head_radius: float, fov_deg: float = DEFAULT_FOV_DEG) -> Camera:
+def head_camera(orbit: Orbit, image_size: int, head_center, head_radius: float, fov_deg: float = DEFAULT_FOV_DEG,
+                shift: tuple[float, float] = (0.0, 0.0)) -> Camera:
     """The camera at `orbit` around the head: it looks at `head_center` from `framing_distance` × orbit.distance_scale.
 
     Because the orbit is around the centre of the head's bounding sphere, every view at distance_scale 1 keeps the
-    whole sphere inside the frame with a margin of 1 - FRAME_FILL; see the module docstring for the angle signs.
+    whole sphere inside the frame with a margin of 1 - FRAME_FILL (less any `shift` of the principal point, see
+    `intrinsics`); the distance follows the field of view, so a longer lens frames the head the same from further
+    away, with flatter perspective. See the module docstring for the angle signs.
     """
     if head_radius <= 0 or orbit.distance_scale <= 0:
         raise ValueError(f"head_radius and distance_scale must be > 0, got {head_radius} and {orbit.distance_scale}")
@@ -124,7 +137,7 @@ def head_camera(orbit: Orbit, image_size: int, head_center, head_radius: float, 
     direction = torch.tensor([math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)], dtype=torch.float64)
     eye = center + framing_distance(head_radius, fov_deg) * orbit.distance_scale * direction
     R, t = look_at(eye, center, up=torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), roll_deg=orbit.roll)
-    return Camera(K=intrinsics(image_size, fov_deg).float(), R=R.float(), t=t.float(), image_size=image_size)
+    return Camera(K=intrinsics(image_size, fov_deg, shift).float(), R=R.float(), t=t.float(), image_size=image_size)
 
 
 def bounding_sphere(points: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -137,10 +150,12 @@ def bounding_sphere(points: torch.Tensor) -> tuple[torch.Tensor, float]:
     return center, float((points - center).norm(dim=-1).max())
 
 
-def head_sphere(vertices: torch.Tensor, chin_vertex: int) -> tuple[torch.Tensor, float]:
+def head_sphere(vertices: torch.Tensor, chin_vertex: int, surface: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """The bounding sphere of the head from the chin up, for `head_camera`: the neck may leave the frame.
 
-    `vertices` (V, 3) is a neutral face (expressions move the jaw; framing should not follow them) and
-    `chin_vertex` the chin's vertex index, e.g. `FaceModel.landmarks[8]` (Multi-PIE point 8 is the chin).
+    `vertices` (V, 3) is a neutral face (expressions move the jaw; framing should not follow them), `chin_vertex`
+    the chin's vertex index, e.g. `FaceModel.landmarks[8]` (Multi-PIE point 8 is the chin), and `surface` (V,) bool
+    the vertices that count (all by default; e.g. the face model's layout.framed, without the back of the head).
     """
-    return bounding_sphere(vertices[vertices[:, 1] >= vertices[chin_vertex, 1]])
+    above = vertices[:, 1] >= vertices[chin_vertex, 1]
+    return bounding_sphere(vertices[above if surface is None else above & surface])

@@ -2,6 +2,7 @@
 
     meshes = Meshes(verts, faces, corner_uvs, face_part)     # verts (N, V, 3): one face in N expressions
     meshes.vertex_normals                                    # (N, V, 3), computed on first use and kept
+    Meshes(verts, faces, corner_uvs, face_part, normals)     # normals given: shading uses them as they are
 
 In the factory a batch is one identity in all its expressions, so every view rasterizes all of them in one pass
 and the vertex normals are computed once per expression, whatever the number of views.
@@ -22,9 +23,12 @@ class Meshes:
     faces: torch.Tensor  # (F, 3) int64 vertex ids, shared by every mesh of the batch
     corner_uvs: torch.Tensor  # (F, 3, 2) texture coordinate of each triangle corner, in 0..1 with v up
     face_part: torch.Tensor  # (F,) part id of each triangle: segmentation, and per-part material
+    normals: torch.Tensor | None = None  # (N, V, 3) unit normals to shade with, when not the geometry's own
 
     def __post_init__(self) -> None:
         check_mesh(self.verts, self.faces)
+        if self.normals is not None and self.normals.shape != self.verts.shape:
+            raise ValueError(f"normals must be shaped like verts {tuple(self.verts.shape)}, got {tuple(self.normals.shape)}")
         if self.corner_uvs.shape != (len(self.faces), 3, 2) or self.face_part.shape != (len(self.faces),):
             raise ValueError(f"Meshes with {len(self.faces)} faces need corner_uvs (F, 3, 2) and face_part (F,), got "
                              f"{tuple(self.corner_uvs.shape)} and {tuple(self.face_part.shape)}")
@@ -38,8 +42,9 @@ class Meshes:
 
     @cached_property
     def vertex_normals(self) -> torch.Tensor:
-        """(N, V, 3) unit normals: the area-weighted sum of the normals of the triangles around each vertex."""
-        return vertex_normals(self.verts, self.faces)
+        """(N, V, 3) unit normals: the given ones, or the area-weighted sum of the normals of the triangles around
+        each vertex."""
+        return self.normals if self.normals is not None else vertex_normals(self.verts, self.faces)
 
 
 def vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ class CoveredPixels:
         # (3, P) row of each corner's vertex in a batch of per-vertex values flattened to (N·V, C)
         self.corner_rows = (meshes.faces.index_select(0, self.face) + (self.batch * meshes.num_vertices)[:, None]).T.contiguous()
         self.corner_faces = self.face * 3
+        self.faces = meshes.faces
 
     def _blend(self, corners: list[torch.Tensor]) -> torch.Tensor:
         out = corners[0] * self.bary[0, :, None]
@@ -46,6 +47,14 @@ class CoveredPixels:
         flat = values.reshape(-1, values.shape[-1])
         return self._blend([flat.index_select(0, rows) for rows in self.corner_rows])
 
+    def interpolate_shared(self, values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+        """(V, C) per-vertex values shared by every mesh of the batch → (Q, C) at the covered pixels `where` (Q,)."""
+        corners = self.faces.index_select(0, self.face.index_select(0, where)).T
+        bary = self.bary[:, where]
+        out = values.index_select(0, corners[0]) * bary[0, :, None]
+        out.addcmul_(values.index_select(0, corners[1]), bary[1, :, None])
+        return out.addcmul_(values.index_select(0, corners[2]), bary[2, :, None])
+
     def interpolate_corner(self, values: torch.Tensor) -> torch.Tensor:
         """(F, 3, C) per-triangle-corner values (UVs) → (P, C)."""
         flat = values.reshape(-1, values.shape[-1])
@@ -53,13 +62,14 @@ class CoveredPixels:
 
     def view_directions(self, camera: Camera) -> torch.Tensor:
         """(P, 3) world-space unit vectors from each covered pixel's surface point toward the camera: minus the ray
-        through the pixel centre, which needs no interpolation."""
-        width = self.shape[2]
-        within = self.flat_index % (self.shape[1] * width)
-        pixel = torch.stack([(within % width).float(), (within // width).float(), torch.ones_like(within, dtype=torch.float32)], dim=-1)
+        through the pixel centre, which needs no interpolation (computed once per image pixel, then gathered)."""
+        height, width = self.shape[1:]
+        row, column = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=self.flat_index.device),
+                                     torch.arange(width, dtype=torch.float32, device=self.flat_index.device), indexing="ij")
+        pixel = torch.stack([column, row, torch.ones_like(row)], dim=-1).reshape(-1, 3)
         K, R = camera.K.to(pixel), camera.R.to(pixel)
-        rays = pixel @ torch.linalg.inv(K).T @ R  # camera → world: Rᵀ K⁻¹ p, written for rows
-        return -F.normalize(rays, dim=-1)
+        rays = -F.normalize(pixel @ torch.linalg.inv(K).T @ R, dim=-1)  # camera → world: Rᵀ K⁻¹ p, for rows
+        return rays.index_select(0, self.flat_index % (height * width))
 
     def scatter(self, values: torch.Tensor, fill: torch.Tensor | float = 0.0) -> torch.Tensor:
         """(P, C) → (N, H, W, C) images, `fill` (a value or an (H, W, C) image) elsewhere."""
@@ -67,3 +77,10 @@ class CoveredPixels:
         image = fill.expand(*self.shape, values.shape[-1]).clone()
         image.view(-1, values.shape[-1]).index_copy_(0, self.flat_index, values)
         return image
+
+
+def sample_texture(image: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Bilinear lookup of a square (S, S, C) texture (row 0 = v 1, the top of the image) at (P, 2) UVs → (P, C)."""
+    grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], dim=-1).reshape(1, 1, -1, 2)
+    sampled = F.grid_sample(image.permute(2, 0, 1)[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return sampled[0, :, 0].T

@@ -1,11 +1,16 @@
-"""Shading: from the covered pixels of a view to its image. Texture lookup, smooth normals, Lambert + soft specular
-under one coloured key light and ambient, composited over the background with antialiased silhouette edges.
+"""Shading: from the covered pixels of a view to its image. Texture lookup, smooth normals (with the surface detail
+of factory/render/detail.py, creases and lid shadows, when given), Lambert + soft specular under a coloured key
+light (with its soft shadow), a fill light and a sky-weighted ambient share (with ambient occlusion), hair strands
+where the surface carries hair, composited over the background with antialiased silhouette edges.
 
     shader = Shader(model.part_names)                      # per-part specular, fixed for the renderer's life
-    image = shader(pixels, meshes, camera, texture=UVTexture.from_srgb(image), light=light, background=background)
+    image = shader(pixels, meshes, camera, texture=UVTexture.from_srgb(image), light=light, background=background,
+                   terms=VertexTerms.pack(occlusion, key_visibility, shine), hair=hair_layer)
 
 Works in linear light on the covered pixels only: the texture is sRGB, so it is linearised once per identity
 (`UVTexture.from_srgb`) and the shaded colour is encoded back to sRGB before it meets the (sRGB) background.
+Per-vertex terms (occlusion, shadow, shine) are computed once per identity or expression and interpolated here;
+without them every vertex is unoccluded, fully lit and of its part's plain shine.
 """
 
 from __future__ import annotations
@@ -18,16 +23,23 @@ import torch.nn.functional as F
 
 from factory.render.background import Background
 from factory.render.camera import Camera
+from factory.render.detail import SurfaceDetail
+from factory.render.hair import HairLayer
 from factory.render.lights import GAMMA, Light
 from factory.render.mesh import Meshes
-from factory.render.pixels import CoveredPixels
+from factory.render.pixels import CoveredPixels, sample_texture
 
 # Specular strength and Blinn-Phong exponent per part name (parts as in FaceModel.part_names): skin has a broad
 # soft sheen, the wet eye a small sharp highlight, the mouth's inside almost none. Brows and lips share the skin's:
 # their part labels follow mesh triangles, and a different sheen would draw those jagged borders on the face.
+# Regional differences of the skin (an oily T-zone, matte cheeks) come per vertex, as the `shine` term.
 SKIN_SPECULAR = (0.10, 16.0)
+# Hair shells get the skin's too: where their strands are sparse they show the skin under them, which must look the
+# same as the skin beside them (the strands' own sheen is the hair layer's).
 SPECULAR_BY_PART = {"skin": SKIN_SPECULAR, "brows": SKIN_SPECULAR, "lips": SKIN_SPECULAR, "eyes": (0.6, 120.0),
-                    "mouth_interior": (0.05, 16.0), "lashes": (0.02, 8.0), "eye_surface": (0.6, 120.0)}
+                    "mouth_interior": (0.05, 16.0), "lashes": (0.02, 8.0), "eye_surface": (0.6, 120.0),
+                    "hair": SKIN_SPECULAR, "facial_hair": SKIN_SPECULAR}
+HAIR_WRAP = 0.3  # hair is lit a little past its terminator: light scatters through the strands
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field is ambiguous
@@ -43,9 +55,21 @@ class UVTexture:
 
     def sample(self, uv: torch.Tensor) -> torch.Tensor:
         """Bilinear lookup at (P, 2) UVs → (P, 3)."""
-        grid = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2], dim=-1).reshape(1, 1, -1, 2)
-        sampled = F.grid_sample(self.linear.permute(2, 0, 1)[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
-        return sampled[0, :, 0].T
+        return sample_texture(self.linear, uv)
+
+
+@dataclass(frozen=True, eq=False)
+class VertexTerms:
+    """Per-vertex factors of the light a surface gets, packed (N or 1, V, 3) for one interpolation."""
+
+    packed: torch.Tensor  # [..., 0] ambient occlusion, [..., 1] key-light visibility, [..., 2] specular shine
+
+    @classmethod
+    def pack(cls, occlusion: torch.Tensor, key_visibility: torch.Tensor, shine: torch.Tensor) -> "VertexTerms":
+        """occlusion (V,) or (N, V), key_visibility (N, V), shine (V,): broadcast to (N, V, 3)."""
+        batch, vertices = key_visibility.shape
+        terms = [t.to(key_visibility).expand(batch, vertices) for t in (occlusion, key_visibility, shine)]
+        return cls(torch.stack(terms, dim=-1))
 
 
 class Shader:
@@ -55,31 +79,117 @@ class Shader:
         self.specular_strength, self.specular_exponent = specular_table(part_names)
 
     def __call__(self, pixels: CoveredPixels, meshes: Meshes, camera: Camera, *, texture: UVTexture, light: Light,
-                 background: Background) -> torch.Tensor:
+                 background: Background, terms: VertexTerms | None = None, hair: HairLayer | None = None,
+                 detail: SurfaceDetail | None = None) -> torch.Tensor:
         """(N, H, W, 3) sRGB images in 0..1: the shaded meshes over the background, silhouette antialiased."""
-        colour = self.shade(pixels, meshes, camera, texture, light)
-        image = pixels.scatter(to_srgb(colour), fill=background.image(pixels.shape[1]).to(colour.device))
-        return antialias_edges(image, pixels.mask)
+        colour, opacity = self.shade_with_opacity(pixels, meshes, camera, texture, light, terms, hair, detail)
+        fill = background.image(camera).to(colour.device)
+        colour = to_srgb(colour)
+        if opacity is not None:  # hair thinning out against the background at its silhouette
+            behind = fill.reshape(-1, 3).index_select(0, pixels.flat_index % (fill.shape[0] * fill.shape[1]))
+            colour = torch.lerp(behind, colour, opacity[:, None])
+        return antialias_edges(pixels.scatter(colour, fill=fill), pixels.mask)
 
-    def shade(self, pixels: CoveredPixels, meshes: Meshes, camera: Camera, texture: UVTexture, light: Light) -> torch.Tensor:
+    def shade(self, pixels: CoveredPixels, meshes: Meshes, camera: Camera, texture: UVTexture, light: Light,
+              terms: VertexTerms | None = None, hair: HairLayer | None = None,
+              detail: SurfaceDetail | None = None) -> torch.Tensor:
         """(P, 3) linear-light colour of each covered pixel."""
-        albedo = texture.sample(pixels.interpolate_corner(meshes.corner_uvs))
+        return self.shade_with_opacity(pixels, meshes, camera, texture, light, terms, hair, detail)[0]
+
+    def shade_with_opacity(self, pixels: CoveredPixels, meshes: Meshes, camera: Camera, texture: UVTexture,
+                           light: Light, terms: VertexTerms | None = None, hair: HairLayer | None = None,
+                           detail: SurfaceDetail | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(P, 3) linear-light colour of each covered pixel, and (P,) its opacity over the background where that is
+        not 1 (the fringes of hair), else None."""
+        uv = pixels.interpolate_corner(meshes.corner_uvs)
+        albedo = texture.sample(uv)
         normal = F.normalize(pixels.interpolate_vertex(meshes.vertex_normals), dim=-1)
+        if detail is not None:  # creases and lid shadows (factory/render/detail.py)
+            albedo, normal = detail.apply(pixels, uv, albedo, normal)
         view = pixels.view_directions(camera)
         # Seen from behind (inside of the lips, mouth socket), a surface is lit as if it faced the camera.
         normal = torch.where((normal * view).sum(-1, keepdim=True) < 0, -normal, normal)
+        if terms is None:
+            occlusion = key_visibility = shine = torch.ones_like(normal[:, 0])
+        else:
+            occlusion, key_visibility, shine = pixels.interpolate_vertex(terms.packed.to(normal)).unbind(-1)
 
-        device = normal.device
-        to_light, light_rgb = light.direction.to(device), light.colour.to(device)
-        lambert = (normal @ to_light).clamp(min=0)[:, None]
-        diffuse = albedo * (light.ambient + (1 - light.ambient) * lambert * light_rgb)
-
+        irradiance = diffuse_light(normal, light, occlusion, key_visibility, wrap=0.0)
         part = meshes.face_part.index_select(0, pixels.face)
-        strength, exponent = self.specular_strength.to(device), self.specular_exponent.to(device)
-        half = F.normalize(view + to_light, dim=-1)
-        highlight = (normal * half).sum(-1).clamp(min=0) ** exponent[part] * strength[part]
-        specular = (highlight * (lambert[:, 0] > 0))[:, None] * light_rgb
-        return diffuse + specular
+        strength = self.specular_strength.to(normal.device)[part] * shine
+        exponent = self.specular_exponent.to(normal.device)[part]
+        key_direction = light.direction.to(normal)
+        half = F.normalize(view + key_direction, dim=-1)
+        # The key light's highlight only: the fill is a broad source, whose highlight is too faint to matter.
+        glint = (normal * half).sum(-1).clamp(min=0) ** exponent * ((normal @ key_direction) > 0) * key_visibility
+        colour = torch.addcmul(albedo * irradiance, (strength * glint)[:, None], light.colour.to(normal))
+        if hair is None:
+            return colour, None
+        return self.shade_hair(colour, pixels, meshes, camera, hair, normal, view, light, key_visibility, occlusion)
+
+    def shade_hair(self, colour: torch.Tensor, pixels: CoveredPixels, meshes: Meshes, camera: Camera, hair: HairLayer,
+                   normal: torch.Tensor, view: torch.Tensor, light: Light, key_visibility: torch.Tensor,
+                   occlusion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Blend hair strands over `colour` (P, 3) at the pixels of triangles that carry hair; where hair meets the
+        background at a grazing angle, the gaps between its strands let the background through (the opacity)."""
+        where = torch.nonzero(hair.hairy_faces(meshes.faces).index_select(0, pixels.face)).squeeze(1)
+        if len(where) == 0:
+            return colour, None
+        attributes = pixels.interpolate_shared(hair.attributes.to(colour), where)
+        strands = hair.strands(attributes, pixel_footprint_cm(meshes, camera))
+        n, v, lit = normal[where], view[where], key_visibility[where]
+        irradiance = diffuse_light(n, light, occlusion[where], lit, wrap=HAIR_WRAP)
+        key_direction = light.direction.to(n)
+        direct = ((n @ key_direction + HAIR_WRAP) / (1 + HAIR_WRAP)).clamp(min=0) * lit
+        sheen = hair.sheen(strands.tangent, n, F.normalize(v + key_direction, dim=-1)) * (direct * (0.25 + 1.5 * strands.shine))[:, None]
+        lit_hair = torch.addcmul(strands.albedo * irradiance, sheen, light.colour.to(n))
+        blended = torch.lerp(colour[where], lit_hair, strands.alpha[:, None])
+        rim = ((0.55 - (n * v).sum(-1).abs()) / 0.45).clamp(0, 1)  # hair seen edge-on: its outline
+        edge_on = torch.nonzero(rim > 0).squeeze(1)
+        fringe = edge_on[near_background(pixels, where[edge_on])]
+        if len(fringe) == 0:
+            return colour.index_copy(0, where, blended), None
+        opacity = torch.ones_like(colour[:, 0])
+        opacity[where[fringe]] = (1 - rim[fringe] * (1.3 - 1.8 * strands.brightness[fringe])).clamp(0, 1)
+        return colour.index_copy(0, where, blended), opacity
+
+
+def diffuse_light(normal: torch.Tensor, light: Light, occlusion: torch.Tensor, key_visibility: torch.Tensor,
+                  wrap: float) -> torch.Tensor:
+    """(P, 3) light falling on surfaces with unit normals (P, 3): the sky-weighted ambient share times occlusion,
+    the key light times its visibility and the fill times occlusion; `wrap` lets the direct light reach a little past
+    the terminator (0: Lambert)."""
+    key = ((normal @ light.direction.to(normal) + wrap) / (1 + wrap)).clamp(min=0) * key_visibility
+    fill = ((normal @ light.fill.direction.to(normal) + wrap) / (1 + wrap)).clamp(min=0) * occlusion
+    ambient = light.ambient * occlusion * (1 + light.sky * normal[:, 1])
+    direct = torch.addcmul(key[:, None] * light.colour.to(normal), fill[:, None], light.fill.colour.to(normal))
+    return torch.add(ambient[:, None], direct, alpha=1 - light.ambient)
+
+
+NEAR_BACKGROUND_OFFSETS = ((1, 0), (-1, 0), (0, 1), (0, -1), (0.7, 0.7), (-0.7, 0.7), (0.7, -0.7), (-0.7, -0.7))
+
+
+def near_background(pixels: CoveredPixels, where: torch.Tensor) -> torch.Tensor:
+    """(Q,) whether each covered pixel `where` has background within a few pixels (0.6 % of the image side) in one
+    of eight directions: a handful of lookups per pixel, cheaper than dilating every mask."""
+    count, height, width = pixels.shape
+    radius = max(1, width // 170)
+    flat = pixels.flat_index.index_select(0, where)
+    image, within = flat // (height * width), flat % (height * width)
+    row, column = within // width, within % width
+    mask = pixels.mask.reshape(-1)
+    near = torch.zeros_like(where, dtype=torch.bool)
+    for dx, dy in NEAR_BACKGROUND_OFFSETS:
+        r = (row + round(dy * radius)).clamp(0, height - 1)
+        c = (column + round(dx * radius)).clamp(0, width - 1)
+        near |= ~mask.index_select(0, (image * height + r) * width + c)
+    return near
+
+
+def pixel_footprint_cm(meshes: Meshes, camera: Camera) -> float:
+    """About how many cm of surface one pixel spans at the meshes' distance: the strands' level of detail."""
+    distance = float((meshes.verts[0].mean(dim=0) - camera.center.to(meshes.verts)).norm())
+    return distance / float(camera.K[0, 0])
 
 
 def specular_table(part_names: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

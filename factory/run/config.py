@@ -11,8 +11,8 @@ identities: 2500
 out: s3://my-bucket/3dpain
 seed: 0
 identities_per_shard: 8
-render: {image_size: 512, texturer: procedural}   # face_model: flame, flame_path: /data/flame2023_Open.pkl
-plan: {view_yaws: [0, -35, 35], expressions: {pain_expressions: 10}}
+render: {image_size: 512, texturer: procedural, background: scene}   # face_model: flame, flame_path: /data/flame2023_Open.pkl
+plan: {view_yaws: [0, -35, 35], expressions: {pain_expressions: 10}, light_families: [window, clinical, studio]}
 storage_options: {client_kwargs: {endpoint_url: "http://127.0.0.1:9000"}}
 diffusion_gpus_per_actor: 1      # the diffusion stage (with texturer diffusion or background inpaint)
 ```
@@ -21,23 +21,26 @@ diffusion_gpus_per_actor: 1      # the diffusion stage (with texturer diffusion 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from factory.diffusion.settings import require_number
 from factory.face.source import ICT_IDENTITY_MODES
+from factory.format.shards import MAX_IDENTITIES
 from factory.format.storage import public_storage_options, resolve_storage_options
-from factory.options import ConfigError, read_yaml, reject_unknown_keys
+from factory.options import ConfigError, build, read_yaml, reject_unknown_keys, typed
 from factory.run.identity import FLAME_FILES, RenderConfig
 from factory.spec.plan import PlanConfig
 
 # The settings that decide the bytes of every shard. An existing dataset may only be extended or resumed
-# with the same values; `identities` may grow (see generate.open_output), the rest (workers, out, …) is how
+# with the same values; `identities` may grow (see generate.check_compatible), the rest (workers, out, …) is how
 # a run is carried out, not what it makes. Of the FLAME files, the content is their sha256, not where they are:
 # the same file elsewhere resumes, a different file at the same path is refused.
 CONTENT_KEYS = ("seed", "identities_per_shard", "plan", "render")
 LOCATION_KEYS = {"render": tuple(path for path, _ in FLAME_FILES)}
+MAX_WORKERS = 100_000  # a sanity bound: more actors than any cluster holds is a typo
 
 
 @dataclass(frozen=True)
@@ -52,29 +55,31 @@ class GenerateConfig:
     diffusion_gpus_per_actor: float | None = None  # None: 1 when the cluster has GPUs, 0 otherwise; fractions share a GPU
     diffusion_batch_size: int = 8  # jobs per diffusion pipeline call
     overwrite: bool = False
+    wait: bool = False  # another driver holds the dataset's lease: wait for it instead of stopping
     storage_options: Mapping = field(default_factory=dict)
     plan: PlanConfig = field(default_factory=PlanConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
 
     def __post_init__(self) -> None:
-        require_int("identities", self.identities, minimum=1)
-        require_int("seed", self.seed, minimum=0)
-        require_int("identities_per_shard", self.identities_per_shard, minimum=1)
+        require_int("identities", self.identities, minimum=1, maximum=MAX_IDENTITIES,
+                    why=" (identity ids have seven digits)")
+        require_int("seed", self.seed, minimum=0, maximum=2**63 - 1)
+        require_int("identities_per_shard", self.identities_per_shard, minimum=1, maximum=MAX_IDENTITIES)
         if self.workers is not None:
-            require_int("workers", self.workers, minimum=1)
-        if self.gpus_per_worker is not None and (
-            isinstance(self.gpus_per_worker, bool) or not isinstance(self.gpus_per_worker, (int, float)) or self.gpus_per_worker < 0
-        ):
-            raise ConfigError(f"gpus_per_worker must be a number >= 0, got {self.gpus_per_worker!r}")
+            require_int("workers", self.workers, minimum=1, maximum=MAX_WORKERS)
+        gpus = self.gpus_per_worker
+        if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not 0 <= gpus < math.inf):
+            raise ConfigError(f"gpus_per_worker must be a number >= 0, got {gpus!r}")
         if self.diffusion_actors is not None:
-            require_int("diffusion_actors", self.diffusion_actors, minimum=1)
+            require_int("diffusion_actors", self.diffusion_actors, minimum=1, maximum=MAX_WORKERS)
         if self.diffusion_gpus_per_actor is not None:
             require_number("diffusion_gpus_per_actor", self.diffusion_gpus_per_actor, 0.0, 64.0)
-        require_int("diffusion_batch_size", self.diffusion_batch_size, minimum=1)
+        require_int("diffusion_batch_size", self.diffusion_batch_size, minimum=1, maximum=MAX_WORKERS)
         if not isinstance(self.out, str) or not self.out.strip():
             raise ConfigError("out must be a folder or URL (./out, file:///…, s3://bucket/prefix)")
-        if not isinstance(self.overwrite, bool):
-            raise ConfigError(f"overwrite must be true or false, got {self.overwrite!r}")
+        for name in ("overwrite", "wait"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.storage_options, Mapping):
             raise ConfigError("storage_options must be a mapping of fsspec options")
         if self.render.face_model == "ict" and self.plan.identity_modes > ICT_IDENTITY_MODES:
@@ -102,11 +107,13 @@ def content_of(config: Mapping) -> dict:
     return content
 
 
-def require_int(name: str, value, minimum: int) -> None:
+def require_int(name: str, value, minimum: int, maximum: int, why: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum:,}{why}, got {value:,}")
 
 
 def plain(value):
@@ -118,12 +125,13 @@ def load_generate_config(config_file: Path | None = None, **flags) -> GenerateCo
     """Build the config from an optional YAML file, then the flags that were given (None = not given).
 
     `flags` are GenerateConfig field names plus RENDER_FLAGS; `storage_options` from flags are merged into the
-    file's. Environment defaults (an S3 endpoint from AWS_ENDPOINT_URL) come last and never override.
+    file's. Environment defaults (an S3 endpoint from AWS_ENDPOINT_URL) come last and never override. Every
+    value's type and range is checked here, naming its key, before anything else happens.
     """
     data = read_yaml(config_file) if config_file else {}
     try:
         reject_unknown_keys(GenerateConfig, data, "config key")
-    except ValueError as error:
+    except ConfigError as error:
         raise ConfigError(f"{error} (in {config_file})") from None
     render_flags = {name: flags.pop(name, None) for name in RENDER_FLAGS}
     flag_options = flags.pop("storage_options", None) or {}
@@ -131,18 +139,9 @@ def load_generate_config(config_file: Path | None = None, **flags) -> GenerateCo
     for name in ("identities", "out"):
         if name not in data:
             raise ConfigError(f"--{name} is required (or `{name}:` in the config file)")
-    data["out"] = str(data["out"])
-    render = with_render_flags(section(data, "render"), render_flags)
-    data["storage_options"] = resolve_storage_options(data["out"], section(data, "storage_options"), flag_options)
-    try:
-        data["plan"] = PlanConfig.from_dict(section(data, "plan"))
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"plan: {error}") from None
-    try:
-        data["render"] = RenderConfig.from_dict(render)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"render: {error}") from None
-    return GenerateConfig(**data)
+    data["render"] = with_render_flags(section(data, "render"), render_flags)
+    data["storage_options"] = resolve_storage_options(typed(str, data["out"], "out"), section(data, "storage_options"), flag_options)
+    return build(GenerateConfig, data)
 
 
 # Flags that set a render key: flag name → its path under `render:`.
@@ -169,10 +168,8 @@ def with_render_flags(render: Mapping, flags: dict) -> dict:
 
 
 def section(data: dict, name: str) -> Mapping:
-    value = data.get(name) or {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"`{name}:` must be a mapping, got {value!r}")
-    return value
+    """A nested section of the config: a mapping, or {} where it is absent or empty (`plan:` alone)."""
+    return {} if data.get(name) is None else typed(Mapping, data[name], name)
 
 
 def content_differences(stored: Mapping, current: Mapping, prefix: str = "") -> list[str]:

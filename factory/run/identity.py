@@ -4,15 +4,19 @@
     layers = renderer.render(plan_identity(123, seed=0))         # dict of named layers (numpy arrays)
     members = renderer.encode_sample(spec, layers)               # {"meta.json": b"…", "neutral.v0.jpg": b"…", …}
 
-`render` reads as the pipeline: spec → face (the rig's mesh of every expression) → texture → scene (cameras,
-light and background, translated from the plan into the renderer's own types) → render each view (one raster
-pass covers all expressions) → named layers → heatmaps (reusing the frontal view's covered pixels). The renderer
-(factory/render) knows nothing of plans; this module is where a plan becomes meshes, cameras and lights.
+`render` reads as the pipeline: spec → face (the rig's mesh of every expression, eyes on the planned gaze target)
+→ texture → hair (shells over the scalp and beard, and strand attributes) → surface detail (each expression's
+creases from how it compresses the skin, the lids' shadow on the eyes) → light (the plan's setup, with ambient
+occlusion once per identity and the key light's soft shadows once per expression, shared by every view) → scene
+(per view: camera, background, sensor, translated from the plan into the renderer's own types) → render each view
+(one raster pass covers all expressions; the lash cards blended over it; the sensor adds defocus and noise) → named
+layers → heatmaps (reusing the frontal view's covered pixels). The renderer (factory/render) knows nothing of plans
+or faces; this module is where a plan becomes meshes, surface detail, overlays, cameras and lights.
 `encode_sample` turns layers into the sample members of docs/DATA.md with fixed encoder settings, so the same spec
 gives the same bytes.
 
 With the `diffusion` texturer or the `inpaint` background, `render(spec, outputs)` takes what the diffusion stage
-made for the identity (its portraits and per-view backgrounds: factory/run/stage.py gets them).
+made for the identity (its portraits and one painted room per view: factory/run/stage.py gets them).
 """
 
 from __future__ import annotations
@@ -29,30 +33,45 @@ from factory import __version__
 from factory.diffusion.jobs import DiffusionOutputs
 from factory.diffusion.settings import DiffusionConfig
 from factory.errors import FactoryError
+from factory.face.eyes import cornea_relief
 from factory.face.flame.model import FlameSource
+from factory.face.hair_shell import HairShells
+from factory.face.lashes import lash_cards
 from factory.face.model import FaceModel
 from factory.face.rig import AURig
+from factory.face.shine import skin_shine
 from factory.face.source import FACE_MODELS, file_sha256, load_face
 from factory.face.texture import TEXTURERS, DiffusionTexturer, Texture, make_texturer
+from factory.face.texture.palette import hair_srgb, skin_base_srgb
+from factory.face.wrinkles import CreaseModel
 from factory.format.encoders import DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
 from factory.format.members import MESH, META, TEXTURE, heatmap_member, view_member
-from factory.options import ConfigError, reject_unknown_keys
+from factory.options import ConfigError, build
 from factory.render.background import Background
-from factory.render.camera import Camera, Orbit, bounding_sphere, head_camera
+from factory.render.camera import Camera, Orbit, fov_of_focal_length, head_camera, head_sphere
+from factory.render.detail import SurfaceDetail
+from factory.render.hair import HairLayer
 from factory.render.heatmap import NORMALISATION_CM, heatmap_layer, vertex_heat
 from factory.render.layers import depth_layer, landmarks_layer, rgb_layer, segmentation_layer
-from factory.render.lights import Light
-from factory.render.mesh import Meshes
+from factory.render.lights import GAMMA, Lamp, Light
+from factory.render.mesh import Meshes, vertex_normals
+from factory.render.occlusion import ambient_occlusion, key_light_visibility
+from factory.render.overlay import Overlay, draw_overlay
 from factory.render.pixels import CoveredPixels
 from factory.render.raster import BACKENDS, Rasterizer
 from factory.render.renderer import MeshRenderer, RenderedView
-from factory.render.shading import Shader, UVTexture
-from factory.run.backgrounds import BACKGROUNDS
+from factory.render.sensor import Sensor, expose
+from factory.render.shading import Shader, UVTexture, VertexTerms
+from factory.run.backgrounds import ViewContext, check_background, make_background
 from factory.spec.plan import IdentitySpec, View
 from factory.spec.plan import Light as PlannedLight
 
 DEVICES = ("auto", "cpu", "cuda")
+LASH_DARKENING = 0.45  # lashes are darker than the hair of the head
 VIEW_LAYERS = ("rgb", "segmentation", "depth", "landmarks_2d", "landmarks_visible")  # per view: [expression, view, …]
+HAIR_PARTS = ("hair", "facial_hair")  # part names the hair shells add after the face model's
+STRAND_CM = 0.045  # width of a strand (a lock of a few hairs) across the flow
+CHIN = 8  # Multi-PIE landmark number of the chin
 
 
 # The FLAME files a render reads: (path field, its sha256 field). A path is where the file is on this machine; the
@@ -66,9 +85,9 @@ class RenderConfig:
     texturer: str = "procedural"
     texture_size: int = 1024
     backend: str = "auto"  # raster backend: "auto" (pytorch3d on CUDA, torch otherwise), "torch", "pytorch3d"
-    jpeg_quality: int = 92
+    jpeg_quality: int | None = None  # None: each view's planned quality (PlanConfig.jpeg_quality); a number: all
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
-    background: str = "gradient"  # a name in factory/run/backgrounds.py BACKGROUNDS
+    background: str = "scene"  # one of factory/run/backgrounds.py's BACKGROUNDS: "scene" (rooms), "gradient", "inpaint"
     diffusion: DiffusionConfig | None = None  # models and samplers; set (to defaults) when the texturer or background uses them
     face_model: str = "ict"  # "ict" (bundled) or "flame" (the user's file at flame_path)
     flame_path: str | None = None  # FLAME 2020 / 2023 / 2023 Open model, .pkl or .npz
@@ -85,19 +104,18 @@ class RenderConfig:
             raise ConfigError(f"image_size must be 32..4096 pixels, got {self.image_size}")
         if self.texturer not in TEXTURERS:
             raise ConfigError(f"unknown texturer {self.texturer!r}; known: {', '.join(sorted(TEXTURERS))}")
-        if self.background not in BACKGROUNDS:
-            raise ConfigError(f"unknown background {self.background!r}; known: {', '.join(sorted(BACKGROUNDS))}")
-        if self.uses_diffusion and self.diffusion is None:
-            object.__setattr__(self, "diffusion", DiffusionConfig())
-        elif not self.uses_diffusion and self.diffusion is not None:
-            raise ConfigError("diffusion settings (models, sampler) were given, but neither texturer 'diffusion' nor background "
-                              "'inpaint' uses them")
         if not 64 <= self.texture_size <= 8192:
             raise ConfigError(f"texture_size must be 64..8192, got {self.texture_size}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ConfigError(f"jpeg_quality must be 1..100, got {self.jpeg_quality}")
+        if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"jpeg_quality must be 1..100 (or unset: as planned per view), got {self.jpeg_quality}")
+        check_background(self.background)
+        if self.uses_diffusion and self.diffusion is None:
+            object.__setattr__(self, "diffusion", DiffusionConfig())  # frozen: filled once, here
+        elif not self.uses_diffusion and self.diffusion is not None:
+            raise ConfigError("diffusion settings (models, sampler) were given, but neither texturer 'diffusion' nor background "
+                              "'inpaint' uses them")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
@@ -134,23 +152,36 @@ class RenderConfig:
         return FlameSource(path=self.flame_path, uv=self.flame_uv, landmarks=self.flame_landmarks)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RenderConfig":
-        reject_unknown_keys(cls, data, "render option")
-        data = dict(data)
-        if isinstance(data.get("diffusion"), dict):
-            data["diffusion"] = DiffusionConfig.from_dict(data["diffusion"])
-        return cls(**data)
+    def from_dict(cls, data: dict, where: str = "render") -> "RenderConfig":
+        """From a YAML mapping: every key's type checked and named (factory.options.build), then the ranges."""
+        return build(cls, data, where)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class Scene(NamedTuple):
-    """What the plan puts around the face, in the renderer's types."""
+    """What the plan puts around the face, in the renderer's types: per planned view, in plan order, its camera, what
+    it sees behind the head and what its sensor does."""
 
-    cameras: list[Camera]  # one per planned view, in plan order
+    cameras: list[Camera]
+    backgrounds: list[Background]
+    sensors: list[Sensor]
+
+
+class Lighting(NamedTuple):
+    """The plan's light and what of it reaches each vertex."""
+
     light: Light
-    backgrounds: list[Background]  # one per planned view
+    terms: VertexTerms  # ambient occlusion (once per identity), key-light visibility (per expression), shine
+
+
+class PosedFace(NamedTuple):
+    """The rig's output for one identity."""
+
+    verts: torch.Tensor  # (N, V, 3) one mesh per expression, in spec order (CPU)
+    rest: torch.Tensor  # (V, 3) the identity's expressionless mesh (CPU)
+    gaze_target: torch.Tensor  # (3,) the world point both eyes look at (cm)
 
 
 class IdentityRenderer:
@@ -158,8 +189,8 @@ class IdentityRenderer:
 
     def __init__(self, config: RenderConfig | None = None):
         self.config = config or RenderConfig()
-        # The rig and the texturer run on the CPU (small, once per identity); raster, shading and layers run on
-        # `device`, where a GPU pays off (and backend "auto" then picks pytorch3d's CUDA rasterizer).
+        # The rig, texturer and hair shells run on the CPU (small, once per identity); raster, shading and layers run
+        # on `device`, where a GPU pays off (and backend "auto" then picks pytorch3d's CUDA rasterizer).
         self.device = resolve_device(self.config.device)
         self.face = load_face(self.config.face_model, self.config.flame_source())
         self.check_face_files()
@@ -168,9 +199,16 @@ class IdentityRenderer:
         self.texturer = make_texturer(self.config.texturer, self.model, self.config.texture_size)
         atlas = self.texturer.atlas
         self.obj_writer = ObjWriter(atlas.faces.numpy(), atlas.corner_uvs.numpy())
-        self.faces, self.corner_uvs, self.face_part = (x.to(self.device) for x in (atlas.faces, atlas.corner_uvs, atlas.face_part))
+        self.part_names = self.model.part_names + HAIR_PARTS
+        self.hair = HairShells(self.model, atlas.faces, atlas.corner_uvs, atlas.face_part,
+                               *(self.part_names.index(name) for name in HAIR_PARTS))
+        self.shine = skin_shine(self.model.neutral, self.model.neutral[self.model.landmarks])
+        self.faces, self.corner_uvs, self.face_part = atlas.faces, atlas.corner_uvs, atlas.face_part
+        self.creases = CreaseModel(self.model, atlas)
+        self.relief = (self.creases.relief + cornea_relief(self.model, atlas)).to(self.device)
+        self.lashes = lash_cards(self.model)  # None for a model without lash cards (FLAME)
         self.rasterizer = Rasterizer(self.config.backend)
-        self.renderer = MeshRenderer(self.rasterizer, Shader(self.model.part_names))
+        self.renderer = MeshRenderer(self.rasterizer, Shader(self.part_names))
 
     def check_face_files(self) -> None:
         """The FLAME file read here is the one the config names by digest (on a cluster, every node's copy must be)."""
@@ -181,43 +219,116 @@ class IdentityRenderer:
     def render(self, spec: IdentitySpec, outputs: DiffusionOutputs | None = None, texture: Texture | None = None) -> dict[str, object]:
         """All layers of one identity. Arrays are indexed [expression, view, …] in spec order. `outputs`: what the
         diffusion stage made for it (when the texturer or background needs them); `texture`: one already made."""
-        meshes = self.pose(spec)  # face: one mesh per expression
-        texture = texture or self.texture(spec, meshes.verts[0], outputs)  # texture: once per identity
+        face = self.pose(spec)  # face: one mesh per expression, eyes on the planned gaze target
+        texture = texture or self.texture(spec, face.verts[0], outputs)  # texture: once per identity
         surface = UVTexture.from_srgb(texture.image.to(self.device))
-        scene = self.scene(spec, meshes, outputs)  # cameras, light, backgrounds
+        meshes, hair, source = self.dress(spec, face.verts)  # hair: shells over the scalp and beard, strands
+        detail = self.surface_detail(spec, face, source)  # creases and lid shadows, per expression
+        lighting = self.lighting(spec, meshes, source)  # light: occlusion and shadows, shared by every view
+        scene = self.scene(spec, meshes, outputs)  # per view: camera, background, sensor
+        lashes = self.lash_overlay(spec, face.verts)  # see-through lash cards, drawn over every view
         per_view, frontal = [], None
-        for camera, background in zip(scene.cameras, scene.backgrounds):  # every view: one raster pass covers all expressions
-            view = self.renderer(meshes, camera, texture=surface, light=scene.light, background=background)
-            per_view.append(self.view_layers(meshes, camera, view))
+        for camera, background, sensor in zip(*scene):  # every view: one raster pass covers all expressions
+            view = self.renderer(meshes, camera, texture=surface, light=lighting.light, background=background,
+                                 terms=lighting.terms, hair=hair, detail=detail)
+            if lashes is not None:  # the lashes, over view.image in place, before the sensor's blur and noise
+                draw_overlay(view, lashes, camera, lighting.light, self.rasterizer)
+            per_view.append(self.view_layers(meshes, camera, view._replace(image=expose(view.image, sensor))))
             frontal = view.pixels if frontal is None else frontal  # the first planned view is the frontal one
         layers: dict[str, object] = {name: np.stack([v[name] for v in per_view], axis=1) for name in VIEW_LAYERS}
         layers["mask"] = layers["segmentation"] > 0
         layers["heatmap"] = self.heatmaps(meshes, frontal)
-        layers.update(identity_layers(meshes, self.model, texture, scene))
+        layers.update(identity_layers(face.verts, self.model, texture, scene))
+        layers["gaze_target"] = face.gaze_target.cpu().numpy()
         layers["background_parameters"] = outputs.background_parameters if outputs else {}
         return layers
 
-    def pose(self, spec: IdentitySpec) -> Meshes:
-        """The face: one mesh per expression of the spec, from the rig, on the render device."""
-        verts = self.rig.vertices(torch.tensor(spec.identity, dtype=torch.float32), [e.aus for e in spec.expressions])
-        return Meshes(verts.to(self.device), self.faces, self.corner_uvs, self.face_part)
+    def pose(self, spec: IdentitySpec) -> "PosedFace":
+        """The face: one mesh per expression of the spec from the rig, both eyes on the planned gaze target; with
+        the expressionless mesh the expressions are measured against."""
+        identity = torch.tensor(spec.identity, dtype=torch.float32)
+        rest = self.rig.rest_vertices(identity)
+        gaze = spec.gaze
+        target = self.rig.eyes.gaze_target(rest, yaw_deg=gaze.yaw, pitch_deg=gaze.pitch, distance_cm=gaze.distance)
+        verts = self.rig.vertices(identity, [e.aus for e in spec.expressions], gaze_target=target)
+        return PosedFace(verts, rest, target)
 
     def texture(self, spec: IdentitySpec, neutral: torch.Tensor, outputs: DiffusionOutputs | None = None) -> Texture:
         """The identity's texture: painted from its plan, or its portraits baked onto its neutral face (V, 3)."""
         if not isinstance(self.texturer, DiffusionTexturer):
-            return self.texturer.texture(spec.skin, spec.demographics)
+            return self.texturer.texture(spec.skin, spec.demographics, spec.hair)
         if outputs is None or not outputs.portraits:
             raise FactoryError(f"{spec.id}: the diffusion texturer needs the portraits the diffusion stage makes")
-        return self.texturer.bake(spec.skin, spec.demographics, neutral, outputs.portraits, self.config.diffusion.texture)
+        return self.texturer.bake(spec.skin, spec.demographics, spec.hair, neutral, outputs.portraits, self.config.diffusion.texture)
+
+    def dress(self, spec: IdentitySpec, face: torch.Tensor) -> tuple[Meshes, HairLayer, torch.Tensor]:
+        """The face with its planned hair's shells appended, on the render device, the hair as the shader draws it,
+        and (V + Vh,) the face vertex each vertex stands for (itself, or what a shell vertex was pushed out from).
+        The face model's vertices stay first, so landmark ids still index them."""
+        normals = vertex_normals(face, self.faces)
+        geometry = self.hair.build(spec.hair, face, normals)
+        source = torch.cat([torch.arange(face.shape[1]), geometry.source])
+        # A shell vertex is shaded with the normal of the skin it was pushed out from (geometry.normals): where its
+        # strands are sparse it shows that skin, which must look as it does beside the shell (and hair lies along
+        # the scalp).
+        meshes = Meshes(torch.cat([face, geometry.verts], dim=1).to(self.device),
+                        torch.cat([self.faces, geometry.faces]).to(self.device),
+                        torch.cat([self.corner_uvs, geometry.corner_uvs]).to(self.device),
+                        torch.cat([self.face_part, geometry.face_part]).to(self.device),
+                        normals=torch.cat([normals, geometry.normals], dim=1).to(self.device))
+        colour = hair_srgb(spec.skin.hair, skin_base_srgb(spec.skin.tone, spec.skin.undertone)) ** GAMMA
+        layer = HairLayer(geometry.attributes.to(self.device), colour=colour.to(self.device), strand_cm=STRAND_CM,
+                          table=HairLayer.table_for(spec.hair.seed).to(self.device))
+        return meshes, layer, source
+
+    def lighting(self, spec: IdentitySpec, meshes: Meshes, source: torch.Tensor) -> Lighting:
+        """The planned light, the meshes' ambient occlusion (from the neutral, carried by the vertices through every
+        expression) and the key light's soft shadow on each expression; the skin's regional shine (a hair shell's
+        vertex has the shine of the skin it was pushed out from: its sparse strands show that skin)."""
+        light = light_of(spec.light)
+        normals = meshes.vertex_normals
+        occlusion = ambient_occlusion(meshes.verts[0], meshes.faces, normals[0])
+        shadow = key_light_visibility(meshes.verts, meshes.faces, normals, light.direction, light.softness_deg)
+        # The skin's shine only: the wet eye's glint does not depend on how oily the skin is.
+        shine = torch.where(self.model.layout.skin, self.shine * spec.skin.shine, 1.0)[source].to(self.device)
+        return Lighting(light, VertexTerms.pack(occlusion, shadow, shine))
+
+    def surface_detail(self, spec: IdentitySpec, face: "PosedFace", source: torch.Tensor) -> SurfaceDetail:
+        """What the mesh is too coarse to carry: each expression's creases, from how it compresses the skin of
+        this identity's expressionless face (factory/face/wrinkles.py), and the upper lids' shadow on the eyes. A
+        hair shell's vertex shows the detail of the skin it was pushed out from (`source`): its sparse strands show
+        that skin."""
+        depth = self.rig.eyes.with_cornea(self.creases.depth(face.verts, face.rest, age=spec.demographics.age))
+        gap = self.rig.eyes.lid_gap(face.verts)
+        return SurfaceDetail(relief=self.relief, depth=depth[:, source].to(self.device), edge_gap=gap[:, source].to(self.device))
+
+    def lash_overlay(self, spec: IdentitySpec, verts: torch.Tensor) -> Overlay | None:
+        """The lash cards of every expression (N, V, 3), in the identity's hair colour darkened (lashes look darker
+        than the hair of the head), drawn over each view by their strands' coverage; None without lash cards."""
+        if self.lashes is None:
+            return None
+        hair = hair_srgb(spec.skin.hair, skin_base_srgb(spec.skin.tone, spec.skin.undertone))
+        rgba = self.lashes.texture((hair * LASH_DARKENING) ** GAMMA)
+        return Overlay(self.lashes.meshes(verts.to(self.device)), rgba.to(self.device))
 
     def scene(self, spec: IdentitySpec, meshes: Meshes, outputs: DiffusionOutputs | None = None,
               background: str | None = None) -> Scene:
-        """The planned views as cameras framing the neutral face, the plan's light, and a background per view of the
-        configured kind (or of kind `background`)."""
-        centre, radius = bounding_sphere(meshes.verts[0, self.model.layout.framed.to(self.device)])
-        cameras = [head_camera(orbit_of(view), self.config.image_size, centre, radius) for view in spec.views]
-        backgrounds = BACKGROUNDS[background or self.config.background](spec, outputs)
-        return Scene(cameras=cameras, light=light_of(spec.light), backgrounds=backgrounds)
+        """Per planned view: the camera framing the neutral face through the view's lens, what it sees behind the head
+        (render.background, or the choice `background`; `outputs` holds the rooms the diffusion stage painted for the
+        inpaint background) and its sensor."""
+        # The face surface from the chin up (forehead, temples and ears included): portraits that show the whole head
+        # and its hair, not a crop at the brows.
+        neutral = meshes.verts[0, : self.model.num_vertices]
+        centre, radius = head_sphere(neutral, int(self.model.landmarks[CHIN]), self.model.layout.framed.to(neutral.device))
+        cameras = [head_camera(orbit_of(view), self.config.image_size, centre, radius,
+                               fov_deg=fov_of_focal_length(view.focal_mm), shift=(view.shift_x, view.shift_y))
+                   for view in spec.views]
+        painted = painted_rooms(spec, outputs)
+        backgrounds = [make_background(background or self.config.background, spec.background,
+                                       ViewContext(centre.cpu(), camera, view, room))
+                       for camera, view, room in zip(cameras, spec.views, painted)]
+        sensors = [Sensor(defocus_px=view.defocus_px, noise=view.sensor_noise, seed=view.sensor_seed) for view in spec.views]
+        return Scene(cameras=cameras, backgrounds=backgrounds, sensors=sensors)
 
     def view_layers(self, meshes: Meshes, camera: Camera, view: RenderedView) -> dict[str, np.ndarray]:
         """The VIEW_LAYERS of one view, each (expressions, …)."""
@@ -232,6 +343,7 @@ class IdentityRenderer:
     def meta(self, spec: IdentitySpec, layers: dict[str, object]) -> dict:
         """meta.json of docs/DATA.md: the plan, labels, cameras, landmarks and how the sample was made."""
         data = spec.to_dict()
+        data["gaze"]["target"] = rounded(layers["gaze_target"], 4)  # world cm, the point both eyes look at
         for x, expression in enumerate(data["expressions"]):
             expression["landmarks_3d"] = rounded(layers["landmarks_3d"][x], 4)
         for v, (view, camera) in enumerate(zip(data["views"], layers["cameras"])):
@@ -240,16 +352,17 @@ class IdentityRenderer:
             view["landmarks_2d"] = {name: rounded(layers["landmarks_2d"][x, v], 3) for x, name in enumerate(names)}
             view["landmarks_visible"] = {name: layers["landmarks_visible"][x, v].tolist() for x, name in enumerate(names)}
             view["head_pose"] = {"yaw": view["yaw"], "pitch": view["pitch"], "roll": view["roll"]}
+        for view in data["views"]:
+            view["jpeg_quality"] = self.jpeg_quality(view["jpeg_quality"])
         data.update({
-            "image_size": self.config.image_size, "depth_unit_cm": DEPTH_UNIT_CM, "parts": list(self.model.part_names),
+            "image_size": self.config.image_size, "depth_unit_cm": DEPTH_UNIT_CM, "parts": list(self.part_names),
             "heatmap": {"normalisation_cm": NORMALISATION_CM, "view": spec.views[0].name, "colormap": "hot"},
             "texture": layers["texture_parameters"],
             "generator": {"package": "painfactory", "version": __version__, "face_model": self.face.record["name"],
-                          "texturer": self.config.texturer, "backend": self.rasterizer.backend_name(self.device)},
+                          "texturer": self.config.texturer, "background": self.config.background,
+                          "backend": self.rasterizer.backend_name(self.device)},
         })
-        if self.config.background != "gradient":  # the default leaves meta.json as it always was
-            data["generator"]["background"] = self.config.background
-            data["background"].update(layers["background_parameters"])
+        data["background"].update(layers["background_parameters"])  # the inpaint background: what painted the rooms
         if self.face.record["name"] == "flame":  # the FLAME file's digest, and where its landmarks and UVs came from
             data["generator"]["face_model_files"] = self.face.record
         return data
@@ -259,7 +372,7 @@ class IdentityRenderer:
         members = {META: json.dumps(self.meta(spec, layers), sort_keys=True, separators=(",", ":")).encode()}
         for x, expression in enumerate(spec.expressions):
             for v, view in enumerate(spec.views):
-                members[view_member(expression.name, view.name)] = encode_jpeg(layers["rgb"][x, v], self.config.jpeg_quality)
+                members[view_member(expression.name, view.name)] = encode_jpeg(layers["rgb"][x, v], self.jpeg_quality(view.jpeg_quality))
                 members[view_member(expression.name, view.name, "segmentation")] = encode_png(layers["segmentation"][x, v])
                 members[view_member(expression.name, view.name, "depth")] = encode_depth(layers["depth"][x, v])
             if x > 0:
@@ -268,13 +381,26 @@ class IdentityRenderer:
         members[TEXTURE] = encode_png(layers["texture"])
         return members
 
+    def jpeg_quality(self, planned: int) -> int:
+        """The view's planned JPEG quality, unless render.jpeg_quality sets one for all."""
+        return planned if self.config.jpeg_quality is None else self.config.jpeg_quality
 
-def identity_layers(meshes: Meshes, model: FaceModel, texture: Texture, scene: Scene) -> dict[str, object]:
-    """The layers that belong to the identity rather than a view: 3D landmarks, meshes, texture, cameras."""
-    verts = meshes.verts
-    return {"landmarks_3d": model.landmark_points(verts).cpu().numpy(), "vertices": verts.cpu().numpy(),
+
+def identity_layers(face: torch.Tensor, model: FaceModel, texture: Texture, scene: Scene) -> dict[str, object]:
+    """The layers that belong to the identity rather than a view: 3D landmarks, the face's meshes (without hair: the
+    shape of mesh.obj), texture, cameras."""
+    return {"landmarks_3d": model.landmark_points(face).cpu().numpy(), "vertices": face.cpu().numpy(),
             "texture": (texture.image * 255).round().to(torch.uint8).numpy(), "texture_parameters": texture.parameters,
             "cameras": scene.cameras}
+
+
+def painted_rooms(spec: IdentitySpec, outputs: DiffusionOutputs | None) -> list[torch.Tensor | None]:
+    """Per planned view, the room the diffusion stage painted for it ((H, W, 3) sRGB in 0..1), or None where none was."""
+    if outputs is None or not outputs.backgrounds:
+        return [None] * len(spec.views)
+    if len(outputs.backgrounds) != len(spec.views):
+        raise FactoryError(f"{spec.id}: the diffusion stage painted {len(outputs.backgrounds)} rooms for {len(spec.views)} views")
+    return [torch.from_numpy(room).float() / 255 for room in outputs.backgrounds]
 
 
 def orbit_of(view: View) -> Orbit:
@@ -282,8 +408,11 @@ def orbit_of(view: View) -> Orbit:
 
 
 def light_of(light: PlannedLight) -> Light:
+    fill = Lamp.from_angles(light.fill_azimuth, light.fill_elevation, kelvin=light.fill_color_temperature,
+                            intensity=light.fill_intensity)
     return Light.from_angles(azimuth_deg=light.azimuth, elevation_deg=light.elevation, kelvin=light.color_temperature,
-                             intensity=light.intensity, ambient=light.ambient)
+                             intensity=light.intensity, ambient=light.ambient, softness_deg=light.softness, fill=fill,
+                             sky=light.sky)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -4,8 +4,10 @@
     painted = diffusion_models.inpaint(jobs)                        # on a GPU actor
     rooms = rooms_from(jobs, painted, image_size)                   # one (H, W, 3) background per view
 
-First pass, per view: every expression's head is rasterized and their masks joined, the union is dilated by
-`settings.dilation` of the image side, and the neutral expression is rendered over the plan's gradient. The model
+First pass, per view: every expression's head (with its hair) is rasterized and their masks joined, the union is
+dilated by `settings.dilation` of the image side, and the neutral expression is rendered over the plan's gradient in
+the plan's light (a plain shading pass: the painting keeps only the room, so creases, shadows and lashes are left to
+the final render). The model
 keeps the (dilated) head and paints everything else from a seeded scene prompt. Because the kept region covers every
 expression's head, one painting serves all of them: 3 inpaints per identity instead of 33, and the same view keeps
 the same room. Where the head was, the room is continued from its surroundings (push-pull: averages of the painted
@@ -27,7 +29,7 @@ from factory.render.background import resize_image
 from factory.render.layers import rgb_layer
 from factory.render.mesh import Meshes
 from factory.render.shading import UVTexture
-from factory.run.identity import IdentityRenderer
+from factory.run.identity import IdentityRenderer, light_of
 from factory.spec.plan import IdentitySpec
 
 SCENE_STREAM = 0x5CE7  # mixed with the dataset seed, identity and view: the rooms' random stream
@@ -53,10 +55,10 @@ def scene_seeds(spec: IdentitySpec) -> list[int]:
 def inpaint_jobs(renderer: IdentityRenderer, spec: IdentitySpec, texture: Texture, settings: BackgroundDiffusion) -> list[InpaintJob]:
     """One job per planned view: the neutral head over the plan's gradient, and the region to paint (everything
     outside the dilated union of the view's expression masks), at `inpaint_size`."""
-    meshes = renderer.pose(spec)
+    meshes, hair, _ = renderer.dress(spec, renderer.pose(spec).verts)  # the head as rendered: face and hair shells
     scene = renderer.scene(spec, meshes, background="gradient")  # the room does not exist yet
-    surface = UVTexture.from_srgb(texture.image.to(renderer.device))
-    neutral = Meshes(meshes.verts[:1], meshes.faces, meshes.corner_uvs, meshes.face_part)
+    surface, light = UVTexture.from_srgb(texture.image.to(renderer.device)), light_of(spec.light)
+    neutral = Meshes(meshes.verts[:1], meshes.faces, meshes.corner_uvs, meshes.face_part, normals=meshes.vertex_normals[:1])
     image_size, size = renderer.config.image_size, inpaint_size(settings, renderer.config.image_size)
     grow = max(1, round(settings.dilation * image_size)) if settings.dilation > 0 else 0
     prompt = scene_prompt(spec, settings)
@@ -64,7 +66,7 @@ def inpaint_jobs(renderer: IdentityRenderer, spec: IdentitySpec, texture: Textur
     for camera, background, seed in zip(scene.cameras, scene.backgrounds, scene_seeds(spec)):
         heads = (renderer.rasterizer(meshes, camera).pix_to_face[..., 0] >= 0).any(0)
         kept = dilate(heads, grow)
-        image = renderer.renderer(neutral, camera, texture=surface, light=scene.light, background=background).image[0]
+        image = renderer.renderer(neutral, camera, texture=surface, light=light, background=background, hair=hair).image[0]
         jobs.append(InpaintJob(prompt=prompt, negative_prompt=settings.negative_prompt, seed=seed,
                                image=rgb_layer(resize_image(image.cpu(), size)), mask=~resize_mask(kept.cpu(), size).numpy()))
     return jobs

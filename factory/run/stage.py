@@ -79,8 +79,9 @@ def with_rooms(renderer: IdentityRenderer, specs: Sequence[IdentitySpec], output
 
 
 def neutral_face(renderer: IdentityRenderer, spec: IdentitySpec) -> torch.Tensor:
-    """(V, 3) the identity's neutral mesh (the rig for the first, neutral, expression only)."""
-    return renderer.rig.vertices(torch.tensor(spec.identity, dtype=torch.float32), [spec.expressions[0].aus])[0]
+    """(V, 3) the identity's neutral mesh, posed as the render poses it (eyes on the gaze target), for the first,
+    neutral, expression only."""
+    return renderer.pose(replace(spec, expressions=spec.expressions[:1])).verts[0]
 
 
 def regroup(images: list[np.ndarray], groups: list[list]) -> list[list[np.ndarray]]:

@@ -3,9 +3,10 @@
 `ShardWorker` is a plain class (usable and testable without Ray); the generator runs one per Ray actor, so
 the face model, texturer and renderer are loaded once per actor and reused for every shard it is given.
 Writing the shard from the worker keeps the driver out of the data path: it only receives the shard's
-ShardRecord (path, identity range, size, sha256) and lists it in the manifest. With the diffusion texturer or the
-inpaint background, the worker gets a client of the diffusion stage, which makes the shard's portraits and rooms
-before its identities are rendered (factory/run/stage.py).
+ShardRecord (path, identity range, size, sha256) and appends it to the dataset's commit log. Storage secrets
+arrive as the path of the driver's private credentials file (factory/run/credentials.py), never as arguments. With
+the diffusion texturer or the inpaint background, the worker gets a client of the diffusion stage, which makes the
+shard's portraits and rooms before its identities are rendered (factory/run/stage.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from factory.format.manifest import ShardRecord
 from factory.format.members import is_image
 from factory.format.shards import ShardTask, write_shard
-from factory.format.storage import Storage
+from factory.format.storage import Storage, merge_nested
+from factory.run.credentials import read_credentials
 from factory.run.identity import IdentityRenderer, RenderConfig
 from factory.run.stage import Diffusion, render_identities
 from factory.spec.plan import PlanConfig, plan_identity
@@ -31,11 +33,13 @@ class ShardResult:
 
 class ShardWorker:
     def __init__(self, seed: int, plan: PlanConfig, render: RenderConfig, out: str, storage_options: dict,
-                 diffusion: Diffusion | None = None) -> None:
+                 credentials: str | None = None, diffusion: Diffusion | None = None) -> None:
         self.seed = seed
         self.plan = plan
         self.renderer = IdentityRenderer(render)
-        self.storage = Storage(out, storage_options)
+        secret_env, secret_options = read_credentials(credentials)
+        os.environ.update(secret_env)  # this actor's own process: botocore reads the variables from here
+        self.storage = Storage(out, merge_nested(storage_options, secret_options))
         self.diffusion = diffusion
 
     def render_shard(self, task: ShardTask) -> ShardResult:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from factory.options import ConfigError, reject_unknown_keys
+from factory.options import ConfigError, build
 from factory.spec.labels import MAX_INTENSITY, MAX_PSPI, PSPI_AUS, pspi, validate_aus
 
 # AUs added for realism to pain faces (each independently with probability `extra_au_rate`).
@@ -24,6 +24,7 @@ HARD_NEGATIVE_AUS = ("AU1", "AU2", "AU5", "AU12", "AU15", "AU17", "AU20", "AU25"
 
 
 NEUTRAL = "neutral"  # the name of every identity's reference expression
+MAX_EXPRESSIONS = 100  # pain and hard-negative expressions per identity: two-digit names, pain00 … pain99
 
 
 @dataclass(frozen=True)
@@ -51,24 +52,26 @@ class ExpressionConfig:
     def __post_init__(self) -> None:
         if self.pain_expressions < 0 or self.hard_negatives < 0 or self.pain_expressions + self.hard_negatives == 0:
             raise ConfigError("pain_expressions and hard_negatives must be >= 0 and not both 0")
+        if self.pain_expressions + self.hard_negatives > MAX_EXPRESSIONS:
+            raise ConfigError(f"pain_expressions + hard_negatives must be <= {MAX_EXPRESSIONS} (names pain00…pain99), "
+                              f"got {self.pain_expressions + self.hard_negatives}")
         if len(self.pspi_weights) != MAX_PSPI + 1 or min(self.pspi_weights) < 0 or sum(self.pspi_weights) <= 0:
             raise ConfigError(f"pspi_weights needs {MAX_PSPI + 1} non-negative weights (PSPI 0..{MAX_PSPI}) with a positive sum")
         if not 0 <= self.extra_au_rate <= 1:
             raise ConfigError(f"extra_au_rate must be in [0, 1], got {self.extra_au_rate}")
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ExpressionConfig":
-        reject_unknown_keys(cls, data, "expression option")
+    def from_dict(cls, data: dict, where: str = "expressions") -> "ExpressionConfig":
+        """From a YAML mapping (types checked and named by factory.options.build); `pspi_weights` may also be a
+        mapping {pspi: weight}, PSPI values not named getting weight 0."""
         data = dict(data)
         weights = data.get("pspi_weights")
-        if isinstance(weights, dict):  # {pspi: weight}; PSPI values not named get weight 0
+        if isinstance(weights, dict):
             bad = [k for k in weights if not str(k).isdigit() or not 0 <= int(k) <= MAX_PSPI]  # "AU4" is not a PSPI value
             if bad:
-                raise ConfigError(f"pspi_weights keys must be PSPI values 0..{MAX_PSPI}, got {bad}")
-            data["pspi_weights"] = tuple(float(weights.get(p, weights.get(str(p), 0.0))) for p in range(MAX_PSPI + 1))
-        elif weights is not None:
-            data["pspi_weights"] = tuple(float(w) for w in weights)
-        return cls(**data)
+                raise ConfigError(f"{where}.pspi_weights keys must be PSPI values 0..{MAX_PSPI}, got {bad}")
+            data["pspi_weights"] = [weights.get(p, weights.get(str(p), 0.0)) for p in range(MAX_PSPI + 1)]
+        return build(cls, data, where)
 
 
 def neutral_expression() -> Expression:

@@ -8,7 +8,7 @@ import torch
 
 from factory.face.model import FaceModel
 from factory.face.texture.atlas import UVAtlas
-from factory.spec.plan import Demographics, Skin
+from factory.spec.plan import Demographics, Hair, Skin
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,8 @@ class Texture:
 
 
 class Texturer:
-    """A texturer owns the UV atlas of its face model and turns (skin plan, demographics) into a Texture."""
+    """A texturer owns the UV atlas of its face model and turns (skin plan, demographics) into a Texture; given the
+    planned hair, it paints the scalp to match (hairline, thinning crown, shaved), else a generic short crop."""
 
     name: str = ""
 
@@ -29,5 +30,5 @@ class Texturer:
         self.texture_size = texture_size
         self.atlas = UVAtlas.build(model, texture_size)
 
-    def texture(self, plan: Skin, demographics: Demographics) -> Texture:
+    def texture(self, plan: Skin, demographics: Demographics, hair: Hair | None = None) -> Texture:
         raise NotImplementedError

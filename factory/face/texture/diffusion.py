@@ -3,7 +3,7 @@
     texturer = DiffusionTexturer(FaceModel.load(), texture_size=1024)
     jobs = texturer.portrait_jobs(spec.skin, spec.demographics, neutral, settings)   # depth + prompt + seed per view
     portraits = diffusion_models.portraits(jobs)                                      # on a GPU actor, elsewhere
-    texture = texturer.bake(spec.skin, spec.demographics, neutral, portraits, settings)
+    texture = texturer.bake(spec.skin, spec.demographics, spec.hair, neutral, portraits, settings)
 
 1. Cameras: one per `settings.view_yaws` (frontal by default), framing the neutral face as the renderer does.
 2. Depth: the neutral mesh rasterized by each camera; its inverse depth, normalised over the face (near bright,
@@ -33,7 +33,7 @@ from factory.face.texture.procedural import ProceduralTexturer
 from factory.face.texture.projection import TexelSurface, blend_with_fill, match_colour, project_views
 from factory.render.camera import Camera, Orbit, bounding_sphere, head_camera
 from factory.render.raster import rasterize
-from factory.spec.plan import Demographics, Skin
+from factory.spec.plan import Demographics, Hair, Skin
 
 PORTRAIT_STREAM = 0xD1FF  # mixed with the plan's texture_seed and the view: the portraits' random stream
 DEPTH_FLOOR = 0.25  # the farthest visible point of the face gets this brightness, the background 0
@@ -55,7 +55,7 @@ class DiffusionTexturer(Texturer):
         self.model, self.texture_size, self.atlas = model, texture_size, self.fill.atlas
         self.surface = TexelSurface.of(self.atlas)
 
-    def texture(self, plan: Skin, demographics: Demographics) -> Texture:
+    def texture(self, plan: Skin, demographics: Demographics, hair: Hair | None = None) -> Texture:
         raise FactoryError("the diffusion texturer bakes portraits made by the diffusion stage: run it through "
                            "`factory generate` or `factory render-identity` with --texturer diffusion and the model flags")
 
@@ -74,14 +74,14 @@ class DiffusionTexturer(Texturer):
                             depth=depth_condition(rasterize(neutral[None], self.atlas.faces, camera, backend="torch").zbuf[0, ..., 0]))
                 for camera, seed in zip(self.cameras(neutral, settings), portrait_seeds(plan, settings))]
 
-    def bake(self, plan: Skin, demographics: Demographics, neutral: torch.Tensor, portraits: Sequence[np.ndarray],
-             settings: TextureDiffusion) -> Texture:
+    def bake(self, plan: Skin, demographics: Demographics, hair: Hair | None, neutral: torch.Tensor,
+             portraits: Sequence[np.ndarray], settings: TextureDiffusion) -> Texture:
         """The texture: `portraits` ((S, S, 3) uint8, one per view, made from `portrait_jobs`) projected onto the skin
-        of the neutral face (V, 3), the procedural texture of the same plan everywhere else."""
+        of the neutral face (V, 3), the procedural texture of the same plan (and hair) everywhere else."""
         if len(portraits) != len(settings.view_yaws):
             raise ValueError(f"got {len(portraits)} portraits for {len(settings.view_yaws)} portrait views")
         neutral = neutral.float().cpu()
-        fill = self.fill.texture(plan, demographics)
+        fill = self.fill.texture(plan, demographics, hair)
         views = [(camera, torch.from_numpy(np.asarray(portrait)).float() / 255)
                  for camera, portrait in zip(self.cameras(neutral, settings), portraits)]
         skin = self.fill.regions.skin

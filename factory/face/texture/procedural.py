@@ -5,7 +5,7 @@ regions, eye coordinates, per-texel region maps). `texture` then draws one ident
 noise) and paints three regions:
 - skin: the base tone, then each step of `SKIN_STEPS` in order, a small function (colour, look, maps) → colour.
   A new layer (wrinkle maps, stubble, make-up …) is one more function in that list;
-- eyes: iris fibres, a dark limbal ring, the pupil and an off-white sclera;
+- eyes: iris fibres, a dark limbal ring, the pupil and an off-white sclera, darker and warmer toward the corners;
 - mouth: teeth (yellower with age), gums and tongue, a socket darker deeper in.
 Noise is 3D value noise at the template point of each texel, so it runs across UV seams without a visible cut.
 
@@ -38,8 +38,20 @@ from factory.face.texture.palette import (
     hair_srgb,
     skin_base_srgb,
 )
-from factory.face.texture.template import Box, EyeGeometry, MouthMaps, SkinMaps, TexelRegions, eye_geometry, noise_box
-from factory.spec.plan import Demographics, Skin
+from factory.face.texture.template import (
+    Box,
+    EyeGeometry,
+    MouthMaps,
+    SkinMaps,
+    TexelRegions,
+    crown_mask,
+    eye_geometry,
+    hairline_wander,
+    noise_box,
+    scalp_density,
+    where_hair_grows,
+)
+from factory.spec.plan import Demographics, Hair, Skin
 
 NOISE_STREAM = 0x7E47  # mixed with the plan's texture_seed: the texturer's own random stream
 BROW_STROKE_STRETCH = torch.tensor([0.3, 3.0, 1.0])  # noise stretched along the brows (x) into hair strokes
@@ -76,16 +88,18 @@ class Look:
     rng: np.random.Generator  # draws the pores, then the iris fibres
     fine_texture: torch.Tensor  # (P,) the fine noise at the skin texels: skin texture, and uneven age lines
     hair_strokes: torch.Tensor  # (P,) 0..1 strokes stretched along the brows: brow and scalp hair
+    hair: Hair | None  # the planned hair style, when given: the scalp is painted to match it
 
     @classmethod
-    def draw(cls, plan: Skin, demographics: Demographics, box: Box, skin_points: torch.Tensor) -> "Look":
+    def draw(cls, plan: Skin, demographics: Demographics, box: Box, skin_points: torch.Tensor,
+             hair: Hair | None = None) -> "Look":
         rng = np.random.default_rng([plan.texture_seed, NOISE_STREAM])
         noise = Noise.draw(rng, box)
         skin_srgb = skin_base_srgb(plan.tone, plan.undertone)
         return cls(plan=plan, aging=age_factor(demographics.age), male=demographics.gender == "male",
                    skin_srgb=skin_srgb, hair_srgb=hair_srgb(plan.hair, skin_srgb), noise=noise, rng=rng,
                    fine_texture=noise.fine(skin_points),
-                   hair_strokes=noise.finest(skin_points * BROW_STROKE_STRETCH) * 0.5 + 0.5)
+                   hair_strokes=noise.finest(skin_points * BROW_STROKE_STRETCH) * 0.5 + 0.5, hair=hair)
 
 
 # --- skin steps: each (P, 3) colour of the skin texels → the next -------------------------------------------------
@@ -96,6 +110,7 @@ EYE_SOCKET_TINT = torch.tensor([0.8, 0.62, 0.62])
 HUE_WANDER = torch.tensor([0.5, -0.5, -0.5])
 FRECKLE_TINT = torch.tensor([0.7, 0.9, 1.0])
 BALDING_ABOVE_CM = 9  # with age, men's scalp hair thins above this height of the template (the crown)
+SHAVED_SHADOW = 0.35  # a shaved scalp keeps this much of the hair's colour: the stubble's shadow
 
 
 def flush_with_blood(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
@@ -143,11 +158,21 @@ def draw_brows(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor
 
 
 def draw_scalp_hair(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
-    """Close-cropped scalp hair above a hairline that wanders a little; men's thins with age."""
-    above = maps.above_hairline + 0.4 * look.noise.medium(maps.points - 11.0)
-    cover = (above / 0.5).clamp(0, 1) * (0.7 + 0.3 * look.hair_strokes)
-    if look.male:
-        cover = cover * (1 - 0.6 * look.aging * (maps.points[:, 1] > BALDING_ABOVE_CM).float())
+    """Close-cropped scalp hair (the roots under the hair's shells) above a hairline that wanders a little. With a
+    planned style, its hairline, receding temples and thinning crown, where the hair shells put them (`scalp_density`,
+    the same hairline noise), fading in more slowly than the shells so their sparse first strands show skin between
+    them; or a shaved scalp's shadow. Without a planned style, men's thins with age."""
+    hair = look.hair
+    if hair is None:
+        cover = ((maps.above_hairline + 0.4 * look.noise.medium(maps.points - 11.0)) / 0.5).clamp(0, 1)
+        if look.male:
+            cover = cover * (1 - 0.6 * look.aging * (maps.points[:, 1] > BALDING_ABOVE_CM).float())
+    else:
+        wander = hairline_wander(maps.points, hair, maps.box)
+        cover = scalp_density(maps.points, maps.above_hairline, maps.scalp, where_hair_grows(hair), wander)
+        cover = cover * (SHAVED_SHADOW if hair.style == "shaved" else 1.0 - hair.thinning * crown_mask(maps.points, maps.scalp))
+        cover = cover**2
+    cover = cover * (0.7 + 0.3 * look.hair_strokes)
     return torch.lerp(colour, (look.hair_srgb * 0.9).expand_as(colour), cover[:, None] * 0.95)
 
 
@@ -173,6 +198,8 @@ def paint_skin(look: Look, maps: SkinMaps) -> torch.Tensor:
 IRIS_FIBRES = 64  # random brightness streaks around the iris
 PUPIL_RADIUS = 0.33  # of the iris radius
 LIMBUS_WIDTH = 0.08  # of the iris radius: the dark ring at the iris's edge
+SCLERA_CORNER_SHADE = 0.22
+SCLERA_CORNER_TINT = torch.tensor([1.0, 0.9, 0.88])
 
 
 def paint_eyes(look: Look, eyes: EyeGeometry, eyeball: torch.Tensor) -> torch.Tensor:
@@ -185,7 +212,11 @@ def paint_eyes(look: Look, eyes: EyeGeometry, eyeball: torch.Tensor) -> torch.Te
     iris = torch.tensor(IRIS_SRGB[look.plan.iris]) * (0.75 + 0.5 * streak) * (1.15 - 0.3 * radial)
     limbus = torch.exp(-0.5 * ((radial - 1.0) / LIMBUS_WIDTH) ** 2)
     iris = iris * (1 - 0.6 * limbus)
-    sclera = torch.tensor(SCLERA_SRGB) * (1 - 0.04 * (radial - 1).clamp(0, 2))
+    # The white darkens and warms toward the eye's corners (it curves away from the light, and the blood vessels
+    # and the caruncle's pink show there): by SCLERA_CORNER_SHADE at twice the iris's radius from its centre.
+    toward_corner = ((radial - 1.2) / 1.3).clamp(0, 1)
+    sclera = torch.tensor(SCLERA_SRGB) * (1 - SCLERA_CORNER_SHADE * toward_corner)
+    sclera = torch.lerp(sclera, sclera * SCLERA_CORNER_TINT, toward_corner)
     sclera = torch.lerp(sclera, torch.tensor(SCLERA_SRGB) * 0.8, limbus * 0.3)
     colour = torch.where(radial < 1.0, iris, sclera)
     return torch.where(radial < PUPIL_RADIUS, torch.tensor(PUPIL_SRGB), colour)
@@ -204,7 +235,7 @@ class ProceduralTexturer(Texturer):
     """Skin tone, regional colour, noise, age lines, eyes, mouth and lash line from a few seeded numbers."""
 
     name = "procedural"
-    version = 1
+    version = 2  # 2: the sclera darkens toward the eye's corners
 
     def __init__(self, model: FaceModel, texture_size: int = 1024):
         super().__init__(model, texture_size)
@@ -215,8 +246,8 @@ class ProceduralTexturer(Texturer):
         self.skin_maps = SkinMaps.build(model, self.atlas, self.regions.skin, self.box)
         self.mouth_maps = MouthMaps.build(model, self.atlas, self.regions)
 
-    def texture(self, plan: Skin, demographics: Demographics) -> Texture:
-        look = Look.draw(plan, demographics, self.box, self.skin_maps.points)
+    def texture(self, plan: Skin, demographics: Demographics, hair: Hair | None = None) -> Texture:
+        look = Look.draw(plan, demographics, self.box, self.skin_maps.points, hair)
         size = self.texture_size
         colour = torch.zeros(size * size, 3)
         colour[self.skin_maps.texels] = paint_skin(look, self.skin_maps)

@@ -12,6 +12,7 @@ placed relative to the template's 68 landmarks (Multi-PIE numbering, below); all
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -23,6 +24,7 @@ from factory.face.model import FaceModel
 from factory.face.texture.atlas import UVAtlas
 from factory.face.texture.fields import ValueNoise, blur, gaussian, segment_distance
 from factory.face.topology import find_margins
+from factory.spec.plan import Hair
 
 # Multi-PIE 68-point landmark numbers (0-based). "Right" is the face's own right (world -x).
 JAW_TOP_RIGHT = 0  # where the jaw line meets the right ear
@@ -146,6 +148,8 @@ class SkinMaps:
     lash_line: torch.Tensor  # 0..0.9 darkening along the lid margins
     age_lines: torch.Tensor  # darkening of the age lines at full age
     above_hairline: torch.Tensor  # cm above the hairline (negative below)
+    scalp: ScalpFrame  # what planned scalp hair is placed by (`scalp_density`)
+    box: Box  # the box the template's noise spans
 
     @classmethod
     def build(cls, model: FaceModel, atlas: UVAtlas, skin: torch.Tensor, box: Box) -> "SkinMaps":
@@ -158,7 +162,7 @@ class SkinMaps:
             under_eyes=under_eye_shadow(p, lm), freckle_zone=freckle_zone(p, lm),
             eye_sockets=atlas.shows(model.layout.eye_sockets).float().reshape(-1)[texels], lips=lips.reshape(-1)[texels],
             brows=brow_density(p, lm), lash_line=lash_line(p, lm, model), age_lines=age_lines(p, lm, box),
-            above_hairline=height_above_hairline(p, lm, box),
+            above_hairline=height_above_hairline(p, lm, box), scalp=ScalpFrame.of(model.neutral, lm), box=box,
         )
 
 
@@ -238,6 +242,22 @@ def lash_line(p: torch.Tensor, lm: torch.Tensor, model: FaceModel) -> torch.Tens
     return result
 
 
+class ScalpFrame(NamedTuple):
+    """What the scalp's hair is placed by, on the template."""
+
+    landmarks: torch.Tensor  # (68, 3)
+    centre: torch.Tensor  # (3,) the skull's centre, from which strands' directions are measured
+    top_y: float  # the top of the head
+
+    @classmethod
+    def of(cls, neutral: torch.Tensor, landmarks: torch.Tensor) -> "ScalpFrame":
+        """The centre lies mid-way between the face's front and the back of the head, at brow height."""
+        brow_top = float(landmarks[BROWS, 1].max())
+        upper = neutral[neutral[:, 1] > brow_top]
+        middle = (upper.amin(0) + upper.amax(0)) / 2
+        return cls(landmarks, torch.tensor([0.0, brow_top, float(middle[2])]), float(neutral[:, 1].max()))
+
+
 HAIRLINE_ABOVE_BROWS_CM = 3.6  # over the forehead
 HAIRLINE_ABOVE_JAW_TOP_CM = 4.0  # at the temples, just above the ears
 NAPE_BELOW_JAW_TOP_CM = 3.0  # at the back
@@ -259,6 +279,73 @@ def height_above_hairline(p: torch.Tensor, lm: torch.Tensor, box: Box) -> torch.
     back = ((ear_z - z) / (ear_z - back_z)).clamp(0, 1)
     hairline = front_y + temple * (ear_y - front_y) + back * (nape_y - ear_y)
     return p[:, 1] - hairline
+
+
+# --- planned scalp hair: the same functions place it per texel (texture) and per vertex (hair shells) -------------
+HAIRLINE_SOFT_CM = 0.9  # hair thickens from none to full over this height above the hairline
+TEMPLE_RECESSION = 0.7  # a receding hairline goes this much further back at the temples (the "M")
+TEMPLE_SIGMA_CM = 2.2
+CROWN_SIGMA_CM = (5.0, 3.5, 5.5)
+CROWN_PLATEAU = 1.6  # the crown mask is 1 over its middle (a bald crown is bare), falling off beyond
+
+
+def crown_mask(points: torch.Tensor, frame: ScalpFrame) -> torch.Tensor:
+    """(P,) 1 on the crown (the top and back of the head, where hair thins first), falling off toward the sides."""
+    crown = torch.tensor([0.0, frame.top_y - 1.5, float(frame.centre[2]) - 1.5])
+    return (CROWN_PLATEAU * gaussian(points, crown, CROWN_SIGMA_CM)).clamp(max=1)
+
+
+def receding_hairline_cm(points: torch.Tensor, landmarks: torch.Tensor, hair: Hair) -> torch.Tensor:
+    """(P,) how far above the template's hairline this identity's runs: the plan's offset over the forehead, fading
+    out toward the ears (a hairline recedes at the front); when it recedes, further at the temples (the "M")."""
+    forehead_z = float(landmarks[BROWS, 2].min()) - TEMPLE_START_BEHIND_BROWS_CM
+    ear_z = float(landmarks[JAW_TOP_RIGHT, 2]) - TEMPLE_END_BEFORE_EAR_CM
+    front = ((points[:, 2] - ear_z) / (forehead_z - ear_z)).clamp(0, 1)
+    if hair.hairline_cm <= 0:
+        return hair.hairline_cm * front
+    temple_x = float(landmarks[BROWS, 0].abs().max()) - 1.0
+    temples = sum(gaussian(points[:, :1], torch.tensor([side * temple_x]), torch.tensor([TEMPLE_SIGMA_CM]))
+                  for side in (-1, 1))
+    return hair.hairline_cm * front * (1 + TEMPLE_RECESSION * temples)
+
+
+def scalp_height(points: torch.Tensor, height: torch.Tensor, frame: ScalpFrame, hair: Hair,
+                 wander: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """(P,) cm above the identity's hairline of template points `height` cm above the template's: moved by the plan's
+    receding hairline and by `wander` (cm, a noise that makes it irregular)."""
+    return height - receding_hairline_cm(points, frame.landmarks, hair) + wander
+
+
+def scalp_density(points: torch.Tensor, height: torch.Tensor, frame: ScalpFrame, hair: Hair,
+                  wander: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """(P,) 0..1 scalp hair at template points `height` cm above the template's hairline: from the identity's
+    hairline (`scalp_height`) up, less on a thinning crown; none when shaved."""
+    if hair.style == "shaved":
+        return torch.zeros_like(points[:, 0])
+    density = smoothstep(scalp_height(points, height, frame, hair, wander) / HAIRLINE_SOFT_CM)
+    return density * (1 - hair.thinning * crown_mask(points, frame))
+
+
+HAIRLINE_WANDER_CM = 0.35  # the hairline wanders by about this much …
+HAIRLINE_WANDER_CELL_CM = 1.2  # … over about this distance
+
+
+def hairline_wander(points: torch.Tensor, hair: Hair, box: Box) -> torch.Tensor:
+    """(P,) cm the identity's hairline moves up or down at each point: seeded by the plan's hair, so the texture's
+    painted roots and the hair shells agree."""
+    noise = ValueNoise(np.random.default_rng([hair.seed, 0x4A18]), box.low, box.high, HAIRLINE_WANDER_CELL_CM)
+    return HAIRLINE_WANDER_CM * noise(points)
+
+
+def where_hair_grows(hair: Hair) -> Hair:
+    """The same hair before any is lost or shaved: what stubble on a shaved head, or the sparse strands left on a
+    thinned crown, follow."""
+    return dataclasses.replace(hair, style="short" if hair.style == "shaved" else hair.style, thinning=0.0)
+
+
+def smoothstep(t: torch.Tensor) -> torch.Tensor:
+    t = t.clamp(0, 1)
+    return t * t * (3 - 2 * t)
 
 
 # Age lines: darkening at full age of each family of lines (scaled per identity by its age).
