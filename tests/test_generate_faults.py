@@ -47,7 +47,7 @@ def run_cli(*args: str):
     (["--identities", "2"], "render: {image_sise: 64}\n", "unknown render option.*image_sise"),
     ([], "out: ./x\n", "--identities is required"),
     # Wrong types are refused by key and expected type, before Ray starts or anything is written (issue 14 item 3).
-    (["--identities", "2"], "render: {jpeg_quality: 50.5}\n", r"^error: render\.jpeg_quality must be an integer, got 50\.5$"),
+    (["--identities", "2"], "render: {jpeg_quality: 50.5}\n", r"^error: render\.jpeg_quality must be an integer \(or null\), got 50\.5$"),
     (["--identities", "2"], "plan: {view_yaws: abc}\n", r"^error: plan\.view_yaws must be a list, got 'abc'$"),
     (["--identities", "2"], "plan: {identity_modes: 2.5}\n", r"^error: plan\.identity_modes must be an integer, got 2\.5$"),
     (["--identities", "2"], "plan: {view_jitter_deg: '3'}\n", r"^error: plan\.view_jitter_deg must be a number, got '3'$"),

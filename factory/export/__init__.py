@@ -65,9 +65,12 @@ class ExportContext:
     def manifest(self) -> Manifest:
         return self.dataset.manifest
 
-    def first_samples(self, count: int) -> Iterator[dict]:
-        """The first identities' members (for the card's sample grid), reading only the shards that hold them."""
-        return (members for _, members in islice(self.dataset.samples(), count))
+    def first_samples(self, count: int) -> Iterator[tuple[str, str, dict[str, bytes]]]:
+        """The first identities, as the contact sheet takes them (for the card's sample grid), reading only the
+        shards that hold them."""
+        from factory.qa.preview import dataset_samples
+
+        return islice(dataset_samples(self.dataset), count)
 
 
 @dataclass

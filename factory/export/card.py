@@ -118,7 +118,7 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def plots(counts: LabelCounts, samples: Iterable[dict]) -> dict[str, bytes]:
+def plots(counts: LabelCounts, samples: Iterable[tuple[str, str, dict[str, bytes]]]) -> dict[str, bytes]:
     """Plot path → PNG bytes. `samples` are decoded identities (member → bytes) for the sample grid."""
     from factory.qa.preview import contact_sheet
 
@@ -191,7 +191,7 @@ def json_block(data: dict) -> str:
     return "```json\n" + json.dumps(data, indent=1, sort_keys=True) + "\n```"
 
 
-def write_card(out: Storage, manifest: Manifest, counts: LabelCounts, samples: Iterable[dict], front_matter: str = "") -> None:
+def write_card(out: Storage, manifest: Manifest, counts: LabelCounts, samples: Iterable[tuple[str, str, dict[str, bytes]]], front_matter: str = "") -> None:
     """README.md and plots/*.png of the card into `out` (each file replaced whole)."""
     for path, data in plots(counts, samples).items():
         out.write_bytes(path, data)
@@ -208,6 +208,8 @@ def card_for_dataset(url: str, out_url: str, storage_options: Mapping | None = N
     for _, members in tqdm(dataset.samples(), desc="card", unit="id", total=dataset.manifest.identities, disable=not progress):
         meta = json.loads(members[META])
         counts.add(meta, members, split.split_of(meta["id"]))
-    samples = (members for _, members in islice(dataset.samples(), SAMPLE_GRID_IDENTITIES))
+    from factory.qa.preview import dataset_samples
+
+    samples = islice(dataset_samples(dataset), SAMPLE_GRID_IDENTITIES)
     write_card(Storage(out_url, out_storage_options), dataset.manifest, counts, samples)
     return counts
