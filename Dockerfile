@@ -14,5 +14,14 @@ COPY --chown=ray:users trainer ./trainer
 RUN pip install --no-cache-dir . \
  && python -c "import factory, trainer, pytorch3d, torch; print('painfactory image: torch', torch.__version__)"
 
+# Optional: bake the diffusion models (--texturer diffusion, --background inpaint) into the image, about 10 GB:
+#   docker build --build-arg FETCH_MODELS=1 -t <registry>/painfactory:0.1.0-diffusion .
+# FETCH_MODELS_ARGS picks other models, e.g. "--only texture" or "--texture <id> --controlnet <id>" (factory fetch-models
+# --help). Without it, mount a shared Hugging Face cache at HF_HOME instead (README: the diffusion path on a GPU cluster).
+ARG FETCH_MODELS=0
+ARG FETCH_MODELS_ARGS=""
+ENV HF_HOME=/home/ray/huggingface
+RUN if [ "$FETCH_MODELS" = "1" ]; then factory fetch-models $FETCH_MODELS_ARGS; fi
+
 ENV PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1

@@ -22,6 +22,11 @@ def main() -> None:
 command = reporting_command(app)  # each command: a FactoryError becomes one line on stderr and exit status 2
 
 
+TEXTURE_MODEL_HELP = "Texture model for --texturer diffusion: a local folder or a Hugging Face id in the HF cache (offline)."
+CONTROLNET_MODEL_HELP = "Depth ControlNet for --texturer diffusion: a local folder or a Hugging Face id in the HF cache."
+BACKGROUND_MODEL_HELP = "Inpainting model for --background inpaint: a local folder or a Hugging Face id in the HF cache."
+
+
 def storage_options_for(url: str, pairs: list[str] | None) -> dict:
     """What every command passes to the store: environment defaults, then the --storage-option flags."""
     return resolve_storage_options(url, parse_storage_options(pairs or []))
@@ -65,6 +70,15 @@ def generate(
     gpus_per_worker: float = typer.Option(None, "--gpus-per-worker", help="GPUs per worker actor (default 1 when the cluster has GPUs, else 0)."),
     identities_per_shard: int = typer.Option(None, "--identities-per-shard", help="Identities per WebDataset shard (default 4)."),
     image_size: int = typer.Option(None, "--image-size", help="Rendered image side in pixels (default 512)."),
+    texturer: str = typer.Option(None, help="Texturer: procedural (default) or diffusion (portraits from the diffusion stage)."),
+    background: str = typer.Option(None, help="Background: scene (default: the plan's room), gradient, or inpaint (rooms painted by the diffusion stage)."),
+    texture_model: str = typer.Option(None, "--texture-model", help=TEXTURE_MODEL_HELP),
+    controlnet_model: str = typer.Option(None, "--controlnet-model", help=CONTROLNET_MODEL_HELP),
+    background_model: str = typer.Option(None, "--background-model", help=BACKGROUND_MODEL_HELP),
+    diffusion_actors: int = typer.Option(None, "--diffusion-actors", help="Diffusion actors (default: one per GPU share of the cluster)."),
+    diffusion_gpus_per_actor: float = typer.Option(None, "--diffusion-gpus-per-actor",
+                                                   help="GPUs per diffusion actor, fractions share a GPU (default 1 with GPUs, else 0)."),
+    diffusion_batch_size: int = typer.Option(None, "--diffusion-batch-size", help="Jobs per diffusion pipeline call (default 8)."),
     face_model: str = typer.Option(None, "--face-model", help="ict (bundled, default) or flame (your FLAME file, --flame-path)."),
     flame_path: str = typer.Option(None, "--flame-path", help="FLAME 2020 / 2023 / 2023 Open model file (.pkl or .npz); see the README."),
     flame_uv: str = typer.Option(None, "--flame-uv", help="FLAME's UV layout (.obj with vt, or FLAME_texture.npz); default: ICT's, transferred."),
@@ -79,7 +93,8 @@ def generate(
 
     Uses the Ray cluster at RAY_ADDRESS when set, else starts a local one. Running the same command again
     resumes (committed shards are kept); a larger --identities extends the dataset. One driver writes a dataset at
-    a time (a lease in the dataset); a second one stops, naming the first, or waits with --wait.
+    a time (a lease in the dataset); a second one stops, naming the first, or waits with --wait. With --texturer
+    diffusion or --background inpaint, a pool of diffusion actors (GPUs) makes portraits and rooms for the render workers.
     """
     from factory.run.config import load_generate_config
     from factory.run.generate import generate as run_generate
@@ -88,7 +103,10 @@ def generate(
         config, identities=identities, out=out, seed=seed, workers=workers, gpus_per_worker=gpus_per_worker,
         identities_per_shard=identities_per_shard, image_size=image_size, face_model=face_model, flame_path=flame_path,
         flame_uv=flame_uv, flame_landmarks=flame_landmarks, overwrite=overwrite, wait=wait,
-        storage_options=parse_storage_options(storage_option or []),
+        storage_options=parse_storage_options(storage_option or []), texturer=texturer, background=background,
+        texture_model=texture_model, controlnet_model=controlnet_model, background_model=background_model,
+        diffusion_actors=diffusion_actors, diffusion_gpus_per_actor=diffusion_gpus_per_actor,
+        diffusion_batch_size=diffusion_batch_size,
     )
     typer.echo(run_generate(settings, progress=progress).text())
 
@@ -181,28 +199,81 @@ def render_identity(
     image_size: int = typer.Option(512, help="Width and height of every image in pixels."),
     texturer: str = typer.Option("procedural", help="Texturer name (see factory.face.texture.TEXTURERS)."),
     texture_size: int = typer.Option(1024, help="Width and height of the UV texture in texels."),
+    background: str = typer.Option("scene", help="Background name (see factory/run/backgrounds.py BACKGROUNDS)."),
+    texture_model: str = typer.Option(None, "--texture-model", help=TEXTURE_MODEL_HELP),
+    controlnet_model: str = typer.Option(None, "--controlnet-model", help=CONTROLNET_MODEL_HELP),
+    background_model: str = typer.Option(None, "--background-model", help=BACKGROUND_MODEL_HELP),
     face_model: str = typer.Option("ict", "--face-model", help="ict (bundled) or flame (--flame-path)."),
     flame_path: str = typer.Option(None, "--flame-path", help="FLAME model file (.pkl or .npz)."),
     flame_uv: str = typer.Option(None, "--flame-uv", help="FLAME's UV layout; default: ICT's, transferred."),
     flame_landmarks: str = typer.Option(None, "--flame-landmarks", help="FLAME landmark embedding; default: the model file's, else transferred."),
 ) -> None:
-    """Render one planned identity (every expression from every view, heatmaps, mesh, texture) into a folder."""
+    """Render one planned identity (every expression from every view, heatmaps, mesh, texture) into a folder.
+
+    With --texturer diffusion or --background inpaint, the diffusion models run in this process (on the GPU when
+    there is one)."""
+    from factory.run.config import with_render_flags
     from factory.run.identity import IdentityRenderer, RenderConfig
+    from factory.run.stage import render_identities
     from factory.spec.plan import plan_identity
 
     if index < 0:
         fail(f"--index must be >= 0, got {index}")
-    config = RenderConfig(image_size=image_size, texturer=texturer, texture_size=texture_size, face_model=face_model,
-                          flame_path=flame_path, flame_uv=flame_uv, flame_landmarks=flame_landmarks)
+    flags = {"image_size": image_size, "texturer": texturer, "background": background, "texture_model": texture_model,
+             "controlnet_model": controlnet_model, "background_model": background_model, "face_model": face_model,
+             "flame_path": flame_path, "flame_uv": flame_uv, "flame_landmarks": flame_landmarks}
+    config = RenderConfig.from_dict(with_render_flags({"texture_size": texture_size}, flags))
     spec = plan_identity(index, seed)
     renderer = IdentityRenderer(config)
-    members = renderer.encode_sample(spec, renderer.render(spec))
+    [(_, layers)] = render_identities(renderer, [spec], local_diffusion(config))
+    members = renderer.encode_sample(spec, layers)
     out.mkdir(parents=True, exist_ok=True)
     for name, data in members.items():
         partial = out / f".{name}.partial"
         partial.write_bytes(data)
         partial.replace(out / name)  # a reader never sees half a file under the real name
     typer.echo(f"rendered {spec.id} (seed {seed}): {len(members)} files → {out}")
+
+
+def local_diffusion(config):
+    """The diffusion models in this process, for a render config that needs them (checked first), else None."""
+    if not config.uses_diffusion:
+        return None
+    from factory.diffusion.pipelines import DiffusionModels
+    from factory.run.diffusion import check_models
+    from factory.run.identity import resolve_device
+
+    check_models(config)
+    return DiffusionModels(config.diffusion, resolve_device(config.device))
+
+
+@command("fetch-models")
+def fetch_models(
+    texture: str = typer.Option(None, "--texture", help="Texture model id (default: the config's, else stable-diffusion-v1-5)."),
+    controlnet: str = typer.Option(None, "--controlnet", help="Depth ControlNet id (default: the config's, else control_v11f1p_sd15_depth)."),
+    background: str = typer.Option(None, "--background", help="Inpainting model id (default: the config's, else SD 1.5 inpainting)."),
+    only: str = typer.Option(None, help="Fetch only 'texture' (the texture model and its ControlNet) or 'background'."),
+    config: Path = typer.Option(None, "--config", "-c", help="A generate YAML config: fetch the models its render.diffusion names."),
+    timeout: float = typer.Option(10.0, help="Seconds to wait for the Hub to answer before giving up."),
+) -> None:
+    """Download the diffusion models into the Hugging Face cache (needs network), where generate finds them offline.
+
+    The cache is HF_HOME (HF_HUB_CACHE); copy it to machines without network, share it, or bake it into the image
+    (Dockerfile: --build-arg FETCH_MODELS=1)."""
+    from factory.diffusion.settings import DiffusionConfig
+    from factory.diffusion.weights import BACKGROUND, CONTROLNET, ROLES, TEXTURE, fetch_model
+    from factory.options import read_yaml
+    from factory.run.config import section
+
+    if only not in (None, "texture", "background"):
+        fail(f"--only must be 'texture' or 'background', got {only!r}")
+    settings = DiffusionConfig.from_dict(section(section(read_yaml(config), "render"), "diffusion")) if config else DiffusionConfig()
+    wanted = {TEXTURE: texture or settings.texture.model, CONTROLNET: controlnet or settings.texture.controlnet,
+              BACKGROUND: background or settings.background.model}
+    if only:
+        wanted = {role: given for role, given in wanted.items() if (role == BACKGROUND) == (only == "background")}
+    for role, given in wanted.items():
+        typer.echo(f"{ROLES[role][0]} {given}: {fetch_model(given, role, timeout=timeout)}")
 
 
 @command()

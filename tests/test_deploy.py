@@ -85,4 +85,4 @@ def test_deployment_commands_parse_with_the_real_cli():
         assert sub is not None, f"{command!r}: no such command"
         sub.make_context(name, rest)  # raises on an unknown option or a bad value
         checked += 1
-    assert checked == 4  # 2 RayJobs + 2 example commands in cluster.yaml
+    assert checked == 5  # 3 RayJobs + 2 example commands in cluster.yaml

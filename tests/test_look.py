@@ -125,9 +125,9 @@ def context_for(spec, size: int = 128) -> ViewContext:
 
 
 def test_background_choices_are_a_registry_and_unknown_names_list_the_known_ones():
-    assert {"scene", "gradient"} <= set(BACKGROUNDS)
+    assert {"scene", "gradient", "inpaint"} <= set(BACKGROUNDS)
     assert RenderConfig().background == "scene"
-    with pytest.raises(ConfigError, match="unknown background 'wallpaper'; known: gradient, scene"):
+    with pytest.raises(ConfigError, match="unknown background 'wallpaper'; known: gradient, inpaint, scene"):
         RenderConfig(background="wallpaper")
     spec = plan_identity(0, 1)
     with pytest.raises(ConfigError, match="unknown background 'wallpaper'"):

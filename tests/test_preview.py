@@ -9,7 +9,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from factory.cli import app
-from factory.qa.preview import CAPTION_WIDTH, HEADER_HEIGHT, contact_sheet, read_sample_folders, sheet_size
+from factory.qa.preview import CAPTION_WIDTH, HEADER_HEIGHT, contact_sheet, identity_caption, read_sample_folders, sheet_size
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,11 @@ def test_preview_grid_has_a_row_per_expression_and_a_column_per_view_plus_heatma
     assert pixels.getpixel((CAPTION_WIDTH + 2, HEADER_HEIGHT + 2)) != pixels.getpixel((CAPTION_WIDTH + 3 * 48 + 24, HEADER_HEIGHT + 24))
 
 
+def test_the_caption_names_the_texturer_and_background(sample_folder):
+    meta = json.loads((sample_folder / "meta.json").read_text())
+    assert identity_caption(meta).startswith("id-0000005  [procedural texture, gradient background]  ")
+
+
 def test_max_identities_limits_the_sheet(sample_folder, tmp_path):
     for name in ("a", "b", "c"):  # a folder of three sample folders
         (tmp_path / name).symlink_to(sample_folder, target_is_directory=True)
@@ -55,5 +60,5 @@ def test_render_identity_rejects_bad_options_clearly(tmp_path):
     result = CliRunner().invoke(app, ["render-identity", "--out", str(tmp_path / "x"), "--image-size", "8"])
     assert result.exit_code == 2 and "image_size must be 32..4096" in result.output
     result = CliRunner().invoke(app, ["render-identity", "--out", str(tmp_path / "x"), "--texturer", "paint"])
-    assert result.exit_code == 2 and "known: procedural" in result.output
+    assert result.exit_code == 2 and "known: diffusion, procedural" in result.output
     assert not (tmp_path / "x").exists()

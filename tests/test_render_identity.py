@@ -158,8 +158,8 @@ def test_same_spec_same_bytes(renderer, spec, layers):
 def test_render_config_is_validated():
     with pytest.raises(ValueError, match="unknown render option"):
         RenderConfig.from_dict({"image_size": 64, "colour": "red"})
-    with pytest.raises(ValueError, match="unknown texturer 'diffusion'.*procedural"):
-        RenderConfig(texturer="diffusion")
+    with pytest.raises(ValueError, match="unknown texturer 'airbrush'.*diffusion, procedural"):
+        RenderConfig(texturer="airbrush")
     with pytest.raises(ValueError, match="image_size"):
         RenderConfig(image_size=8)
     with pytest.raises(ValueError, match="backend"):

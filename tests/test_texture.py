@@ -43,7 +43,7 @@ def on_skin(texturer, image: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
 
 def test_registry_names_the_known_texturers(texturer):
     assert TEXTURERS["procedural"] is ProceduralTexturer
-    with pytest.raises(ValueError, match="unknown texturer 'stable'; known: procedural"):
+    with pytest.raises(ValueError, match="unknown texturer 'stable'; known: diffusion, procedural"):
         make_texturer("stable", texturer.model)
 
 

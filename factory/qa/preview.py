@@ -3,7 +3,8 @@
     sheet = contact_sheet(read_sample_folders(Path("out/id-0000000")), max_identities=4)
     sheet.save("sheet.png")
 
-Per identity: a caption line (id, demographics, skin), then one row per expression (neutral first) with a caption
+Per identity: a caption line (id, demographics, skin, and the texturer and background that made it, from
+meta.json's "generator"), then one row per expression (neutral first) with a caption
 cell (name, PSPI and the AUs that are set), one cell per view and the heatmap last (black for the neutral).
 Input is any iterable of (where, key, members) samples: dicts of member name → bytes, as
 `IdentityRenderer.encode_sample` returns them, so a folder written by `factory render-identity` and a dataset shard
@@ -82,8 +83,15 @@ def to_palette(image: Image.Image) -> Image.Image:
 
 def identity_caption(meta: dict) -> str:
     d, skin = meta["demographics"], meta["skin"]
-    return (f"{meta['id']}  {d['gender']}, {d['age']} ({d['age_band']}), {d['ethnicity']}  "
+    return (f"{meta['id']}  [{made_by(meta)}]  {d['gender']}, {d['age']} ({d['age_band']}), {d['ethnicity']}  "
             f"Fitzpatrick {skin['fitzpatrick']}, iris {skin['iris']}, hair {skin['hair']}")
+
+
+def made_by(meta: dict) -> str:
+    """Which texturer and background made the identity; meta.json names the background only when it is not the
+    default gradient."""
+    generator = meta.get("generator", {})
+    return f"{generator.get('texturer', '?')} texture, {generator.get('background', 'gradient')} background"
 
 
 def expression_caption(expression: dict) -> str:

@@ -1,12 +1,15 @@
 """The background choices of `render.background`: each turns the plan's background into the renderer's, per view.
 
-    BACKGROUNDS                          # {"scene": …, "gradient": …}: name → builder
+    BACKGROUNDS                          # {"scene": …, "gradient": …, "inpaint": …}: name → builder
     background = make_background("scene", spec.background, ViewContext(head_centre, camera, view))
     register_background("inpaint", build_inpainted)      # another module adds its own choice
 
 - "scene" (the default): the plan's room (factory/spec/scene.py) built around the head's centre and seen through
   each view's camera, its depth of field set by the view's aperture with the focus on the face;
-- "gradient": the plan's vertical gradient, the same in every view (the factory's look before rooms).
+- "gradient": the plan's vertical gradient, the same in every view (the factory's look before rooms);
+- "inpaint": a room a diffusion inpainting model painted around the head, once per identity and view, shared by every
+  expression of the view (factory/run/inpaint.py makes the jobs and the rooms; the diffusion stage hands each view's
+  room to the renderer in its ViewContext).
 A builder takes the planned background and the view it is drawn for, and returns anything with
 `image(camera) -> (S, S, 3)` (factory/render/background.py).
 """
@@ -19,8 +22,9 @@ from typing import NamedTuple
 
 import torch
 
+from factory.errors import FactoryError
 from factory.options import ConfigError
-from factory.render.background import Background, GradientBackground
+from factory.render.background import Background, GradientBackground, ImageBackground
 from factory.render.camera import SENSOR_MM, Camera
 from factory.render.room import Fixture, Lens, Room, RoomBackground
 from factory.spec.plan import Background as PlannedBackground
@@ -33,6 +37,7 @@ class ViewContext(NamedTuple):
     head_centre: torch.Tensor  # (3,) world cm
     camera: Camera
     view: View
+    painted: torch.Tensor | None = None  # (H, W, 3) sRGB in 0..1: the room the diffusion stage painted for this view
 
 
 BackgroundBuilder = Callable[[PlannedBackground, ViewContext], Background]
@@ -51,7 +56,15 @@ def gradient_background(planned: PlannedBackground, context: ViewContext) -> Gra
     return GradientBackground(top=tuple(planned.top), bottom=tuple(planned.bottom))
 
 
-BACKGROUNDS: dict[str, BackgroundBuilder] = {"scene": room_background, "gradient": gradient_background}
+def inpainted_room(planned: PlannedBackground, context: ViewContext) -> ImageBackground:
+    if context.painted is None:
+        raise FactoryError("the inpaint background needs the room the diffusion stage painted for each view "
+                           "(render through factory/run/stage.py: factory generate or factory render-identity)")
+    return ImageBackground(context.painted)
+
+
+BACKGROUNDS: dict[str, BackgroundBuilder] = {"scene": room_background, "gradient": gradient_background,
+                                             "inpaint": inpainted_room}
 
 
 def register_background(name: str, builder: BackgroundBuilder) -> None:

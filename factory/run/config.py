@@ -2,7 +2,9 @@
 
 Every flag has a YAML spelling: the top-level keys are the fields of GenerateConfig, `plan:` holds PlanConfig
 fields (factory/spec/plan.py) and `render:` RenderConfig fields (factory/run/identity.py); `--image-size` is
-`render: {image_size: …}`. A flag given on the command line wins over the file.
+`render: {image_size: …}`, `--texturer`/`--background` are `render: {texturer: …, background: …}` and the model flags
+(`--texture-model`, `--controlnet-model`, `--background-model`) are `render: {diffusion: {texture: {model, controlnet},
+background: {model}}}` (factory/diffusion/settings.py). A flag given on the command line wins over the file.
 
 ```yaml
 identities: 2500
@@ -12,6 +14,7 @@ identities_per_shard: 8
 render: {image_size: 512, texturer: procedural, background: scene}   # face_model: flame, flame_path: /data/flame2023_Open.pkl
 plan: {view_yaws: [0, -35, 35], expressions: {pain_expressions: 10}, light_families: [window, clinical, studio]}
 storage_options: {client_kwargs: {endpoint_url: "http://127.0.0.1:9000"}}
+diffusion_gpus_per_actor: 1      # the diffusion stage (with texturer diffusion or background inpaint)
 ```
 """
 
@@ -23,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from factory.diffusion.settings import require_number
 from factory.face.source import ICT_IDENTITY_MODES
 from factory.format.shards import MAX_IDENTITIES
 from factory.format.storage import public_storage_options, resolve_storage_options
@@ -46,7 +50,10 @@ class GenerateConfig:
     seed: int = 0
     identities_per_shard: int = 4
     workers: int | None = None  # None: as many as the cluster has room for (one CPU, or gpus_per_worker GPUs, each)
-    gpus_per_worker: float | None = None  # None: 1 when the Ray cluster has GPUs, 0 otherwise
+    gpus_per_worker: float | None = None  # None: 1 when the Ray cluster has GPUs (0 beside a diffusion stage), 0 otherwise
+    diffusion_actors: int | None = None  # None: one per GPU share of the cluster (one CPU actor without GPUs)
+    diffusion_gpus_per_actor: float | None = None  # None: 1 when the cluster has GPUs, 0 otherwise; fractions share a GPU
+    diffusion_batch_size: int = 8  # jobs per diffusion pipeline call
     overwrite: bool = False
     wait: bool = False  # another driver holds the dataset's lease: wait for it instead of stopping
     storage_options: Mapping = field(default_factory=dict)
@@ -63,6 +70,11 @@ class GenerateConfig:
         gpus = self.gpus_per_worker
         if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not 0 <= gpus < math.inf):
             raise ConfigError(f"gpus_per_worker must be a number >= 0, got {gpus!r}")
+        if self.diffusion_actors is not None:
+            require_int("diffusion_actors", self.diffusion_actors, minimum=1, maximum=MAX_WORKERS)
+        if self.diffusion_gpus_per_actor is not None:
+            require_number("diffusion_gpus_per_actor", self.diffusion_gpus_per_actor, 0.0, 64.0)
+        require_int("diffusion_batch_size", self.diffusion_batch_size, minimum=1, maximum=MAX_WORKERS)
         if not isinstance(self.out, str) or not self.out.strip():
             raise ConfigError("out must be a folder or URL (./out, file:///…, s3://bucket/prefix)")
         for name in ("overwrite", "wait"):
@@ -109,9 +121,6 @@ def plain(value):
     return json.loads(json.dumps(value))
 
 
-RENDER_FLAGS = ("image_size", "face_model", "flame_path", "flame_uv", "flame_landmarks")  # flags that set `render:` keys
-
-
 def load_generate_config(config_file: Path | None = None, **flags) -> GenerateConfig:
     """Build the config from an optional YAML file, then the flags that were given (None = not given).
 
@@ -130,9 +139,32 @@ def load_generate_config(config_file: Path | None = None, **flags) -> GenerateCo
     for name in ("identities", "out"):
         if name not in data:
             raise ConfigError(f"--{name} is required (or `{name}:` in the config file)")
-    data["render"] = {**section(data, "render"), **{name: value for name, value in render_flags.items() if value is not None}}
+    data["render"] = with_render_flags(section(data, "render"), render_flags)
     data["storage_options"] = resolve_storage_options(typed(str, data["out"], "out"), section(data, "storage_options"), flag_options)
     return build(GenerateConfig, data)
+
+
+# Flags that set a render key: flag name → its path under `render:`.
+RENDER_FLAGS = {"image_size": ("image_size",), "texturer": ("texturer",), "background": ("background",),
+                "face_model": ("face_model",), "flame_path": ("flame_path",), "flame_uv": ("flame_uv",),
+                "flame_landmarks": ("flame_landmarks",),
+                "texture_model": ("diffusion", "texture", "model"), "controlnet_model": ("diffusion", "texture", "controlnet"),
+                "background_model": ("diffusion", "background", "model")}
+
+
+def with_render_flags(render: Mapping, flags: dict) -> dict:
+    """The `render:` section with the render flags that were given written into it (nested sections copied)."""
+    render = dict(render)
+    for name, value in flags.items():
+        if value is None:
+            continue
+        *parents, key = RENDER_FLAGS[name]
+        node = render
+        for parent in parents:
+            node[parent] = dict(section(node, parent))
+            node = node[parent]
+        node[key] = value
+    return render
 
 
 def section(data: dict, name: str) -> Mapping:

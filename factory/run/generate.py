@@ -6,7 +6,8 @@
       ──▶ the dataset's lease (factory/format/lease.py): a second driver is refused, naming the holder, or waits
       ──▶ manifest.json names this run's commit log; partial files of dead writers removed
       ──▶ WorkerPool: pending shards planned one at a time (ShardPlan), one in flight per actor (backpressure),
-          a lost actor's shard goes back to the queue for a fresh actor
+          a lost actor's shard goes back to the queue for a fresh actor; with the diffusion texturer or the inpaint
+          background, a DiffusionPool of GPU actors beside it (factory/run/diffusion.py)
       ──▶ each committed shard: one record appended to the commit log, progress bar (constant cost per shard)
       ──▶ the log compacted into manifest.json, lease released ──▶ GenerateSummary
 
@@ -41,6 +42,7 @@ from factory.format.shards import SHARD_DIR, ShardPlan, ShardTask
 from factory.format.storage import PARTIAL_DIR, Storage, public_storage_options
 from factory.run.config import GenerateConfig, content_differences, content_of
 from factory.run.credentials import credentials_file, public_env
+from factory.run.diffusion import DiffusionPool, check_models, render_gpus_beside
 from factory.run.workers import ShardResult, ShardWorker
 
 logger = logging.getLogger(__name__)
@@ -131,6 +133,7 @@ def generate(config: GenerateConfig, progress: bool = True, on_shard_committed: 
     """Make or extend the dataset `config` describes. `worker_class` renders shards (ShardWorker; the driver's
     scale bench passes a stand-in with the same interface)."""
     started = time.perf_counter()
+    check_models(config.render)  # a missing or wrong diffusion model is refused before anything is written
     storage = Storage(config.out, config.storage_options)
     plan = ShardPlan(config.identities, config.identities_per_shard)
     state = read_dataset(storage, config, plan)
@@ -142,7 +145,7 @@ def generate(config: GenerateConfig, progress: bool = True, on_shard_committed: 
         stack.enter_context(stopping_on_signals())
         if state.pending:  # Ray's checks (GPUs, room for the workers) come before anything is written
             stack.enter_context(ray_session(config.workers))
-            gpus = resolve_gpus_per_worker(config.gpus_per_worker)
+            gpus = resolve_gpus_per_worker(render_gpus_beside(config.render, config.gpus_per_worker))
             workers = resolve_workers(config.workers, gpus, state.pending)
         lease = stack.enter_context(DatasetLease.acquire(storage, owner=run_id, wait=config.wait, on_wait=announce_wait))
         stack.callback(remove_partials, storage)  # on every way out, once the actors are gone, before the lease goes
@@ -162,7 +165,11 @@ def generate(config: GenerateConfig, progress: bool = True, on_shard_committed: 
                     on_shard_committed(result.record)
 
             credentials = stack.enter_context(credentials_file(config.storage_options))
-            pool = WorkerPool(config, workers, gpus, run_id=run_id, credentials=credentials, worker_class=worker_class)
+            diffusion = DiffusionPool.start(config, ACTOR_NAMESPACE) if config.render.uses_diffusion else None
+            if diffusion:
+                stack.callback(diffusion.close)  # after the render workers (the stack unwinds last in, first out)
+            pool = WorkerPool(config, workers, gpus, run_id=run_id, credentials=credentials, worker_class=worker_class,
+                              diffusion=diffusion.client() if diffusion else None)
             stack.callback(pool.close)
             pool.run(state.pending_tasks(plan), commit)
             lost = pool.lost_actors
@@ -358,7 +365,7 @@ class WorkerPool:
     exactly once."""
 
     def __init__(self, config: GenerateConfig, size: int, gpus_per_worker: float, run_id: str | None = None,
-                 credentials: str | None = None, worker_class: type = ShardWorker) -> None:
+                 credentials: str | None = None, worker_class: type = ShardWorker, diffusion=None) -> None:
         import ray
 
         self.config = config
@@ -366,6 +373,7 @@ class WorkerPool:
         self.gpus_per_worker = gpus_per_worker
         self.run_id = run_id or f"generate-{uuid.uuid4().hex[:8]}"
         self.credentials = credentials  # the path of the driver's private credentials file, never the secrets
+        self.diffusion = diffusion  # a DiffusionClient (factory/run/diffusion.py) the workers send their diffusion jobs to
         self.started = 0
         self.lost_actors = 0
         self.actors = [self.start_actor() for _ in range(size)]
@@ -377,7 +385,7 @@ class WorkerPool:
         options = dict(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0, max_task_retries=0, name=name,
                        namespace=ACTOR_NAMESPACE, runtime_env={"env_vars": public_env()})
         return self.actor_class.options(**options).remote(c.seed, c.plan, c.render, c.out, public_storage_options(c.storage_options),
-                                                          self.credentials)
+                                                          self.credentials, self.diffusion)
 
     def run(self, tasks: Iterable[ShardTask], commit: Callable[[ShardResult], None]) -> None:
         """Render every task, committing each result as it arrives; tasks are drawn from the iterable lazily."""

@@ -14,6 +14,9 @@ layers → heatmaps (reusing the frontal view's covered pixels). The renderer (f
 or faces; this module is where a plan becomes meshes, surface detail, overlays, cameras and lights.
 `encode_sample` turns layers into the sample members of docs/DATA.md with fixed encoder settings, so the same spec
 gives the same bytes.
+
+With the `diffusion` texturer or the `inpaint` background, `render(spec, outputs)` takes what the diffusion stage
+made for the identity (its portraits and one painted room per view: factory/run/stage.py gets them).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import numpy as np
 import torch
 
 from factory import __version__
+from factory.diffusion.jobs import DiffusionOutputs
+from factory.diffusion.settings import DiffusionConfig
+from factory.errors import FactoryError
 from factory.face.eyes import cornea_relief
 from factory.face.flame.model import FlameSource
 from factory.face.hair_shell import HairShells
@@ -35,7 +41,7 @@ from factory.face.model import FaceModel
 from factory.face.rig import AURig
 from factory.face.shine import skin_shine
 from factory.face.source import FACE_MODELS, file_sha256, load_face
-from factory.face.texture import TEXTURERS, Texture, make_texturer
+from factory.face.texture import TEXTURERS, DiffusionTexturer, Texture, make_texturer
 from factory.face.texture.palette import hair_srgb, skin_base_srgb
 from factory.face.wrinkles import CreaseModel
 from factory.format.encoders import DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
@@ -81,7 +87,8 @@ class RenderConfig:
     backend: str = "auto"  # raster backend: "auto" (pytorch3d on CUDA, torch otherwise), "torch", "pytorch3d"
     jpeg_quality: int | None = None  # None: each view's planned quality (PlanConfig.jpeg_quality); a number: all
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
-    background: str = "scene"  # one of factory/run/backgrounds.py's BACKGROUNDS: "scene" (rooms), "gradient"
+    background: str = "scene"  # one of factory/run/backgrounds.py's BACKGROUNDS: "scene" (rooms), "gradient", "inpaint"
+    diffusion: DiffusionConfig | None = None  # models and samplers; set (to defaults) when the texturer or background uses them
     face_model: str = "ict"  # "ict" (bundled) or "flame" (the user's file at flame_path)
     flame_path: str | None = None  # FLAME 2020 / 2023 / 2023 Open model, .pkl or .npz
     flame_uv: str | None = None  # FLAME's UV layout (.obj with vt, or .npz with vt/ft); else ICT's UVs transferred
@@ -104,8 +111,18 @@ class RenderConfig:
         if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 100:
             raise ConfigError(f"jpeg_quality must be 1..100 (or unset: as planned per view), got {self.jpeg_quality}")
         check_background(self.background)
+        if self.uses_diffusion and self.diffusion is None:
+            object.__setattr__(self, "diffusion", DiffusionConfig())  # frozen: filled once, here
+        elif not self.uses_diffusion and self.diffusion is not None:
+            raise ConfigError("diffusion settings (models, sampler) were given, but neither texturer 'diffusion' nor background "
+                              "'inpaint' uses them")
         if self.device not in DEVICES:
             raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+
+    @property
+    def uses_diffusion(self) -> bool:
+        """Whether identities need the diffusion stage (portraits for the texture, or inpainted backgrounds)."""
+        return self.texturer == "diffusion" or self.background == "inpaint"
 
     def check_face_model(self) -> None:
         """The FLAME files exist when face_model is flame (and only then), with their digests filled in or matching."""
@@ -199,15 +216,16 @@ class IdentityRenderer:
         if record["name"] == "flame" and record["sha256"] != config.flame_sha256:
             raise ConfigError(f"{config.flame_path} on this machine has sha256 {record['sha256']}, the run expects {config.flame_sha256}")
 
-    def render(self, spec: IdentitySpec) -> dict[str, object]:
-        """All layers of one identity. Arrays are indexed [expression, view, …] in spec order."""
+    def render(self, spec: IdentitySpec, outputs: DiffusionOutputs | None = None, texture: Texture | None = None) -> dict[str, object]:
+        """All layers of one identity. Arrays are indexed [expression, view, …] in spec order. `outputs`: what the
+        diffusion stage made for it (when the texturer or background needs them); `texture`: one already made."""
         face = self.pose(spec)  # face: one mesh per expression, eyes on the planned gaze target
-        texture = self.texturer.texture(spec.skin, spec.demographics, spec.hair)  # texture: once per identity
+        texture = texture or self.texture(spec, face.verts[0], outputs)  # texture: once per identity
         surface = UVTexture.from_srgb(texture.image.to(self.device))
         meshes, hair, source = self.dress(spec, face.verts)  # hair: shells over the scalp and beard, strands
         detail = self.surface_detail(spec, face, source)  # creases and lid shadows, per expression
         lighting = self.lighting(spec, meshes, source)  # light: occlusion and shadows, shared by every view
-        scene = self.scene(spec, meshes)  # per view: camera, background, sensor
+        scene = self.scene(spec, meshes, outputs)  # per view: camera, background, sensor
         lashes = self.lash_overlay(spec, face.verts)  # see-through lash cards, drawn over every view
         per_view, frontal = [], None
         for camera, background, sensor in zip(*scene):  # every view: one raster pass covers all expressions
@@ -222,6 +240,7 @@ class IdentityRenderer:
         layers["heatmap"] = self.heatmaps(meshes, frontal)
         layers.update(identity_layers(face.verts, self.model, texture, scene))
         layers["gaze_target"] = face.gaze_target.cpu().numpy()
+        layers["background_parameters"] = outputs.background_parameters if outputs else {}
         return layers
 
     def pose(self, spec: IdentitySpec) -> "PosedFace":
@@ -233,6 +252,14 @@ class IdentityRenderer:
         target = self.rig.eyes.gaze_target(rest, yaw_deg=gaze.yaw, pitch_deg=gaze.pitch, distance_cm=gaze.distance)
         verts = self.rig.vertices(identity, [e.aus for e in spec.expressions], gaze_target=target)
         return PosedFace(verts, rest, target)
+
+    def texture(self, spec: IdentitySpec, neutral: torch.Tensor, outputs: DiffusionOutputs | None = None) -> Texture:
+        """The identity's texture: painted from its plan, or its portraits baked onto its neutral face (V, 3)."""
+        if not isinstance(self.texturer, DiffusionTexturer):
+            return self.texturer.texture(spec.skin, spec.demographics, spec.hair)
+        if outputs is None or not outputs.portraits:
+            raise FactoryError(f"{spec.id}: the diffusion texturer needs the portraits the diffusion stage makes")
+        return self.texturer.bake(spec.skin, spec.demographics, spec.hair, neutral, outputs.portraits, self.config.diffusion.texture)
 
     def dress(self, spec: IdentitySpec, face: torch.Tensor) -> tuple[Meshes, HairLayer, torch.Tensor]:
         """The face with its planned hair's shells appended, on the render device, the hair as the shader draws it,
@@ -284,9 +311,11 @@ class IdentityRenderer:
         rgba = self.lashes.texture((hair * LASH_DARKENING) ** GAMMA)
         return Overlay(self.lashes.meshes(verts.to(self.device)), rgba.to(self.device))
 
-    def scene(self, spec: IdentitySpec, meshes: Meshes) -> Scene:
+    def scene(self, spec: IdentitySpec, meshes: Meshes, outputs: DiffusionOutputs | None = None,
+              background: str | None = None) -> Scene:
         """Per planned view: the camera framing the neutral face through the view's lens, what it sees behind the head
-        (render.background) and its sensor."""
+        (render.background, or the choice `background`; `outputs` holds the rooms the diffusion stage painted for the
+        inpaint background) and its sensor."""
         # The face surface from the chin up (forehead, temples and ears included): portraits that show the whole head
         # and its hair, not a crop at the brows.
         neutral = meshes.verts[0, : self.model.num_vertices]
@@ -294,8 +323,10 @@ class IdentityRenderer:
         cameras = [head_camera(orbit_of(view), self.config.image_size, centre, radius,
                                fov_deg=fov_of_focal_length(view.focal_mm), shift=(view.shift_x, view.shift_y))
                    for view in spec.views]
-        backgrounds = [make_background(self.config.background, spec.background, ViewContext(centre.cpu(), camera, view))
-                       for camera, view in zip(cameras, spec.views)]
+        painted = painted_rooms(spec, outputs)
+        backgrounds = [make_background(background or self.config.background, spec.background,
+                                       ViewContext(centre.cpu(), camera, view, room))
+                       for camera, view, room in zip(cameras, spec.views, painted)]
         sensors = [Sensor(defocus_px=view.defocus_px, noise=view.sensor_noise, seed=view.sensor_seed) for view in spec.views]
         return Scene(cameras=cameras, backgrounds=backgrounds, sensors=sensors)
 
@@ -331,6 +362,7 @@ class IdentityRenderer:
                           "texturer": self.config.texturer, "background": self.config.background,
                           "backend": self.rasterizer.backend_name(self.device)},
         })
+        data["background"].update(layers["background_parameters"])  # the inpaint background: what painted the rooms
         if self.face.record["name"] == "flame":  # the FLAME file's digest, and where its landmarks and UVs came from
             data["generator"]["face_model_files"] = self.face.record
         return data
@@ -360,6 +392,15 @@ def identity_layers(face: torch.Tensor, model: FaceModel, texture: Texture, scen
     return {"landmarks_3d": model.landmark_points(face).cpu().numpy(), "vertices": face.cpu().numpy(),
             "texture": (texture.image * 255).round().to(torch.uint8).numpy(), "texture_parameters": texture.parameters,
             "cameras": scene.cameras}
+
+
+def painted_rooms(spec: IdentitySpec, outputs: DiffusionOutputs | None) -> list[torch.Tensor | None]:
+    """Per planned view, the room the diffusion stage painted for it ((H, W, 3) sRGB in 0..1), or None where none was."""
+    if outputs is None or not outputs.backgrounds:
+        return [None] * len(spec.views)
+    if len(outputs.backgrounds) != len(spec.views):
+        raise FactoryError(f"{spec.id}: the diffusion stage painted {len(outputs.backgrounds)} rooms for {len(spec.views)} views")
+    return [torch.from_numpy(room).float() / 255 for room in outputs.backgrounds]
 
 
 def orbit_of(view: View) -> Orbit:

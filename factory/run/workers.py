@@ -4,7 +4,9 @@
 the face model, texturer and renderer are loaded once per actor and reused for every shard it is given.
 Writing the shard from the worker keeps the driver out of the data path: it only receives the shard's
 ShardRecord (path, identity range, size, sha256) and appends it to the dataset's commit log. Storage secrets
-arrive as the path of the driver's private credentials file (factory/run/credentials.py), never as arguments.
+arrive as the path of the driver's private credentials file (factory/run/credentials.py), never as arguments. With
+the diffusion texturer or the inpaint background, the worker gets a client of the diffusion stage, which makes the
+shard's portraits and rooms before its identities are rendered (factory/run/stage.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from factory.format.shards import ShardTask, write_shard
 from factory.format.storage import Storage, merge_nested
 from factory.run.credentials import read_credentials
 from factory.run.identity import IdentityRenderer, RenderConfig
+from factory.run.stage import Diffusion, render_identities
 from factory.spec.plan import PlanConfig, plan_identity
 
 
@@ -30,13 +33,14 @@ class ShardResult:
 
 class ShardWorker:
     def __init__(self, seed: int, plan: PlanConfig, render: RenderConfig, out: str, storage_options: dict,
-                 credentials: str | None = None) -> None:
+                 credentials: str | None = None, diffusion: Diffusion | None = None) -> None:
         self.seed = seed
         self.plan = plan
         self.renderer = IdentityRenderer(render)
         secret_env, secret_options = read_credentials(credentials)
         os.environ.update(secret_env)  # this actor's own process: botocore reads the variables from here
         self.storage = Storage(out, merge_nested(storage_options, secret_options))
+        self.diffusion = diffusion
 
     def render_shard(self, task: ShardTask) -> ShardResult:
         """Render every identity of the shard and commit the tar; nothing is visible unless all of it was written."""
@@ -44,9 +48,9 @@ class ShardWorker:
 
         def samples() -> Iterator[tuple[str, dict[str, bytes]]]:
             nonlocal images
-            for index in task.indices:
-                spec = plan_identity(index, self.seed, self.plan)
-                members = self.renderer.encode_sample(spec, self.renderer.render(spec))
+            specs = [plan_identity(index, self.seed, self.plan) for index in task.indices]
+            for spec, layers in render_identities(self.renderer, specs, self.diffusion):
+                members = self.renderer.encode_sample(spec, layers)
                 images += sum(map(is_image, members))
                 yield spec.id, members
 

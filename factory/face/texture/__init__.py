@@ -11,19 +11,22 @@ One module per piece:
 - `fields`: scalar fields over the template (value noise, Gaussian bumps, distances, blur);
 - `procedural`: `ProceduralTexturer`, which paints skin, eyes and mouth as a list of small steps.
 
-`TEXTURERS` names the texturers; a diffusion texturer that bakes a generated portrait into the same atlas would
-be one more module, registered here.
+- `projection`: back-projection of pictures of the mesh into the atlas, blended with a fill;
+- `diffusion`: `DiffusionTexturer`, generated portraits (made by the diffusion stage) baked into the atlas.
+
+`TEXTURERS` names the texturers.
 """
 
 from __future__ import annotations
 
 from factory.face.model import FaceModel
 from factory.face.texture.base import Texture, Texturer
+from factory.face.texture.diffusion import DiffusionTexturer
 from factory.face.texture.procedural import ProceduralTexturer
 
-TEXTURERS: dict[str, type[Texturer]] = {"procedural": ProceduralTexturer}
+TEXTURERS: dict[str, type[Texturer]] = {"procedural": ProceduralTexturer, "diffusion": DiffusionTexturer}
 
-__all__ = ["TEXTURERS", "ProceduralTexturer", "Texture", "Texturer", "make_texturer"]
+__all__ = ["TEXTURERS", "DiffusionTexturer", "ProceduralTexturer", "Texture", "Texturer", "make_texturer"]
 
 
 def make_texturer(name: str, model: FaceModel, texture_size: int = 1024) -> Texturer:
