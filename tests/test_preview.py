@@ -41,7 +41,7 @@ def test_preview_grid_has_a_row_per_expression_and_a_column_per_view_plus_heatma
 
 def test_the_caption_names_the_texturer_and_background(sample_folder):
     meta = json.loads((sample_folder / "meta.json").read_text())
-    assert identity_caption(meta).startswith("id-0000005  [procedural texture, gradient background]  ")
+    assert identity_caption(meta).startswith("id-0000005  [procedural texture, scene background]  ")
 
 
 def test_max_identities_limits_the_sheet(sample_folder, tmp_path):

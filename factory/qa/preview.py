@@ -88,10 +88,12 @@ def identity_caption(meta: dict) -> str:
 
 
 def made_by(meta: dict) -> str:
-    """Which texturer and background made the identity; meta.json names the background only when it is not the
-    default gradient."""
-    generator = meta.get("generator", {})
-    return f"{generator.get('texturer', '?')} texture, {generator.get('background', 'gradient')} background"
+    """Which texturer and background made the identity, from meta.json's "generator" record. The schema leaves that
+    record unchecked (factory/format/sample.py), so anything but text reads as unknown."""
+    generator = meta.get("generator")
+    generator = generator if isinstance(generator, dict) else {}
+    texturer, background = (value if isinstance(value, str) else "?" for value in (generator.get("texturer"), generator.get("background")))
+    return f"{texturer} texture, {background} background"
 
 
 def expression_caption(expression: dict) -> str:
