@@ -12,9 +12,8 @@ recorded, so a rerun skips finished chunks, and either end may be a local folder
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from itertools import islice
 
 from factory.export.chunks import ExportError, chunk_identities, claim_output, plan_chunks, read_chunk_record, write_chunk_record
 from factory.export.hf import HuggingFaceExporter
@@ -64,13 +63,6 @@ class ExportContext:
     @property
     def manifest(self) -> Manifest:
         return self.dataset.manifest
-
-    def first_samples(self, count: int) -> Iterator[tuple[str, str, dict[str, bytes]]]:
-        """The first identities, as the contact sheet takes them (for the card's sample grid), reading only the
-        shards that hold them."""
-        from factory.qa.preview import dataset_samples
-
-        return islice(dataset_samples(self.dataset), count)
 
 
 @dataclass

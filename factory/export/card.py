@@ -13,13 +13,13 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 
 from PIL import Image, ImageDraw
 
-from factory.format.dataset import open_dataset
+from factory.format.dataset import Dataset, open_dataset
 from factory.format.manifest import Manifest
 from factory.format.members import META, is_image
 from factory.format.storage import Storage
@@ -191,6 +191,14 @@ def json_block(data: dict) -> str:
     return "```json\n" + json.dumps(data, indent=1, sort_keys=True) + "\n```"
 
 
+def sample_grid(dataset: Dataset) -> Iterator[tuple[str, str, dict[str, bytes]]]:
+    """The first identities, as the contact sheet takes them (for the card's sample grid), reading only the shards
+    that hold them."""
+    from factory.qa.preview import dataset_samples
+
+    return islice(dataset_samples(dataset), SAMPLE_GRID_IDENTITIES)
+
+
 def write_card(out: Storage, manifest: Manifest, counts: LabelCounts, samples: Iterable[tuple[str, str, dict[str, bytes]]], front_matter: str = "") -> None:
     """README.md and plots/*.png of the card into `out` (each file replaced whole)."""
     for path, data in plots(counts, samples).items():
@@ -208,8 +216,5 @@ def card_for_dataset(url: str, out_url: str, storage_options: Mapping | None = N
     for _, members in tqdm(dataset.samples(), desc="card", unit="id", total=dataset.manifest.identities, disable=not progress):
         meta = json.loads(members[META])
         counts.add(meta, members, split.split_of(meta["id"]))
-    from factory.qa.preview import dataset_samples
-
-    samples = islice(dataset_samples(dataset), SAMPLE_GRID_IDENTITIES)
-    write_card(Storage(out_url, out_storage_options), dataset.manifest, counts, samples)
+    write_card(Storage(out_url, out_storage_options), dataset.manifest, counts, sample_grid(dataset))
     return counts

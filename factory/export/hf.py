@@ -18,7 +18,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from factory.export.card import SAMPLE_GRID_IDENTITIES, LabelCounts, write_card
+from factory.export.card import LabelCounts, sample_grid, write_card
 from factory.export.chunks import Chunk, ExportError, Identity
 from factory.format.members import view_member
 from factory.format.storage import Storage
@@ -106,4 +106,4 @@ class HuggingFaceExporter:
         present = [HUB_SPLITS[s] for s in SPLITS if any(record["rows"].get(s) for record in records)]
         header = "---\nconfigs:\n- config_name: default\n  data_files:\n" + "".join(
             f"  - split: {split}\n    path: data/{split}-*.parquet\n" for split in present) + "license: other\n---\n\n"
-        write_card(out, context.manifest, counts, context.first_samples(SAMPLE_GRID_IDENTITIES), front_matter=header)
+        write_card(out, context.manifest, counts, sample_grid(context.dataset), front_matter=header)
