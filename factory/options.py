@@ -43,17 +43,18 @@ def reject_unknown_keys(config_class: type, data: Mapping, what: str) -> None:
 
 def build(config_class: type, data, where: str = ""):
     """A `config_class` dataclass from a mapping: unknown keys refused by name, each value checked against its
-    field's type, then the dataclass's own checks (their ConfigError prefixed with `where`, the dotted section)."""
+    field's type, then the dataclass's own checks (their ValueError, as a ConfigError prefixed with `where`, the
+    dotted section)."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or 'the config'} must be a mapping of keys, got {shown(data)}")
-    reject_unknown_keys(config_class, data, f"{where} option" if where else "config key")
+    reject_unknown_keys(config_class, data, f"{where} key" if where else "config key")
     hints = typing.get_type_hints(config_class)
     values = {name: typed(hints[name], value, f"{where}.{name}" if where else name) for name, value in data.items()}
     try:
         return config_class(**values)
-    except ConfigError as error:
+    except ValueError as error:  # ConfigError included: a dataclass's range check, by whichever name it raises
         raise ConfigError(f"{where}: {error}" if where else str(error)) from None
 
 

@@ -74,7 +74,7 @@ def test_flags_and_yaml_set_the_diffusion_keys_and_bad_ones_are_named(tmp_path):
         load_generate_config(None, identities=2, out="x", texture_model="/m/sd")
     with pytest.raises(ConfigError, match="texture.scheduler must be one of"):
         DiffusionConfig.from_dict({"texture": {"scheduler": "fastest"}})
-    with pytest.raises(ConfigError, match="unknown render.diffusion.background option"):
+    with pytest.raises(ConfigError, match="unknown render.diffusion.background key"):
         DiffusionConfig.from_dict({"background": {"modle": "x"}})
     with pytest.raises(ConfigError, match="multiple of 64"):
         DiffusionConfig.from_dict({"texture": {"size": 500}})

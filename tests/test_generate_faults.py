@@ -44,7 +44,7 @@ def run_cli(*args: str):
     (["--identities", "2"], "render: {texturer: oil-paint}\n", "unknown texturer 'oil-paint'"),
     (["--identities", "2"], "plan: {expressions: {pspi_weights: {AU43: 1}}}\n", "pspi_weights keys must be PSPI values.*AU43"),
     (["--identities", "2"], "idenitites: 5\n", "unknown config key.*idenitites"),
-    (["--identities", "2"], "render: {image_sise: 64}\n", "unknown render option.*image_sise"),
+    (["--identities", "2"], "render: {image_sise: 64}\n", "unknown render key.*image_sise"),
     ([], "out: ./x\n", "--identities is required"),
     # Wrong types are refused by key and expected type, before Ray starts or anything is written (issue 14 item 3).
     (["--identities", "2"], "render: {jpeg_quality: 50.5}\n", r"^error: render\.jpeg_quality must be an integer \(or null\), got 50\.5$"),

@@ -158,7 +158,7 @@ def test_configurable_pspi_weights_from_a_mapping():
     ({"pspi_weights": [1.0] * 3}, "pspi_weights needs 17"),
     ({"pspi_weights": {20: 1.0}}, "PSPI values 0..16"),
     ({"pain_expressions": 0, "hard_negatives": 0}, "not both 0"),
-    ({"colour": "red"}, "unknown expressions option"),
+    ({"colour": "red"}, "unknown expressions key"),
 ])
 def test_bad_expression_options_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
@@ -166,7 +166,7 @@ def test_bad_expression_options_are_refused(options, message):
 
 
 def test_bad_plan_options_are_refused():
-    with pytest.raises(ValueError, match="unknown plan option"):
+    with pytest.raises(ValueError, match="unknown plan key"):
         PlanConfig.from_dict({"ages": [1, 2]})
     with pytest.raises(ValueError, match="genders must not be empty"):
         PlanConfig(genders=())

@@ -156,7 +156,7 @@ def test_same_spec_same_bytes(renderer, spec, layers):
 
 
 def test_render_config_is_validated():
-    with pytest.raises(ValueError, match="unknown render option"):
+    with pytest.raises(ValueError, match="unknown render key"):
         RenderConfig.from_dict({"image_size": 64, "colour": "red"})
     with pytest.raises(ValueError, match="unknown texturer 'airbrush'.*diffusion, procedural"):
         RenderConfig(texturer="airbrush")

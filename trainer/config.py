@@ -39,13 +39,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from factory.options import ConfigError, read_yaml, reject_unknown_keys
+from factory.options import ConfigError, build, read_yaml
 from trainer.data import Augmentation, SplitConfig
 from trainer.models.backbone import BackboneConfig, input_normalization
 from trainer.models.heads import LossWeights
@@ -118,7 +116,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "TrainConfig":
-        return build(cls, data, "")
+        return build(cls, data)
 
 
 # --------------------------------------------------------------------------------------- file, flags, checks
@@ -176,58 +174,3 @@ def scratch_warning(config: TrainConfig) -> str | None:
     return ("warning: ViTPain from scratch needs far more data than a small dataset (on 48 identities it stays at the "
             f"mean, see the README's Measured section); fetch a pretrained backbone with `trainer fetch-backbone {official}` "
             "and train with --config configs/vitpain.yaml (pretrained: hub)")
-
-
-# ------------------------------------------------------------------------------------ typed, nested dataclasses
-
-EXPECTED = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping"}
-
-
-def build(cls: type, data, where: str):
-    """A `cls` dataclass from a mapping: unknown keys refused by name, each value checked against its field's type
-    (nested dataclasses from nested mappings), then the dataclass's own checks. `where` is the dotted section."""
-    try:
-        reject_unknown_keys(cls, data, f"{where} key" if where else "config key")
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    hints = typing.get_type_hints(cls)
-    values = {name: typed(hints[name], value, f"{where}.{name}" if where else name) for name, value in data.items()}
-    try:
-        return cls(**values)
-    except ValueError as error:
-        raise ConfigError(f"{where}: {error}" if where else str(error)) from None
-
-
-def typed(hint, value, name: str, nullable: bool = False):
-    """`value` as the type `hint` asks for (ints are numbers too, lists become tuples), or a ConfigError."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (types.UnionType, typing.Union):  # only `X | None` occurs in these configs
-        (inner,) = [arg for arg in args if arg is not type(None)]
-        return None if value is None else typed(inner, value, name, nullable=True)
-    if dataclasses.is_dataclass(hint):
-        if isinstance(value, hint):
-            return value
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{name} must be a mapping of keys{' (or null)' if nullable else ''}, got {value!r}")
-        return build(hint, value, name)
-    if typing.get_origin(hint) is tuple:
-        if isinstance(value, (list, tuple)) and len(value) == len(args):
-            return tuple(typed(arg, item, f"{name}[{index}]") for index, (arg, item) in enumerate(zip(args, value)))
-        raise ConfigError(f"{name} must be a list of {len(args)} values, got {value!r}")
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
-        return dict(value) if hint is dict else value
-    expected = EXPECTED.get(hint, f"a {getattr(hint, '__name__', hint)}") + (" (or null)" if nullable else "")
-    raise ConfigError(f"{name} must be {expected}, got {value!r}{yaml_number_hint(hint, value)}")
-
-
-def yaml_number_hint(hint, value) -> str:
-    """YAML 1.1 reads 1e-4 (no dot) as text; say so instead of leaving the user puzzled."""
-    if hint is float and isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return ""
-        return f" (YAML reads {value} as text: write it with a dot, e.g. 1.0e-4)"
-    return ""
