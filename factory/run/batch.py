@@ -12,15 +12,17 @@ of an identity's pixels depends on the others in its batch (pytorch3d rasterizes
 the bytes are those of `renderer.render` one identity at a time on the same device, whatever the batch size
 (tests/test_batch.py holds the two paths to that).
 
-While a batch is encoded (JPEG, PNG, OBJ, meta.json: `encode_sample` on a pool of threads) and handed to the caller
-(who writes it to the shard, uploading as it goes), the next batch renders on a thread of its own: at most two
-batches' layers are held at once. torch, PIL and zlib release the GIL in their work, so the stages overlap.
+While a batch is encoded (JPEG, PNG, OBJ, meta.json: `encode_sample` on a pool of CPU threads) and handed to the
+caller (who writes it to the shard, uploading as it goes), the next batch renders on a thread of its own, its
+identities prepared on the same CPU pool: at most two batches' layers are held at once. torch, PIL and zlib release
+the GIL in their work, so the stages overlap.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 import torch
 
@@ -29,16 +31,25 @@ from factory.run.identity import IdentityRenderer, Prepared
 from factory.run.stage import Diffusion, identity_inputs
 from factory.spec.plan import IdentitySpec
 
-ENCODE_THREADS = 2  # encoding threads per worker: with the render thread, what a worker's CPU share keeps busy
+CPU_THREADS = 2  # threads per worker that prepare identities and encode samples, beside the one that drives the device
 
 
-def render_batch(renderer: IdentityRenderer, specs: Sequence[IdentitySpec], diffusion: Diffusion | None = None) -> list[dict[str, object]]:
-    """The layers of each identity of `specs` (as `renderer.render` gives them), their views rasterized together."""
-    prepared = [renderer.prepare(spec, outputs, texture)
-                for spec, (outputs, texture) in zip(specs, identity_inputs(renderer, specs, diffusion))]
+def render_batch(renderer: IdentityRenderer, specs: Sequence[IdentitySpec], diffusion: Diffusion | None = None,
+                 pool: Executor | None = None) -> list[dict[str, object]]:
+    """The layers of each identity of `specs` (as `renderer.render` gives them), their views rasterized together.
+    With a `pool`, the identities are prepared on its threads at once (rig, texture and hair run on the CPU: on a GPU
+    they, not the device, would set the pace of one thread)."""
+    inputs = identity_inputs(renderer, specs, diffusion)
+    prepare = functools.partial(prepare_one, renderer)
+    prepared = list(pool.map(prepare, specs, inputs) if pool else map(prepare, specs, inputs))
     fragments = iter(rasterize_groups(renderer.renderer.rasterizer, raster_groups(prepared)))
     return [renderer.collect(one, [renderer.render_view(one, v, next(fragments)) for v in range(len(one.scene.cameras))])
             for one in prepared]
+
+
+def prepare_one(renderer: IdentityRenderer, spec: IdentitySpec, inputs: tuple) -> Prepared:
+    outputs, texture = inputs
+    return renderer.prepare(spec, outputs, texture)
 
 
 def raster_groups(prepared: Sequence[Prepared]) -> list[RasterGroup]:
@@ -48,7 +59,7 @@ def raster_groups(prepared: Sequence[Prepared]) -> list[RasterGroup]:
 
 
 def batched_samples(renderer: IdentityRenderer, specs: Sequence[IdentitySpec], batch_identities: int,
-                    diffusion: Diffusion | None = None, encode_threads: int = ENCODE_THREADS) -> Iterator[tuple[IdentitySpec, dict[str, bytes]]]:
+                    diffusion: Diffusion | None = None, cpu_threads: int = CPU_THREADS) -> Iterator[tuple[IdentitySpec, dict[str, bytes]]]:
     """(spec, sample members) of every identity of `specs`, in order, rendered `batch_identities` at a time; batch
     k + 1 renders while batch k is encoded and consumed."""
     batches = [specs[start:start + batch_identities] for start in range(0, len(specs), batch_identities)]
@@ -56,15 +67,15 @@ def batched_samples(renderer: IdentityRenderer, specs: Sequence[IdentitySpec], b
 
     def render(batch: Sequence[IdentitySpec]) -> list[dict[str, object]]:
         torch.set_num_threads(threads)
-        return render_batch(renderer, batch, diffusion)
+        return render_batch(renderer, batch, diffusion, cpu_pool)
 
     with ThreadPoolExecutor(1, thread_name_prefix="render") as render_pool, \
-            ThreadPoolExecutor(encode_threads, thread_name_prefix="encode") as encode_pool:
+            ThreadPoolExecutor(cpu_threads, thread_name_prefix="cpu") as cpu_pool:
         rendering = render_pool.submit(render, batches[0]) if batches else None
         for k, batch in enumerate(batches):
             layers = rendering.result()
             rendering = render_pool.submit(render, batches[k + 1]) if k + 1 < len(batches) else None
-            encoding = [encode_pool.submit(renderer.encode_sample, spec, one) for spec, one in zip(batch, layers)]
+            encoding = [cpu_pool.submit(renderer.encode_sample, spec, one) for spec, one in zip(batch, layers)]
             del layers  # the encoders hold what they need; the next batch's layers take its place
             try:
                 for spec, members in zip(batch, encoding):
