@@ -14,7 +14,7 @@ import torch
 from factory.format.shards import read_shard
 from factory.options import ConfigError
 from factory.qa.verify import verify_dataset
-from factory.render import raster_pytorch3d
+from factory.render import raster_batch, raster_pytorch3d
 from factory.render.camera import Orbit, head_camera
 from factory.render.raster import Rasterizer, rasterize
 from factory.render.raster_batch import RasterGroup, rasterize_groups
@@ -36,7 +36,7 @@ def members_of(renderer: IdentityRenderer, specs) -> list[dict[str, bytes]]:
 
 
 @needs_pytorch3d
-def test_heterogeneous_groups_rasterize_as_each_group_alone():
+def test_heterogeneous_groups_rasterize_as_each_group_alone(monkeypatch):
     """Meshes of different triangle counts in one pytorch3d call give each group the fragments it gets alone."""
     generator = torch.Generator().manual_seed(0)
     camera = head_camera(Orbit(yaw=10.0), 40, torch.zeros(3), 6.0)
@@ -46,6 +46,9 @@ def test_heterogeneous_groups_rasterize_as_each_group_alone():
         groups.append(RasterGroup(verts, torch.arange(3 * triangles).reshape(triangles, 3), [camera] * meshes))
     rasterizer = Rasterizer("pytorch3d")
     together = rasterize_groups(rasterizer, groups)
+    monkeypatch.setattr(raster_batch, "COARSE_BYTES_PER_CALL", 1)  # one mesh per call: the cut changes nothing
+    for one_call, cut in zip(together, rasterize_groups(rasterizer, groups)):
+        assert all(torch.equal(a, b) for a, b in zip(one_call, cut))
     assert [f.pix_to_face.shape[0] for f in together] == [2, 3]
     assert all((f.pix_to_face >= 0).any() for f in together)  # the triangles are in view: the check below compares pixels
     for group, batched in zip(groups, together):

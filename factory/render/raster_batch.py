@@ -13,6 +13,7 @@ works mesh by mesh anyway, each group is one `rasterize` call.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -56,18 +57,16 @@ def rasterize_groups(rasterizer: Rasterizer, groups: Sequence[RasterGroup]) -> l
         faces += [group_faces] * len(group.cameras)
         sizes.append(len(group.cameras))
     parts = [raster_pytorch3d.rasterize_screens(screens[start:stop], faces[start:stop], image_size, rasterizer.cull_backfaces)
-             for start, stop in call_ranges(faces, image_size, device)]
+             for start, stop in call_ranges(faces, image_size)]
     pix_to_face, zbuf, bary = (torch.cat(part) for part in zip(*parts))
     fragments = Fragments(pix_to_face[..., None], zbuf[..., None], bary[..., None, :])
     return [Fragments(*(field[start:start + size] for field in fragments)) for start, size in zip(offsets(sizes), sizes)]
 
 
-def call_ranges(faces: list[torch.Tensor], image_size: int, device: torch.device) -> list[tuple[int, int]]:
-    """[start, stop) ranges of meshes per pytorch3d call: all in one on the CPU (no coarse pass), else as many as
-    COARSE_BYTES_PER_CALL holds (a mesh's result never depends on the others in its call)."""
-    if device.type != "cuda":
-        return [(0, len(faces))]
-    bin_size = 2 ** max(math.ceil(math.log2(image_size)) - 4, 4)  # pytorch3d's own choice for bin_size=None
+def call_ranges(faces: list[torch.Tensor], image_size: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of meshes per pytorch3d call: as many as COARSE_BYTES_PER_CALL holds of the CUDA coarse
+    pass's face lists (a mesh's result never depends on the others in its call, so the cut changes nothing)."""
+    bin_size = 8 if image_size <= 64 else 2 ** max(math.ceil(math.log2(image_size)) - 4, 4)  # pytorch3d's bin_size=None
     bins = math.ceil(image_size / bin_size) ** 2
     per_call = max(1, COARSE_BYTES_PER_CALL // (bins * max(len(f) for f in faces) * 4))
     return [(start, min(start + per_call, len(faces))) for start in range(0, len(faces), per_call)]
@@ -75,4 +74,4 @@ def call_ranges(faces: list[torch.Tensor], image_size: int, device: torch.device
 
 def offsets(sizes: list[int]) -> list[int]:
     """Where each of consecutive blocks of `sizes` starts."""
-    return [sum(sizes[:k]) for k in range(len(sizes))]
+    return list(itertools.accumulate(sizes[:-1], initial=0))

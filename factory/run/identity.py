@@ -241,7 +241,7 @@ class IdentityRenderer:
                  for v, camera in enumerate(prepared.scene.cameras)]
         return self.collect(prepared, views)
 
-    def prepare(self, spec: IdentitySpec, outputs: DiffusionOutputs | None = None, texture: Texture | None = None) -> "Prepared":
+    def prepare(self, spec: IdentitySpec, outputs: DiffusionOutputs | None = None, texture: Texture | None = None) -> Prepared:
         """Everything of one identity before its views are rasterized (see `render`)."""
         face = self.pose(spec)  # face: one mesh per expression, eyes on the planned gaze target
         texture = texture or self.texture(spec, face.verts[0], outputs)  # texture: once per identity
@@ -253,7 +253,7 @@ class IdentityRenderer:
         lashes = self.lash_overlay(spec, face.verts)  # see-through lash cards, drawn over every view
         return Prepared(spec, outputs, face, texture, surface, meshes, hair, detail, lighting, scene, lashes)
 
-    def render_view(self, prepared: "Prepared", index: int, fragments: Fragments) -> tuple[dict[str, np.ndarray], CoveredPixels]:
+    def render_view(self, prepared: Prepared, index: int, fragments: Fragments) -> tuple[dict[str, np.ndarray], CoveredPixels]:
         """View `index` of a prepared identity from its fragments (every expression): its VIEW_LAYERS and covered pixels."""
         camera, background, sensor = (part[index] for part in prepared.scene)
         lighting = prepared.lighting
@@ -263,7 +263,7 @@ class IdentityRenderer:
             draw_overlay(view, prepared.lashes, camera, lighting.light, self.rasterizer)
         return self.view_layers(prepared.meshes, camera, view._replace(image=expose(view.image, sensor))), view.pixels
 
-    def collect(self, prepared: "Prepared", views: list[tuple[dict[str, np.ndarray], CoveredPixels]]) -> dict[str, object]:
+    def collect(self, prepared: Prepared, views: list[tuple[dict[str, np.ndarray], CoveredPixels]]) -> dict[str, object]:
         """The identity's layers from its views' (in plan order; the first planned view is the frontal one)."""
         per_view = [layers for layers, _ in views]
         layers: dict[str, object] = {name: np.stack([v[name] for v in per_view], axis=1) for name in VIEW_LAYERS}
