@@ -88,14 +88,15 @@ def write_batch_shard(storage: Storage, name: str, samples) -> None:
         write_shard(sink, ((spec.id, members) for spec, members in samples))
 
 
-def pipelined(renderer: IdentityRenderer, specs, size: int, storage: Storage, threads: int) -> float:
-    """Wall seconds to render, encode and write `specs` as a worker does (one shard per batch)."""
-    started = time.perf_counter()
+def pipelined(renderer: IdentityRenderer, specs, size: int, storage: Storage, threads: int) -> tuple[float, float]:
+    """Wall and CPU seconds (this process, all threads) to render, encode and write `specs` as a worker does (one
+    shard per batch)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     samples = batched_samples(renderer, specs, size, cpu_threads=threads)
     for k in range(0, len(specs), size):
         write_batch_shard(storage, f"pipelined/shard-{k // size:06d}.tar", list(itertools.islice(samples, size)))
     samples.close()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu_started
 
 
 def staged(renderer: IdentityRenderer, specs, size: int, storage: Storage, clock: DeviceClock) -> float:
@@ -109,8 +110,8 @@ def staged(renderer: IdentityRenderer, specs, size: int, storage: Storage, clock
     return time.perf_counter() - started
 
 
-def report(args, device: torch.device, backend: str, pipelined_s: float, staged_s: float, clock: DeviceClock) -> str:
-    rate = args.identities / pipelined_s
+def report(args, device: torch.device, backend: str, pipelined_s: tuple[float, float], staged_s: float, clock: DeviceClock) -> str:
+    rate = args.identities / pipelined_s[0]
     total = sum(clock.seconds.values())
     rows = [f"| {stage} | {clock.seconds[stage]:.2f} | {100 * clock.seconds[stage] / total:.0f} % |" for stage in STAGES]
     memory = (f"; peak device memory {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB"
@@ -125,6 +126,8 @@ def report(args, device: torch.device, backend: str, pipelined_s: float, staged_
         f"| pipelined: identities per second | {rate:.2f} |",
         f"| pipelined: {TARGET_IDENTITIES:,} identities in one process, projected | {projected:.0f} s "
         f"({'within' if projected <= TARGET_S else 'over'} the {TARGET_S:.0f} s target) |",
+        f"| pipelined: CPU seconds per identity (all threads: what sets how many workers a GPU node's CPUs feed) | "
+        f"{pipelined_s[1] / args.identities:.2f} |",
         f"| staged: identities per second (no overlap) | {args.identities / staged_s:.2f} |",
         "",
         "| stage (staged run) | wall s | share |", "|---|---|---|", *rows,
