@@ -133,3 +133,24 @@ def test_generate_with_batches_writes_the_per_identity_dataset(tmp_path, ray_loc
         assert hashlib.sha256(batched.read_bytes()).digest() == hashlib.sha256(single.read_bytes()).digest(), shard
     with open(tmp_path / "batched" / "shards" / "shard-000001.tar", "rb") as handle:
         assert [key for key, _ in read_shard(handle)] == ["id-0000002"]
+
+
+def test_batches_through_the_diffusion_stage_give_the_per_identity_bytes(tmp_path):
+    """With the diffusion texturer and inpainted rooms (tiny random-weight models, in process), a batch gets its
+    portraits and rooms through the stage as one shard's identities do, and the same bytes as one at a time."""
+    from factory.diffusion.pipelines import DiffusionModels
+    from factory.run.stage import render_identities
+    from tests.tiny_diffusion import TINY_SIZE, save_tiny_models
+
+    models = save_tiny_models(tmp_path / "models")
+    config = RenderConfig.from_dict({
+        "image_size": TINY_SIZE, "texture_size": 128, "texturer": "diffusion", "background": "inpaint", "backend": "torch",
+        "device": "cpu", "diffusion": {"texture": {"model": str(models.texture), "controlnet": str(models.controlnet),
+                                                   "size": TINY_SIZE, "steps": 1},
+                                       "background": {"model": str(models.background), "steps": 1}}})
+    renderer = IdentityRenderer(config)
+    diffusion = DiffusionModels(config.diffusion, torch.device("cpu"))
+    specs = [plan_identity(index, seed=0, config=PLAN) for index in (0, 1)]
+    expected = [renderer.encode_sample(spec, layers) for spec, layers in render_identities(renderer, specs, diffusion)]
+    batched = [members for _, members in batched_samples(renderer, specs, batch_identities=2, diffusion=diffusion)]
+    assert batched == expected
