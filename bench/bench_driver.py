@@ -46,7 +46,7 @@ class StandInWorker:
 
     plan_identities = False
 
-    def __init__(self, seed, plan, render, out, storage_options, credentials=None, diffusion=None) -> None:
+    def __init__(self, seed, plan, render, out, storage_options, credentials=None, diffusion=None, batch_identities=1) -> None:
         self.seed, self.plan = seed, plan
 
     def render_shard(self, task: ShardTask) -> ShardResult:

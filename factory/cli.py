@@ -79,6 +79,8 @@ def generate(
     diffusion_gpus_per_actor: float = typer.Option(None, "--diffusion-gpus-per-actor",
                                                    help="GPUs per diffusion actor, fractions share a GPU (default 1 with GPUs, else 0)."),
     diffusion_batch_size: int = typer.Option(None, "--diffusion-batch-size", help="Jobs per diffusion pipeline call (default 8)."),
+    batch_identities: int = typer.Option(None, "--batch-identities", help="Identities a worker renders at once, all views in one "
+                                         "rasterizer call (default 1; 8 or more on GPUs, at most --identities-per-shard)."),
     face_model: str = typer.Option(None, "--face-model", help="ict (bundled, default) or flame (your FLAME file, --flame-path)."),
     flame_path: str = typer.Option(None, "--flame-path", help="FLAME 2020 / 2023 / 2023 Open model file (.pkl or .npz); see the README."),
     flame_uv: str = typer.Option(None, "--flame-uv", help="FLAME's UV layout (.obj with vt, or FLAME_texture.npz); default: ICT's, transferred."),
@@ -106,7 +108,7 @@ def generate(
         storage_options=parse_storage_options(storage_option or []), texturer=texturer, background=background,
         texture_model=texture_model, controlnet_model=controlnet_model, background_model=background_model,
         diffusion_actors=diffusion_actors, diffusion_gpus_per_actor=diffusion_gpus_per_actor,
-        diffusion_batch_size=diffusion_batch_size,
+        diffusion_batch_size=diffusion_batch_size, batch_identities=batch_identities,
     )
     typer.echo(run_generate(settings, progress=progress).text())
 

@@ -41,6 +41,7 @@ from factory.spec.plan import PlanConfig
 CONTENT_KEYS = ("seed", "identities_per_shard", "plan", "render")
 LOCATION_KEYS = {"render": tuple(path for path, _ in FLAME_FILES)}
 MAX_WORKERS = 100_000  # a sanity bound: more actors than any cluster holds is a typo
+MAX_BATCH_IDENTITIES = 256  # a sanity bound: at 512 px an identity's fragments take ~0.2 GB of device memory
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class GenerateConfig:
     diffusion_actors: int | None = None  # None: one per GPU share of the cluster (one CPU actor without GPUs)
     diffusion_gpus_per_actor: float | None = None  # None: 1 when the cluster has GPUs, 0 otherwise; fractions share a GPU
     diffusion_batch_size: int = 8  # jobs per diffusion pipeline call
+    # Identities a worker renders at once (factory/run/batch.py: every view of a batch in one rasterizer call, encoding
+    # overlapping the next batch); cut from one shard, so at most identities_per_shard. How a run is carried out, not
+    # what it makes: the bytes do not depend on it.
+    batch_identities: int = 1
     overwrite: bool = False
     wait: bool = False  # another driver holds the dataset's lease: wait for it instead of stopping
     storage_options: Mapping = field(default_factory=dict)
@@ -75,6 +80,10 @@ class GenerateConfig:
         if self.diffusion_gpus_per_actor is not None:
             require_number("diffusion_gpus_per_actor", self.diffusion_gpus_per_actor, 0.0, 64.0)
         require_int("diffusion_batch_size", self.diffusion_batch_size, minimum=1, maximum=MAX_WORKERS)
+        require_int("batch_identities", self.batch_identities, minimum=1, maximum=MAX_BATCH_IDENTITIES)
+        if self.batch_identities > self.identities_per_shard:
+            raise ConfigError(f"batch_identities {self.batch_identities} is more than identities_per_shard "
+                              f"{self.identities_per_shard}: a batch is cut from one shard, so raise --identities-per-shard too")
         if not isinstance(self.out, str) or not self.out.strip():
             raise ConfigError("out must be a folder or URL (./out, file:///…, s3://bucket/prefix)")
         for name in ("overwrite", "wait"):

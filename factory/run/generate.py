@@ -385,7 +385,7 @@ class WorkerPool:
         options = dict(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0, max_task_retries=0, name=name,
                        namespace=ACTOR_NAMESPACE, runtime_env={"env_vars": public_env()})
         return self.actor_class.options(**options).remote(c.seed, c.plan, c.render, c.out, public_storage_options(c.storage_options),
-                                                          self.credentials, self.diffusion)
+                                                          self.credentials, self.diffusion, batch_identities=c.batch_identities)
 
     def run(self, tasks: Iterable[ShardTask], commit: Callable[[ShardResult], None]) -> None:
         """Render every task, committing each result as it arrives; tasks are drawn from the iterable lazily."""

@@ -58,7 +58,7 @@ from factory.render.mesh import Meshes, vertex_normals
 from factory.render.occlusion import ambient_occlusion, key_light_visibility
 from factory.render.overlay import Overlay, draw_overlay
 from factory.render.pixels import CoveredPixels
-from factory.render.raster import BACKENDS, Rasterizer
+from factory.render.raster import BACKENDS, Fragments, Rasterizer
 from factory.render.renderer import MeshRenderer, RenderedView
 from factory.render.sensor import Sensor, expose
 from factory.render.shading import Shader, UVTexture, VertexTerms
@@ -184,6 +184,22 @@ class PosedFace(NamedTuple):
     gaze_target: torch.Tensor  # (3,) the world point both eyes look at (cm)
 
 
+class Prepared(NamedTuple):
+    """One identity ready to be rasterized: its posed face, texture, dressed meshes, surface detail, light and scene."""
+
+    spec: IdentitySpec
+    outputs: DiffusionOutputs | None
+    face: PosedFace
+    texture: Texture
+    surface: UVTexture  # the texture in linear light, on the render device
+    meshes: Meshes  # face and hair shells, one mesh per expression, on the render device
+    hair: HairLayer
+    detail: SurfaceDetail
+    lighting: Lighting
+    scene: Scene
+    lashes: Overlay | None
+
+
 class IdentityRenderer:
     """Long-lived: holds the face model, rig, texturer (with its UV atlas) and the mesh renderer."""
 
@@ -218,7 +234,15 @@ class IdentityRenderer:
 
     def render(self, spec: IdentitySpec, outputs: DiffusionOutputs | None = None, texture: Texture | None = None) -> dict[str, object]:
         """All layers of one identity. Arrays are indexed [expression, view, …] in spec order. `outputs`: what the
-        diffusion stage made for it (when the texturer or background needs them); `texture`: one already made."""
+        diffusion stage made for it (when the texturer or background needs them); `texture`: one already made.
+        The three steps are apart so that factory/run/batch.py can rasterize many identities' views in one call."""
+        prepared = self.prepare(spec, outputs, texture)
+        views = [self.render_view(prepared, v, self.renderer.rasterizer(prepared.meshes, camera))  # one pass: all expressions
+                 for v, camera in enumerate(prepared.scene.cameras)]
+        return self.collect(prepared, views)
+
+    def prepare(self, spec: IdentitySpec, outputs: DiffusionOutputs | None = None, texture: Texture | None = None) -> Prepared:
+        """Everything of one identity before its views are rasterized (see `render`)."""
         face = self.pose(spec)  # face: one mesh per expression, eyes on the planned gaze target
         texture = texture or self.texture(spec, face.verts[0], outputs)  # texture: once per identity
         surface = UVTexture.from_srgb(texture.image.to(self.device))
@@ -227,20 +251,27 @@ class IdentityRenderer:
         lighting = self.lighting(spec, meshes, source)  # light: occlusion and shadows, shared by every view
         scene = self.scene(spec, meshes, outputs)  # per view: camera, background, sensor
         lashes = self.lash_overlay(spec, face.verts)  # see-through lash cards, drawn over every view
-        per_view, frontal = [], None
-        for camera, background, sensor in zip(*scene):  # every view: one raster pass covers all expressions
-            view = self.renderer(meshes, camera, texture=surface, light=lighting.light, background=background,
-                                 terms=lighting.terms, hair=hair, detail=detail)
-            if lashes is not None:  # the lashes, over view.image in place, before the sensor's blur and noise
-                draw_overlay(view, lashes, camera, lighting.light, self.rasterizer)
-            per_view.append(self.view_layers(meshes, camera, view._replace(image=expose(view.image, sensor))))
-            frontal = view.pixels if frontal is None else frontal  # the first planned view is the frontal one
+        return Prepared(spec, outputs, face, texture, surface, meshes, hair, detail, lighting, scene, lashes)
+
+    def render_view(self, prepared: Prepared, index: int, fragments: Fragments) -> tuple[dict[str, np.ndarray], CoveredPixels]:
+        """View `index` of a prepared identity from its fragments (every expression): its VIEW_LAYERS and covered pixels."""
+        camera, background, sensor = (part[index] for part in prepared.scene)
+        lighting = prepared.lighting
+        view = self.renderer.shade(fragments, prepared.meshes, camera, texture=prepared.surface, light=lighting.light,
+                                   background=background, terms=lighting.terms, hair=prepared.hair, detail=prepared.detail)
+        if prepared.lashes is not None:  # the lashes, over view.image in place, before the sensor's blur and noise
+            draw_overlay(view, prepared.lashes, camera, lighting.light, self.rasterizer)
+        return self.view_layers(prepared.meshes, camera, view._replace(image=expose(view.image, sensor))), view.pixels
+
+    def collect(self, prepared: Prepared, views: list[tuple[dict[str, np.ndarray], CoveredPixels]]) -> dict[str, object]:
+        """The identity's layers from its views' (in plan order; the first planned view is the frontal one)."""
+        per_view = [layers for layers, _ in views]
         layers: dict[str, object] = {name: np.stack([v[name] for v in per_view], axis=1) for name in VIEW_LAYERS}
         layers["mask"] = layers["segmentation"] > 0
-        layers["heatmap"] = self.heatmaps(meshes, frontal)
-        layers.update(identity_layers(face.verts, self.model, texture, scene))
-        layers["gaze_target"] = face.gaze_target.cpu().numpy()
-        layers["background_parameters"] = outputs.background_parameters if outputs else {}
+        layers["heatmap"] = self.heatmaps(prepared.meshes, views[0][1])
+        layers.update(identity_layers(prepared.face.verts, self.model, prepared.texture, prepared.scene))
+        layers["gaze_target"] = prepared.face.gaze_target.cpu().numpy()
+        layers["background_parameters"] = prepared.outputs.background_parameters if prepared.outputs else {}
         return layers
 
     def pose(self, spec: IdentitySpec) -> "PosedFace":

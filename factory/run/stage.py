@@ -29,6 +29,7 @@ import torch
 
 from factory.diffusion.jobs import DiffusionOutputs, InpaintJob, PortraitJob
 from factory.errors import FactoryError
+from factory.face.texture import Texture
 from factory.run.identity import IdentityRenderer
 from factory.run.inpaint import background_parameters, inpaint_jobs, rooms_from
 from factory.spec.plan import IdentitySpec
@@ -43,11 +44,17 @@ class Diffusion(Protocol):
 def render_identities(renderer: IdentityRenderer, specs: Sequence[IdentitySpec],
                       diffusion: Diffusion | None = None) -> Iterator[tuple[IdentitySpec, dict]]:
     """(spec, layers) of every identity, in order."""
+    for spec, (outputs, texture) in zip(specs, identity_inputs(renderer, specs, diffusion)):
+        yield spec, renderer.render(spec, outputs, texture)
+
+
+def identity_inputs(renderer: IdentityRenderer, specs: Sequence[IdentitySpec],
+                    diffusion: Diffusion | None = None) -> list[tuple[DiffusionOutputs | None, Texture | None]]:
+    """Per identity, what `renderer.render` takes beside its spec: what the diffusion stage made for it and its
+    texture, or (None, None) where the renderer makes its own (no diffusion texturer or inpaint background)."""
     config = renderer.config
     if not config.uses_diffusion:
-        for spec in specs:
-            yield spec, renderer.render(spec)
-        return
+        return [(None, None)] * len(specs)
     if diffusion is None:
         raise FactoryError(f"texturer {config.texturer!r} with background {config.background!r} needs the diffusion stage, "
                            "and none was started")
@@ -57,8 +64,7 @@ def render_identities(renderer: IdentityRenderer, specs: Sequence[IdentitySpec],
     textures = [renderer.texture(spec, neutral_face(renderer, spec), output) for spec, output in zip(specs, outputs)]
     if config.background == "inpaint":
         outputs = with_rooms(renderer, specs, outputs, textures, diffusion)
-    for spec, output, texture in zip(specs, outputs, textures):
-        yield spec, renderer.render(spec, output, texture)
+    return list(zip(outputs, textures))
 
 
 def with_portraits(renderer: IdentityRenderer, specs: Sequence[IdentitySpec], outputs: list[DiffusionOutputs],

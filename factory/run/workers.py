@@ -6,7 +6,10 @@ Writing the shard from the worker keeps the driver out of the data path: it only
 ShardRecord (path, identity range, size, sha256) and appends it to the dataset's commit log. Storage secrets
 arrive as the path of the driver's private credentials file (factory/run/credentials.py), never as arguments. With
 the diffusion texturer or the inpaint background, the worker gets a client of the diffusion stage, which makes the
-shard's portraits and rooms before its identities are rendered (factory/run/stage.py).
+shard's portraits and rooms before its identities are rendered (factory/run/stage.py). With `batch_identities` > 1
+(`factory generate --batch-identities N`, for GPU workers) a shard's identities are rendered N at a time, every view
+of a batch in one rasterizer call, and encoded on threads while the next batch renders (factory/run/batch.py); the
+bytes are the same as one at a time.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from factory.format.manifest import ShardRecord
 from factory.format.members import is_image
 from factory.format.shards import ShardTask, write_shard
 from factory.format.storage import Storage, merge_nested
+from factory.run.batch import batched_samples
 from factory.run.credentials import read_credentials
 from factory.run.identity import IdentityRenderer, RenderConfig
 from factory.run.stage import Diffusion, render_identities
-from factory.spec.plan import PlanConfig, plan_identity
+from factory.spec.plan import IdentitySpec, PlanConfig, plan_identity
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,9 @@ class ShardResult:
 
 class ShardWorker:
     def __init__(self, seed: int, plan: PlanConfig, render: RenderConfig, out: str, storage_options: dict,
-                 credentials: str | None = None, diffusion: Diffusion | None = None) -> None:
+                 credentials: str | None = None, diffusion: Diffusion | None = None, batch_identities: int = 1) -> None:
         self.seed = seed
+        self.batch_identities = batch_identities
         self.plan = plan
         self.renderer = IdentityRenderer(render)
         secret_env, secret_options = read_credentials(credentials)
@@ -49,8 +54,7 @@ class ShardWorker:
         def samples() -> Iterator[tuple[str, dict[str, bytes]]]:
             nonlocal images
             specs = [plan_identity(index, self.seed, self.plan) for index in task.indices]
-            for spec, layers in render_identities(self.renderer, specs, self.diffusion):
-                members = self.renderer.encode_sample(spec, layers)
+            for spec, members in self.encoded(specs):
                 images += sum(map(is_image, members))
                 yield spec.id, members
 
@@ -58,6 +62,14 @@ class ShardWorker:
             write_shard(sink, samples())
         record = ShardRecord(path=task.path, first_index=task.first_index, count=task.count, bytes=sink.size, sha256=sink.sha256)
         return ShardResult(record=record, images=images)
+
+    def encoded(self, specs: list[IdentitySpec]) -> Iterator[tuple[IdentitySpec, dict[str, bytes]]]:
+        """(spec, sample members) of each identity, in order: one at a time, or in batches (factory/run/batch.py)."""
+        if self.batch_identities > 1:
+            yield from batched_samples(self.renderer, specs, self.batch_identities, self.diffusion)
+            return
+        for spec, layers in render_identities(self.renderer, specs, self.diffusion):
+            yield spec, self.renderer.encode_sample(spec, layers)
 
     def placement(self) -> dict:
         """Where this worker runs: its process, the GPUs Ray gave it, and what CUDA_VISIBLE_DEVICES shows."""
