@@ -60,7 +60,7 @@ def test_local_dataset_has_manifest_and_is_read_by_webdataset_ray_and_tar(local_
 
     manifest = read_manifest(local_dataset)
     assert manifest.seed == 0 and manifest.config["seed"] == 0  # seed 0 is recorded as 0, not as "no seed"
-    assert [(s.path, s.first_index, s.count) for s in manifest.shards] == [("shards/shard-000000.tar", 0, 2), ("shards/shard-000001.tar", 2, 2)]
+    assert [(s.path, s.first_index, s.count) for s in manifest.shards] == [("images/shard-000000.tar", 0, 2), ("images/shard-000001.tar", 2, 2)]
     assert sorted(p.name for p in (local_dataset / "shards").iterdir()) == ["shard-000000.tar", "shard-000001.tar"]
 
     paths = [str(local_dataset / s.path) for s in manifest.shards]
@@ -133,7 +133,7 @@ def test_rerun_resumes_growth_extends_and_a_different_config_is_refused(tmp_path
     out = tmp_path / "ds"
     first = generate(small_config(out, identities=3), progress=False)
     assert first.rendered_shards == 2
-    shard0 = out / "shards/shard-000000.tar"
+    shard0 = out / "images/shard-000000.tar"
     stamp = shard0.stat().st_mtime_ns
 
     again = generate(small_config(out, identities=3), progress=False)
@@ -217,5 +217,5 @@ def test_s3_dataset_on_moto_is_read_by_webdataset_and_ray(s3, ray_local):
     rows = ray.data.read_webdataset(f"s3://{s3.bucket}/run1/shards", filesystem=arrow_fs).take_all()
     assert sorted(row["__key__"] for row in rows) == keys
     assert verify_dataset(url, default_storage_options(url)).shards == 2
-    with tarfile.open(fileobj=io.BytesIO(fs.cat_file(f"{s3.bucket}/run1/shards/shard-000000.tar"))) as tar:
+    with tarfile.open(fileobj=io.BytesIO(fs.cat_file(f"{s3.bucket}/run1/images/shard-000000.tar"))) as tar:
         assert "id-0000000.meta.json" in tar.getnames() and tar.getnames()[-1].startswith("id-0000001.")

@@ -1,6 +1,9 @@
 """Binary glTF (GLB) of an identity's textured mesh: one file any glTF viewer, trimesh or Blender opens.
 
-    obj_to_glb(mesh_obj_bytes, texture_png_bytes) → GLB bytes
+    obj_to_glb(mesh_obj_bytes, texture_png_bytes) → GLB bytes     the assets set's mesh.glb, and `factory export`'s
+    read_glb(glb_bytes) → GlbMesh                                  back (verify's check, the OBJ export of a GLB)
+    glb_to_obj(glb_bytes) → (mesh_obj_bytes, texture_png_bytes)
+    asset_members(members, "glb")                                  a sample's mesh.obj + texture.png → mesh.glb
 
 The mesh is the sample's `mesh.obj` (centimetres, +y up, the face toward +z) and its `texture.png`, embedded as a
 JPEG. glTF wants metres, one UV per vertex and UV (0, 0) at the image's top-left, so vertices are scaled by 0.01,
@@ -15,8 +18,14 @@ import io
 import json
 import struct
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
+
+from factory.errors import FactoryError
+from factory.format.encoders import ObjWriter, encode_png
+from factory.format.members import MESH, MESH_FORMATS, MESH_GLB, TEXTURE
 
 GLB_MAGIC, GLB_VERSION = b"glTF", 2
 JSON_CHUNK, BIN_CHUNK = 0x4E4F534A, 0x004E4942
@@ -26,8 +35,8 @@ CM_TO_M = 0.01
 TEXTURE_JPEG_QUALITY = 90
 
 
-class MeshError(ValueError):
-    """mesh.obj is not the triangle mesh with UVs that painfactory writes."""
+class MeshError(FactoryError, ValueError):
+    """mesh.obj or mesh.glb is not the textured triangle mesh that painfactory writes."""
 
 
 def parse_obj(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,3 +112,79 @@ def pack_glb(positions, normals, texcoords, indices, jpeg: bytes) -> bytes:
     text += b" " * (-len(text) % 4)
     chunks = struct.pack("<II", len(text), JSON_CHUNK) + text + struct.pack("<II", len(binary), BIN_CHUNK) + binary
     return struct.pack("<4sII", GLB_MAGIC, GLB_VERSION, 12 + len(chunks)) + chunks
+
+
+@dataclass(frozen=True)
+class GlbMesh:
+    """What read_glb finds in a GLB of pack_glb's layout: positions in metres (V, 3), texcoords (V, 2) with v down,
+    triangles (F, 3) of vertex ids, and the embedded image's encoded bytes."""
+
+    positions: np.ndarray
+    texcoords: np.ndarray
+    triangles: np.ndarray
+    image: bytes
+
+
+def read_glb(data: bytes) -> GlbMesh:
+    """The mesh of a GLB as pack_glb writes it (one primitive with POSITION, TEXCOORD_0, indices and a base colour
+    image), every offset and count checked against the file: MeshError for anything else."""
+    try:
+        magic, version, length = struct.unpack_from("<4sII", data)
+        json_length, json_type = struct.unpack_from("<II", data, 12)
+        document = json.loads(data[20:20 + json_length])
+        bin_length, bin_type = struct.unpack_from("<II", data, 20 + json_length)
+        binary = data[28 + json_length:28 + json_length + bin_length]
+        if (magic, version, length, json_type, bin_type) != (GLB_MAGIC, GLB_VERSION, len(data), JSON_CHUNK, BIN_CHUNK) or len(binary) != bin_length:
+            raise ValueError("not a GLB 2.0 file with a JSON and a binary chunk")
+        primitive = document["meshes"][0]["primitives"][0]
+        attributes = primitive["attributes"]
+        positions = accessor_array(document, binary, attributes["POSITION"], "VEC3", FLOAT)
+        texcoords = accessor_array(document, binary, attributes["TEXCOORD_0"], "VEC2", FLOAT)
+        triangles = accessor_array(document, binary, primitive["indices"], "SCALAR", UNSIGNED_INT).reshape(-1, 3)
+        image = view_bytes(document, binary, document["images"][0]["bufferView"])
+    except (struct.error, ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as error:
+        raise MeshError(f"mesh.glb is not a textured GLB mesh of painfactory's layout ({type(error).__name__}: {str(error)[:120]})") from None
+    if len(positions) != len(texcoords) or not len(triangles) or triangles.max() >= len(positions):
+        raise MeshError("mesh.glb: its triangles refer to vertices it does not hold, or it holds none")
+    return GlbMesh(positions=positions, texcoords=texcoords, triangles=triangles, image=image)
+
+
+def view_bytes(document: dict, binary: bytes, index: int) -> bytes:
+    view = document["bufferViews"][index]
+    start, length = int(view.get("byteOffset", 0)), int(view["byteLength"])
+    if start < 0 or length < 0 or start + length > len(binary):
+        raise ValueError(f"bufferView {index} lies outside the binary chunk")
+    return binary[start:start + length]
+
+
+def accessor_array(document: dict, binary: bytes, index: int, kind: str, component: int) -> np.ndarray:
+    """Accessor `index` as a numpy array, once it is the `kind` of `component` expected and lies in its view."""
+    accessor = document["accessors"][index]
+    if (accessor["type"], accessor["componentType"]) != (kind, component) or accessor.get("byteOffset", 0):
+        raise ValueError(f"accessor {index} is not a packed {kind} of component type {component}")
+    width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3}[kind]
+    dtype = np.float32 if component == FLOAT else np.uint32
+    blob = view_bytes(document, binary, accessor["bufferView"])
+    return np.frombuffer(blob, dtype, count=int(accessor["count"]) * width).reshape(-1, width)
+
+
+def glb_to_obj(glb: bytes) -> tuple[bytes, bytes]:
+    """(mesh.obj, texture.png) of a GLB, as the factory writes them: centimetres, v up, the JPEG texture as PNG.
+    Vertices are the GLB's (split at texture seams), so the OBJ holds a few more than a sample's mesh.obj."""
+    mesh = read_glb(glb)
+    corner_uvs = (mesh.texcoords.astype(np.float64) * [1.0, -1.0] + [0.0, 1.0])[mesh.triangles]
+    obj = ObjWriter(mesh.triangles.astype(np.int64), corner_uvs).encode(mesh.positions.astype(np.float64) / CM_TO_M)
+    texture = Image.open(io.BytesIO(mesh.image)).convert("RGB")
+    return obj, encode_png(np.asarray(texture))
+
+
+def asset_members(members: dict[str, bytes], mesh_format: str) -> dict[str, bytes]:
+    """A sample's members with its mesh stored as `mesh_format`: "obj" keeps mesh.obj + texture.png, "glb" puts
+    both into one mesh.glb (the rest is left as it is)."""
+    if mesh_format not in MESH_FORMATS:
+        raise ValueError(f"mesh format must be one of {', '.join(MESH_FORMATS)}, got {mesh_format!r}")
+    if mesh_format == "obj" or MESH not in members:
+        return members
+    converted = {name: payload for name, payload in members.items() if name not in (MESH, TEXTURE)}
+    converted[MESH_GLB] = obj_to_glb(members[MESH], members[TEXTURE])
+    return converted
