@@ -64,7 +64,7 @@ def tiny_checkpoint(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("shards", [
-    [{"path": 123}], [{"path": "123"}], "images/shard-000000.tar", [123], None,
+    [{"files": {"images": {"path": 123}}}], [{"files": {"images": "123"}}], "images/shard-000000.tar", [123], None,
 ])
 def test_fit_and_evaluate_refuse_a_bad_manifest_in_one_line(tmp_path, shards):
     """The factory's manifest reader refuses these (factory/format/manifest.py); the trainer must report them as

@@ -69,10 +69,10 @@ class SetFile:
         try:
             entry = cls(**{name: data[name] for name in FILE_FIELDS})
         except (KeyError, TypeError) as error:
-            raise ManifestError(f"{set_name} file {brief(data)} lacks a field ({brief(str(error))})") from None
+            raise ManifestError(f"{MANIFEST_NAME}: {set_name} shard file {brief(data)} lacks a field ({brief(str(error))})") from None
         match = SHARD_FILE.match(entry.path) if isinstance(entry.path, str) else None
         if not match or match.group(1) != set_name:
-            raise ManifestError(f"{set_name} file path {brief(entry.path)} is not {set_name}/shard-NNNNNN.tar")
+            raise ManifestError(f"{MANIFEST_NAME}: {set_name} file path {brief(entry.path)} is not {set_name}/shard-NNNNNN.tar")
         check_relative(entry.path)
         count_field(entry.path, "bytes", entry.bytes)
         if not isinstance(entry.sha256, str) or not SHA256_PATTERN.match(entry.sha256):
