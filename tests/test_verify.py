@@ -144,6 +144,16 @@ def test_a_missing_set_file_and_a_member_in_the_wrong_set_are_named(dataset):
     assert "layers/shard-000000.tar: " in verify(dataset).output and "the manifest lists" in verify(dataset).output
 
 
+def test_a_missing_depth_map_and_a_missing_mesh_are_named_with_their_files(dataset):
+    rewrite_shard(dataset, 1, lambda key, members: members.pop("pain01.v2.depth.png"), "layers")
+    assert "layers/shard-000001.tar: id-0000002: pain01.v2.depth.png missing" in verify(dataset).output
+
+    rewrite_shard(dataset, 1, lambda key, members: members.update({"pain01.v2.depth.png": members["pain00.v2.depth.png"]}), "layers")
+    rewrite_shard(dataset, 0, lambda key, members: members.update({"mesh.obj": members.pop("mesh.glb")}), "assets")
+    result = verify(dataset)
+    assert result.exit_code == 1 and "assets/shard-000000.tar: id-0000000: no mesh (mesh.glb, or mesh.obj and texture.png)" in result.output
+
+
 def test_a_member_in_the_wrong_set_is_refused(dataset):
     """An assets file cannot bring a meta.json of its own (it would override the images set's)."""
     rewrite_shard(dataset, 1, lambda key, members: members.update({"meta.json": b"{}"}), "assets")

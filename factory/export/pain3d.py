@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from factory.export.card import LabelCounts
 from factory.export.chunks import Chunk, ExportError, Identity
-from factory.format.glb import MeshError, glb_to_obj, obj_to_glb
 from factory.export.names import annotation, annotation_name, expression_names, heatmap_name, identity_name, image_name
+from factory.format.glb import MeshError, glb_to_obj, obj_to_glb
 from factory.format.members import ASSETS, IMAGES, MESH, MESH_GLB, TEXTURE, heatmap_member, view_member
 from factory.format.storage import Storage
 from factory.spec.expressions import NEUTRAL

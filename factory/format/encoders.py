@@ -2,7 +2,7 @@
 
     encode_jpeg(rgb, quality)    (H, W, 3) uint8 → JPEG (4:2:0, baseline, no optimisation pass)
     encode_png(image, level)     8-bit grey, 16-bit grey (uint16) or RGB → PNG at a fixed compression level
-    encode_depth(depth_cm)       (H, W) float depth in cm → 16-bit PNG in DEPTH_UNIT_CM steps, at LAYER_PNG_LEVEL
+    encode_depth(depth_cm)       (H, W) float depth in cm → 16-bit PNG in DEPTH_UNIT_CM steps, at COMPACT_PNG_LEVEL
     ObjWriter(faces, corner_uvs).encode(vertices)   a textured Wavefront OBJ of one mesh
 """
 
@@ -15,11 +15,11 @@ from PIL import Image
 
 DEPTH_UNIT_CM = 0.01  # depth.png stores depth / DEPTH_UNIT_CM as uint16: 0.1 mm steps up to 6.5 m
 PNG_COMPRESS_LEVEL = 1  # fixed, for identical bytes; measured here: 3× faster than level 6 for 16 % more bytes
-# The layers set (depth, segmentation) is kept rather than read on every epoch, so it is worth zlib's level 6:
-# lossless, 23 % smaller depth and 30 % smaller segmentation than level 1 at 512 px for +0.45 s CPU per identity
-# (level 9: 4 % smaller again for 10× the time; lossless JPEG 2000 would save 41 % but is not a WebDataset or
-# browser default). bench/RESULTS.md, "Shard sets".
-LAYER_PNG_LEVEL = 6
+# Depth, segmentation and heatmaps are stored for good (texture.png, with a GLB mesh, is only a step on the way), so
+# they are worth zlib's level 6: lossless, at 512 px 23 % smaller depth, 30 % smaller segmentation and heatmaps than
+# level 1, for +0.55 s CPU per identity (level 9: 4-8 % smaller again for 10× the time; lossless JPEG 2000 would save
+# 41 % of the depth but is not a WebDataset or `datasets` default). bench/RESULTS.md, "Shard sets".
+COMPACT_PNG_LEVEL = 6
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
@@ -38,7 +38,7 @@ def encode_png(image: np.ndarray, level: int = PNG_COMPRESS_LEVEL) -> bytes:
 
 def encode_depth(depth_cm: np.ndarray) -> bytes:
     """16-bit PNG of depth in DEPTH_UNIT_CM steps (0 stays 0: the background)."""
-    return encode_png(np.round(depth_cm / DEPTH_UNIT_CM).clip(0, 65535).astype(np.uint16), LAYER_PNG_LEVEL)
+    return encode_png(np.round(depth_cm / DEPTH_UNIT_CM).clip(0, 65535).astype(np.uint16), COMPACT_PNG_LEVEL)
 
 
 class ObjWriter:

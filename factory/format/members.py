@@ -115,9 +115,14 @@ def check_member(member: str, size: int) -> MemberKind:
     return kind
 
 
+# Which shard set holds each kind of member.
+SET_OF_KIND = {"meta": IMAGES, "rgb": IMAGES, "heatmap": IMAGES, "segmentation": LAYERS, "depth": LAYERS,
+               "mesh": ASSETS, "texture": ASSETS, "glb": ASSETS}
+
+
 def member_set(member: str) -> str:
     """The shard set a member of the format belongs in: its kind decides (an unknown name: ValueError)."""
     kind = member_kind(member)
     if kind is None:
         raise ValueError(f"member {member!r} is not one of the format's")
-    return {"meta": IMAGES, "rgb": IMAGES, "heatmap": IMAGES, "segmentation": LAYERS, "depth": LAYERS}.get(kind.name, ASSETS)
+    return SET_OF_KIND[kind.name]

@@ -18,7 +18,19 @@ from factory.errors import FactoryError
 from factory.format.dataset import Dataset, DatasetError, open_dataset
 from factory.format.glb import MeshError, read_glb
 from factory.format.manifest import MANIFEST_NAME, ManifestError, ShardRecord
-from factory.format.members import IMAGES, KINDS, LAYERS, MESH, MESH_GLB, is_image, member_kind, member_set, view_member
+from factory.format.members import (
+    ASSETS,
+    IMAGES,
+    KINDS,
+    LAYERS,
+    MESH,
+    MESH_GLB,
+    TEXTURE,
+    is_image,
+    member_kind,
+    member_set,
+    view_member,
+)
 from factory.format.sample import SampleError, decode_image, read_meta
 from factory.format.shards import ShardError
 from factory.spec.plan import identity_id
@@ -110,15 +122,20 @@ def check_sample(record: ShardRecord, key: str, members: dict[str, bytes], sets:
         meta = read_meta(where, key, members)
     except SampleError as error:
         raise VerifyError(str(error)) from None
+    def where_of(member: str) -> str:
+        return f"{record.file(member_set(member)).path}: {key}"
+
     layers = [layer for name in sets for layer in VIEW_LAYERS_OF_SET.get(name, ())]
     for expression in meta["expressions"]:
         for view in meta["views"]:
-            for layer in layers:
-                if view_member(expression["name"], view["name"], layer) not in members:
-                    raise VerifyError(f"{where}: {view_member(expression['name'], view['name'], layer)} missing")
+            for member in (view_member(expression["name"], view["name"], layer) for layer in layers):
+                if member not in members:
+                    raise VerifyError(f"{where_of(member)}: {member} missing")
+    if ASSETS in sets and MESH_GLB not in members and not {MESH, TEXTURE} <= set(members):
+        raise VerifyError(f"{where_of(MESH_GLB)}: no mesh ({MESH_GLB}, or {MESH} and {TEXTURE})")
     images = 0
     for member, payload in members.items():
-        images += check_member(f"{record.file(member_set(member)).path}: {key}", member, payload)
+        images += check_member(where_of(member), member, payload)
     return images
 
 
