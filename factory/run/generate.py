@@ -190,10 +190,11 @@ def summarize(config: GenerateConfig, manifest: Manifest, totals: RunTotals, wor
 def read_dataset(storage: Storage, config: GenerateConfig, plan: ShardPlan) -> DatasetState:
     """Read the manifest and its commit log once; refuse a dataset this config must not touch. Writes nothing."""
     existing = None if config.overwrite else load_manifest(storage)
-    folders = [name for name in (*SETS, LEGACY_SHARD_DIR) if storage.list(name)]
-    if existing is None and not config.overwrite and folders:
-        raise GenerateError(f"{config.out} holds {folders[0]}/ but no {MANIFEST_NAME}: not a painfactory dataset or a damaged one; "
-                            "use --overwrite to replace it, or choose another --out")
+    if existing is None and not config.overwrite:  # listed only here: s3fs would keep a stale listing for later reads
+        folders = [name for name in (*SETS, LEGACY_SHARD_DIR) if storage.list(name)]
+        if folders:
+            raise GenerateError(f"{config.out} holds {folders[0]}/ but no {MANIFEST_NAME}: not a painfactory dataset or a damaged "
+                                "one; use --overwrite to replace it, or choose another --out")
     committed = bytearray(len(plan))
     if existing is not None and existing.shards:  # a manifest without shards (a run that failed at once) holds nothing to keep
         check_compatible(existing, config)
