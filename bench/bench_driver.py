@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run from a source tree
 
-from factory.format.manifest import ShardRecord  # noqa: E402
+from factory.format.manifest import SetFile, ShardRecord  # noqa: E402
+from factory.format.members import SETS  # noqa: E402
 from factory.format.shards import ShardTask  # noqa: E402
 from factory.run.config import GenerateConfig  # noqa: E402
 from factory.run.generate import generate  # noqa: E402
@@ -46,15 +47,17 @@ class StandInWorker:
 
     plan_identities = False
 
-    def __init__(self, seed, plan, render, out, storage_options, credentials=None, diffusion=None, batch_identities=1) -> None:
-        self.seed, self.plan = seed, plan
+    def __init__(self, seed, plan, render, out, storage_options, credentials=None, diffusion=None, batch_identities=1,
+                 sets=SETS, mesh_format="glb") -> None:
+        self.seed, self.plan, self.sets = seed, plan, sets
 
     def render_shard(self, task: ShardTask) -> ShardResult:
         digest = hashlib.sha256()
         for index in task.indices:
             text = plan_identity(index, self.seed, self.plan).to_json() if self.plan_identities else str(index)
             digest.update(text.encode())
-        record = ShardRecord(path=task.path, first_index=task.first_index, count=task.count, bytes=0, sha256=digest.hexdigest())
+        files = {name: SetFile(path=task.path(name), bytes=0, sha256=digest.hexdigest()) for name in self.sets}
+        record = ShardRecord(first_index=task.first_index, count=task.count, files=files)
         return ShardResult(record=record, images=0)
 
 

@@ -36,7 +36,7 @@ def run(workers: int, args: argparse.Namespace, root: Path) -> tuple[float, list
                             gpus_per_worker=0, render=RenderConfig(image_size=args.image_size, texture_size=args.texture_size))
     summary = generate(config, progress=True)
     print(summary.text(), flush=True)
-    shas = [s.sha256 for s in Manifest.from_json((out / "manifest.json").read_bytes()).shards]
+    shas = [s.files for s in Manifest.from_json((out / "manifest.json").read_bytes()).shards]
     return summary.identities_per_minute, shas
 
 

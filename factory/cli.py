@@ -70,6 +70,9 @@ def generate(
     gpus_per_worker: float = typer.Option(None, "--gpus-per-worker", help="GPUs per worker actor (default 1 when the cluster has GPUs, else 0)."),
     identities_per_shard: int = typer.Option(None, "--identities-per-shard", help="Identities per WebDataset shard (default 4)."),
     image_size: int = typer.Option(None, "--image-size", help="Rendered image side in pixels (default 512)."),
+    sets: str = typer.Option(None, "--sets", help="Shard sets to write, comma-separated: images (always), layers (depth, "
+                             "segmentation), assets (textured mesh); default all three. See docs/DATA.md."),
+    mesh_format: str = typer.Option(None, "--mesh-format", help="The assets set's mesh: glb (default; texture embedded as JPEG) or obj (+ png)."),
     texturer: str = typer.Option(None, help="Texturer: procedural (default) or diffusion (portraits from the diffusion stage)."),
     background: str = typer.Option(None, help="Background: scene (default: the plan's room), gradient, or inpaint (rooms painted by the diffusion stage)."),
     texture_model: str = typer.Option(None, "--texture-model", help=TEXTURE_MODEL_HELP),
@@ -98,11 +101,12 @@ def generate(
     a time (a lease in the dataset); a second one stops, naming the first, or waits with --wait. With --texturer
     diffusion or --background inpaint, a pool of diffusion actors (GPUs) makes portraits and rooms for the render workers.
     """
-    from factory.run.config import load_generate_config
+    from factory.run.config import load_generate_config, parse_sets
     from factory.run.generate import generate as run_generate
 
     settings = load_generate_config(
         config, identities=identities, out=out, seed=seed, workers=workers, gpus_per_worker=gpus_per_worker,
+        sets=parse_sets(sets), mesh_format=mesh_format,
         identities_per_shard=identities_per_shard, image_size=image_size, face_model=face_model, flame_path=flame_path,
         flame_uv=flame_uv, flame_landmarks=flame_landmarks, overwrite=overwrite, wait=wait,
         storage_options=parse_storage_options(storage_option or []), texturer=texturer, background=background,

@@ -56,22 +56,23 @@ def write_entries(path: Path, entries: list[tuple[tarfile.TarInfo, bytes]]) -> N
             tar.addfile(entry, io.BytesIO(data) if entry.isfile() else None)
 
 
-def relist(root: Path, number: int = 0) -> None:
-    """List shard `number` in the manifest with its current size and sha256, so a reader gets past the record
-    check to the content (an attacker who controls the store controls the manifest too)."""
+def relist(root: Path, number: int = 0, set_name: str = "images") -> None:
+    """List shard `number`'s file of `set_name` in the manifest with its current size and sha256, so a reader gets
+    past the record check to the content (an attacker who controls the store controls the manifest too)."""
     manifest = json.loads((root / "manifest.json").read_text())
-    record = manifest["shards"][number]
-    data = (root / record["path"]).read_bytes()
-    record.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    entry = manifest["shards"][number]["files"][set_name]
+    data = (root / entry["path"]).read_bytes()
+    entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     (root / "manifest.json").write_text(json.dumps(manifest))
 
 
-def edit_member(root: Path, member: str, change, number: int = 0) -> None:
-    """Replace the payload of every `member` of shard `number` with change(payload), and list the shard again."""
-    path = root / "shards" / f"shard-{number:06d}.tar"
+def edit_member(root: Path, member: str, change, number: int = 0, set_name: str = "images") -> None:
+    """Replace the payload of every `member` of shard `number`'s `set_name` file with change(payload), and list
+    the file again."""
+    path = root / set_name / f"shard-{number:06d}.tar"
     entries = [(entry, change(data) if entry.name.split(".", 1)[1] == member else data) for entry, data in tar_entries(path)]
     write_entries(path, entries)
-    relist(root, number)
+    relist(root, number, set_name)
 
 
 def edit_meta(root: Path, change, number: int = 0) -> None:

@@ -19,9 +19,11 @@ from typer.testing import CliRunner
 from factory.cli import app
 from factory.export import ExportError, ExportRequest, export
 from factory.format.dataset import open_dataset
-from factory.format.manifest import Manifest, ShardRecord, save_manifest
-from factory.format.members import MESH, TEXTURE, heatmap_member, view_member
-from factory.format.shards import ShardPlan, write_shard
+from factory.format.glb import asset_members
+from factory.format.manifest import Manifest, save_manifest
+from factory.format.members import MESH, SETS, TEXTURE, heatmap_member, view_member
+from factory.format.sets import write_shard_sets
+from factory.format.shards import ShardPlan
 from factory.format.storage import Storage
 from factory.spec.expressions import ExpressionConfig
 from factory.spec.labels import PSPI_AUS, RIG_AUS
@@ -34,7 +36,7 @@ IDENTITIES, PER_SHARD, PAIN, NEGATIVES, VIEWS = 3, 2, 3, 1, (0.0, 30.0)
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """A dataset in the format of docs/DATA.md rendered by the real IdentityRenderer (no Ray: the driver is not
-    what is tested here)."""
+    what is tested here), every shard set written, the mesh as OBJ + PNG (GLB datasets: tests/test_shard_sets.py)."""
     from factory.run.identity import IdentityRenderer, RenderConfig
 
     root = tmp_path_factory.mktemp("export") / "ds"
@@ -44,16 +46,15 @@ def dataset(tmp_path_factory) -> Path:
     manifest = Manifest(package_version="0.1.0", seed=0, config={"render": render.to_dict()}, identities=IDENTITIES)
     for task in ShardPlan(IDENTITIES, PER_SHARD):
         specs = [plan_identity(index, 0, plan) for index in task.indices]
-        with storage.committing(task.path) as sink:
-            write_shard(sink, [(spec.id, renderer.encode_sample(spec, renderer.render(spec))) for spec in specs])
-        manifest.add(ShardRecord(task.path, task.first_index, task.count, sink.size, sink.sha256))
+        samples = [(spec.id, asset_members(renderer.encode_sample(spec, renderer.render(spec)), "obj")) for spec in specs]
+        manifest.add(write_shard_sets(storage, task, SETS, samples))
     save_manifest(storage, manifest)
     return root
 
 
 @pytest.fixture(scope="module")
 def samples(dataset) -> dict[str, dict]:
-    return {key: {**members, "meta": json.loads(members["meta.json"])} for key, members in open_dataset(str(dataset)).samples()}
+    return {key: {**members, "meta": json.loads(members["meta.json"])} for key, members in open_dataset(str(dataset)).samples(sets=SETS)}
 
 
 def read_tar(path: Path) -> dict[str, bytes]:
@@ -248,7 +249,8 @@ def test_hugging_face_parquet_loads_offline_with_typed_columns(dataset, samples,
 
 
 def test_the_documented_webdataset_recipe_gives_typed_columns(dataset, samples, tmp_path, monkeypatch):
-    """docs/DATA.md's `load_dataset("webdataset", data_files=…, features=…)` recipe, offline."""
+    """docs/DATA.md's `load_dataset("webdataset", data_files=…, features=…)` recipe, offline, pointed by a glob at
+    the images set alone (the layers and assets files beside it are not read)."""
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from datasets import Features, List, Value, load_dataset
@@ -261,8 +263,8 @@ def test_the_documented_webdataset_recipe_gives_typed_columns(dataset, samples, 
         "meta.json": {"id": Value("string"), "index": Value("int32"), "expressions": List(expression),
                       "demographics": {"age": Value("int32"), "gender": Value("string"), "ethnicity": Value("string")}},
     })
-    shards = sorted(str(path) for path in (dataset / "shards").glob("*.tar"))
-    rows = load_dataset("webdataset", data_files={"train": shards}, features=features, split="train", cache_dir=str(tmp_path / "hf"))
+    rows = load_dataset("webdataset", data_files={"train": str(dataset / "images/*.tar")}, features=features, split="train",
+                        cache_dir=str(tmp_path / "hf"))
     assert rows.features == features and len(rows) == IDENTITIES
     row = rows[2]
     meta = samples[row["__key__"]]["meta"]
@@ -322,7 +324,7 @@ def test_bad_input_gets_one_line(dataset, tmp_path, arguments, message):
     ("# nothing\n", "no textured triangles"),
 ])
 def test_a_broken_mesh_is_named(obj, message):
-    from factory.export.glb import MeshError, obj_to_glb
+    from factory.format.glb import MeshError, obj_to_glb
 
     with pytest.raises(MeshError, match=message):
         obj_to_glb(obj.encode(), b"")

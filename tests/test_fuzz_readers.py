@@ -34,7 +34,7 @@ CASES = 300
 SEED = 14
 CASE_SECONDS = 20
 HEADROOM = 1 << 30  # address space the child may add to what its imports take
-SHARD = "shards/shard-000000.tar"
+SHARD = "images/shard-000000.tar"
 ODD_VALUES = [None, True, -1, 10**30, 1e308, float("nan"), "", "x" * 5000, [], {}, [[[]]], {"name": {}}, "../../etc/passwd"]
 MEMBER_NAMES = ["evil.sh", "../x.jpg", "neutral.v0.png", "pain00.v99.jpg", "a" * 300, "meta.json", "neutral..jpg", "mesh.obj"]
 
@@ -117,11 +117,12 @@ def bad_manifest(root: Path, rng: random.Random) -> str:
     choice = rng.randrange(3)
     if choice == 0:
         field = rng.choice(["bytes", "count", "first_index", "path", "sha256"])
-        value = rng.choice(ODD_VALUES + [10**15, 2**63, "shards/../../x.tar", "shards/shard-000009.tar"])
-        manifest["shards"][0][field] = value
+        value = rng.choice(ODD_VALUES + [10**15, 2**63, "images/../../x.tar", "images/shard-000009.tar", "layers/shard-000000.tar"])
+        record = manifest["shards"][0]
+        (record["files"]["images"] if field in ("bytes", "path", "sha256") else record)[field] = value
         described = f"record {field} = {str(value)[:40]!r}"
     elif choice == 1:
-        field = rng.choice(["shards", "identities", "seed", "config", "format", "log"])
+        field = rng.choice(["shards", "identities", "seed", "config", "format", "log", "sets"])
         value = rng.choice(ODD_VALUES)
         manifest[field] = value
         described = f"manifest {field} = {str(value)[:40]!r}"
@@ -136,7 +137,7 @@ def bad_manifest(root: Path, rng: random.Random) -> str:
 def symlinks(root: Path, rng: random.Random) -> str:
     outside = root.parent / f"{root.name}-outside"
     outside.mkdir()
-    target = rng.choice([SHARD, "shards", "manifest.json"])
+    target = rng.choice([SHARD, "images", "manifest.json"])
     (root / target).rename(outside / "moved")
     (root / target).symlink_to(outside / "moved", target_is_directory=(outside / "moved").is_dir())
     return f"{target} is a symbolic link"

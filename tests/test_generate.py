@@ -60,8 +60,11 @@ def test_local_dataset_has_manifest_and_is_read_by_webdataset_ray_and_tar(local_
 
     manifest = read_manifest(local_dataset)
     assert manifest.seed == 0 and manifest.config["seed"] == 0  # seed 0 is recorded as 0, not as "no seed"
-    assert [(s.path, s.first_index, s.count) for s in manifest.shards] == [("shards/shard-000000.tar", 0, 2), ("shards/shard-000001.tar", 2, 2)]
-    assert sorted(p.name for p in (local_dataset / "shards").iterdir()) == ["shard-000000.tar", "shard-000001.tar"]
+    assert [(s.path, s.first_index, s.count) for s in manifest.shards] == [("images/shard-000000.tar", 0, 2), ("images/shard-000001.tar", 2, 2)]
+    assert manifest.sets == ("images", "layers", "assets")
+    for name in manifest.sets:  # the sets side by side: the same shard files in each set's folder
+        assert sorted(p.name for p in (local_dataset / name).iterdir()) == ["shard-000000.tar", "shard-000001.tar"]
+        assert [s.file(name).path for s in manifest.shards] == [f"{name}/shard-000000.tar", f"{name}/shard-000001.tar"]
 
     paths = [str(local_dataset / s.path) for s in manifest.shards]
     samples = list(webdataset.WebDataset(paths, shardshuffle=False))
@@ -70,8 +73,11 @@ def test_local_dataset_has_manifest_and_is_read_by_webdataset_ray_and_tar(local_
     assert meta["seed"] == 0 and meta["index"] == 0 and meta["image_size"] == 64
     assert "neutral.v0.jpg" in samples[0] and "pain09.v2.jpg" in samples[0]
 
-    rows = ray.data.read_webdataset(str(local_dataset / "shards")).take_all()
+    rows = ray.data.read_webdataset(str(local_dataset / "images")).take_all()  # one set: its folder
     assert sorted(row["__key__"] for row in rows) == [s["__key__"] for s in samples]
+    assert not [name for name in rows[0] if name.endswith(("depth.png", "seg.png", "glb"))]
+    assets = next(iter(webdataset.WebDataset([str(local_dataset / manifest.shards[0].file("assets").path)], shardshuffle=False)))
+    assert {name for name in assets if not name.startswith("__")} == {"mesh.glb"}  # the texture is inside it
 
     listing = subprocess.run(["tar", "tf", paths[1]], capture_output=True, text=True, check=True).stdout.split()
     assert listing[0].startswith("id-0000002.") and "id-0000002.meta.json" in listing and "id-0000003.neutral.v0.jpg" in listing
@@ -113,8 +119,8 @@ def test_hugging_face_datasets_reads_the_shards(local_dataset, tmp_path, monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import datasets
 
-    files = sorted(str(path) for path in (local_dataset / "shards").glob("*.tar"))
-    rows = datasets.load_dataset("webdataset", data_files={"train": files}, split="train", cache_dir=str(tmp_path / "hf"))
+    rows = datasets.load_dataset("webdataset", data_files={"train": str(local_dataset / "images/*.tar")}, split="train",
+                                 cache_dir=str(tmp_path / "hf"))
     assert rows["__key__"] == ["id-0000000", "id-0000001", "id-0000002", "id-0000003"]
     first = rows[0]
     assert first["meta.json"]["id"] == "id-0000000" and first["pain03.v1.jpg"].size == (64, 64)
@@ -124,16 +130,17 @@ def test_hugging_face_datasets_reads_the_shards(local_dataset, tmp_path, monkeyp
 def test_same_config_and_seed_give_identical_shards_whatever_the_worker_count(local_dataset, tmp_path):
     generate(small_config(tmp_path / "one-worker", workers=1), progress=False)
     two_workers, one_worker = read_manifest(local_dataset), read_manifest(tmp_path / "one-worker")
-    assert [s.sha256 for s in one_worker.shards] == [s.sha256 for s in two_workers.shards]
+    assert [s.files for s in one_worker.shards] == [s.files for s in two_workers.shards]
     for shard in two_workers.shards:
-        assert (tmp_path / "one-worker" / shard.path).read_bytes() == (local_dataset / shard.path).read_bytes()
+        for entry in shard.files.values():  # every set: RGB, depth, segmentation, the GLB
+            assert (tmp_path / "one-worker" / entry.path).read_bytes() == (local_dataset / entry.path).read_bytes()
 
 
 def test_rerun_resumes_growth_extends_and_a_different_config_is_refused(tmp_path, ray_local):
     out = tmp_path / "ds"
     first = generate(small_config(out, identities=3), progress=False)
     assert first.rendered_shards == 2
-    shard0 = out / "shards/shard-000000.tar"
+    shard0 = out / "images/shard-000000.tar"
     stamp = shard0.stat().st_mtime_ns
 
     again = generate(small_config(out, identities=3), progress=False)
@@ -160,7 +167,7 @@ def test_rerun_resumes_growth_extends_and_a_different_config_is_refused(tmp_path
 
     replaced = generate(small_config(out, identities=1, seed=5, overwrite=True), progress=False)
     assert replaced.rendered_identities == 1
-    assert [p.name for p in (out / "shards").iterdir()] == ["shard-000000.tar"]
+    assert [p.name for p in (out / "images").iterdir()] == ["shard-000000.tar"]
     assert read_manifest(out).seed == 5
 
 
@@ -204,7 +211,7 @@ def test_s3_dataset_on_moto_is_read_by_webdataset_and_ray(s3, ray_local):
     fs = s3.filesystem()
     manifest = Manifest.from_json(fs.cat_file(f"{s3.bucket}/run1/manifest.json"))
     assert [s.count for s in manifest.shards] == [2, 2]
-    assert fs.ls(f"{s3.bucket}/run1/shards", detail=False) == [f"{s3.bucket}/run1/{s.path}" for s in manifest.shards]
+    assert fs.ls(f"{s3.bucket}/run1/images", detail=False) == [f"{s3.bucket}/run1/{s.path}" for s in manifest.shards]
 
     keys = []  # webdataset has no s3:// opener of its own: hand its tar reader an fsspec stream
     for shard in manifest.shards:
@@ -214,8 +221,8 @@ def test_s3_dataset_on_moto_is_read_by_webdataset_and_ray(s3, ray_local):
     assert keys == ["id-0000000", "id-0000001", "id-0000002", "id-0000003"]
 
     arrow_fs = pyarrow.fs.S3FileSystem(endpoint_override=s3.url, scheme="http", access_key="testing", secret_key="testing", region="us-east-1")
-    rows = ray.data.read_webdataset(f"s3://{s3.bucket}/run1/shards", filesystem=arrow_fs).take_all()
+    rows = ray.data.read_webdataset(f"s3://{s3.bucket}/run1/images", filesystem=arrow_fs).take_all()
     assert sorted(row["__key__"] for row in rows) == keys
     assert verify_dataset(url, default_storage_options(url)).shards == 2
-    with tarfile.open(fileobj=io.BytesIO(fs.cat_file(f"{s3.bucket}/run1/shards/shard-000000.tar"))) as tar:
+    with tarfile.open(fileobj=io.BytesIO(fs.cat_file(f"{s3.bucket}/run1/images/shard-000000.tar"))) as tar:
         assert "id-0000000.meta.json" in tar.getnames() and tar.getnames()[-1].startswith("id-0000001.")

@@ -26,6 +26,7 @@ from factory.cli import app
 from factory.face.model import FaceModel
 from factory.face.texture import ProceduralTexturer
 from factory.format.dataset import open_dataset
+from factory.format.glb import read_glb
 from factory.format.manifest import Manifest
 from factory.qa.preview import contact_sheet, dataset_samples, identity_caption
 from factory.qa.verify import verify_dataset
@@ -74,7 +75,9 @@ def dataset(tmp_path_factory, ray_local, tiny_models, config_file):
 
 
 def samples(out) -> list[dict]:
-    return [members for _, members in open_dataset(str(out)).samples()]
+    """Every identity's members of every shard set."""
+    dataset = open_dataset(str(out))
+    return [members for _, members in dataset.samples(sets=dataset.manifest.sets)]
 
 
 def test_the_dataset_verifies_and_says_which_models_made_it(dataset, tiny_models):
@@ -95,7 +98,7 @@ def test_textures_and_backgrounds_are_not_the_procedural_ones(dataset):
     procedural = ProceduralTexturer(FaceModel.load(), texture_size=128)
     for index, members in enumerate(samples(dataset)):
         spec = plan_identity(index, 0)
-        texture = np.asarray(Image.open(io.BytesIO(members["texture.png"])), dtype=int)
+        texture = np.asarray(Image.open(io.BytesIO(read_glb(members["mesh.glb"]).image)), dtype=int)  # the assets set's, as JPEG
         painted = (procedural.texture(spec.skin, spec.demographics, spec.hair).image * 255).round().int().numpy()
         assert np.abs(texture - painted).mean() > 5
         gradient = (planned_gradient(spec, TINY_SIZE) * 255).round().numpy()
@@ -106,10 +109,10 @@ def test_textures_and_backgrounds_are_not_the_procedural_ones(dataset):
 
 
 def test_a_rerun_resumes_and_renders_nothing(dataset, tiny_models, config_file):
-    before = {path.name: path.read_bytes() for path in (dataset / "shards").iterdir()}
+    before = {path.relative_to(dataset): path.read_bytes() for path in dataset.glob("*/shard-*.tar")}
     result = CliRunner().invoke(app, generate_args(dataset, tiny_models, config_file))
     assert result.exit_code == 0 and "nothing to do" in result.output, result.output
-    assert {path.name: path.read_bytes() for path in (dataset / "shards").iterdir()} == before
+    assert {path.relative_to(dataset): path.read_bytes() for path in dataset.glob("*/shard-*.tar")} == before
 
 
 def diffusion_actor(ray):
@@ -162,8 +165,8 @@ def test_a_diffusion_actor_killed_in_a_batch_is_restarted_and_the_batch_redone_o
     assert result.exit_code == 0, result.output
     assert seen.get("killed"), "no batch was running while the test watched"
     assert seen["after"]["restarted"] and seen["after"]["pid"] != seen["killed"]["pid"]
-    for shard in sorted((dataset / "shards").iterdir()):
-        assert (out / "shards" / shard.name).read_bytes() == shard.read_bytes()
+    for shard in sorted(dataset.glob("*/shard-*.tar")):  # every set's file
+        assert (out / shard.relative_to(dataset)).read_bytes() == shard.read_bytes()
     assert verify_dataset(str(out)).identities == IDENTITIES
 
 

@@ -155,7 +155,8 @@ def test_a_killed_driver_is_resumed_by_running_the_same_command(tmp_path, ray_lo
     committed = committed_shards()
     assert 1 <= len(committed) < 4, "the driver should have been killed mid-run"
     assert Manifest.from_json(manifest_path.read_bytes()).log is not None  # its commit log was never compacted
-    before = {s.path: ((out / s.path).stat().st_mtime_ns, hashlib.sha256((out / s.path).read_bytes()).hexdigest()) for s in committed}
+    before = {f.path: ((out / f.path).stat().st_mtime_ns, hashlib.sha256((out / f.path).read_bytes()).hexdigest())
+              for s in committed for f in s.files.values()}  # every set's file
 
     rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
@@ -163,7 +164,8 @@ def test_a_killed_driver_is_resumed_by_running_the_same_command(tmp_path, ray_lo
     final = Manifest.from_json(manifest_path.read_bytes())
     assert [(s.first_index, s.count) for s in final.shards] == [(0, 1), (1, 1), (2, 1), (3, 1)]
     for path, (mtime, sha) in before.items():
-        assert (out / path).stat().st_mtime_ns == mtime and final.shards[int(path[-8:-4])].sha256 == sha
+        set_name = path.split("/")[0]
+        assert (out / path).stat().st_mtime_ns == mtime and final.shards[int(path[-8:-4])].file(set_name).sha256 == sha
     assert final.log is None and not (out / "manifest.log").exists()  # compacted
     assert not [p for p in out.rglob("*") if ".partial" in p.name]  # what the killed run left half-written is gone
     assert verify_dataset(str(out)).identities == 4

@@ -14,19 +14,22 @@ from factory.format.manifest import (
     RECORDS_PER_SEGMENT,
     Manifest,
     ManifestError,
+    SetFile,
     ShardRecord,
     compact,
     load_manifest,
     start_log,
 )
+from factory.format.members import SETS
 from factory.format.shards import ShardPlan
 from factory.format.storage import Storage
 
 
 def record(number: int, per_shard: int = 2) -> ShardRecord:
     task = ShardPlan(10**6, per_shard)[number]
-    return ShardRecord(path=task.path, first_index=task.first_index, count=task.count, bytes=100 + number,
-                       sha256=hashlib.sha256(str(number).encode()).hexdigest())
+    digest = hashlib.sha256(str(number).encode()).hexdigest()
+    return ShardRecord(first_index=task.first_index, count=task.count,
+                       files={name: SetFile(path=task.path(name), bytes=100 + number, sha256=digest) for name in SETS})
 
 
 class CountingStorage(Storage):
@@ -64,7 +67,7 @@ def test_a_commit_is_one_bounded_write_and_readers_see_every_committed_shard(tmp
     assert compacted.shards == in_progress.shards and compacted.log is None
     assert not (tmp_path / "ds" / LOG_DIR).exists()
     on_disk = json.loads((tmp_path / "ds/manifest.json").read_text())
-    assert list(on_disk) == ["format", "package_version", "seed", "config", "identities", "shards"]  # the documented layout
+    assert list(on_disk) == ["format", "package_version", "seed", "config", "identities", "sets", "shards"]  # the documented layout
     assert on_disk["shards"][5] == json.loads(record(5).to_json())
     assert load_manifest(storage).shards == in_progress.shards
 
@@ -72,7 +75,7 @@ def test_a_commit_is_one_bounded_write_and_readers_see_every_committed_shard(tmp
 def test_a_later_record_replaces_an_earlier_one_for_the_same_shard(tmp_path):
     """A regrown last shard: the manifest lists it with 1 identity, the new run commits it with 2."""
     storage = Storage(str(tmp_path / "ds"))
-    short = ShardRecord(path=record(3).path, first_index=6, count=1, bytes=5, sha256="0" * 64)
+    short = ShardRecord(first_index=6, count=1, files=record(3).files)
     log = start_log(storage, new_manifest([record(n) for n in range(3)] + [short]), run="generate-00000002")
     log.append(record(3))
     assert load_manifest(storage).shards == [record(n) for n in range(4)]
@@ -125,6 +128,7 @@ def test_a_damaged_log_line_is_named(tmp_path):
     log = start_log(storage, new_manifest([]), run="generate-dddddddd")
     log.append(record(0))
     segment = tmp_path / "ds" / LOG_DIR / "generate-dddddddd" / "00000000.jsonl"
-    segment.write_text(segment.read_text() + '{"path": "shards/../../x"}\n')
+    escaping = {"first_index": 2, "count": 2, "files": {"images": {"path": "images/../../x.tar", "bytes": 1, "sha256": "0" * 64}}}
+    segment.write_text(segment.read_text() + json.dumps(escaping) + "\n")
     with pytest.raises(ManifestError, match=r"generate-dddddddd/00000000.jsonl line 2"):
         load_manifest(storage)

@@ -54,14 +54,14 @@ def test_an_oversized_member_is_refused_from_its_header_before_it_is_read(datase
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert outcome.startswith("refused: shards/shard-000000.tar: id-0000000: member 'meta.json' is 17,") and "at most 16,777,216" in outcome
+    assert outcome.startswith("refused: images/shard-000000.tar: id-0000000: member 'meta.json' is 17,") and "at most 16,777,216" in outcome
     assert peak < 4 << 20, f"verify's peak Python allocation was {peak / 2**20:.1f} MiB for a refused 17 MiB member"
     refused_by_all(dataset, "a meta member holds at most 16,777,216")
 
 
 @pytest.mark.parametrize("name", ["notes.txt", "pain00.v0.jpeg", "pain00.v99x.jpg", "script.sh"])
 def test_members_the_format_does_not_name_are_refused(dataset, name):
-    path = dataset / "shards/shard-000000.tar"
+    path = dataset / "images/shard-000000.tar"
     entries = tar_entries(path)
     extra = entries[0][0].replace(name=f"id-0000000.{name}")  # beside the first sample's members, contiguous
     write_entries(path, [entries[0], (extra, b"x"), *entries[1:]])
@@ -79,7 +79,7 @@ def test_a_meta_json_with_200000_views_is_refused_by_its_schema(dataset):
 def test_a_meta_json_without_a_field_readers_use_is_refused(dataset, field):
     """Without demographics, inspect and preview crashed with a KeyError traceback."""
     edit_meta(dataset, lambda meta: meta.pop(field))
-    refused_by_all(dataset, "shards/shard-000000.tar: id-0000000: meta.json ")
+    refused_by_all(dataset, "images/shard-000000.tar: id-0000000: meta.json ")
 
 
 @pytest.mark.parametrize("payload, message", [
@@ -93,16 +93,16 @@ def test_a_meta_json_that_is_not_a_json_object_is_refused(dataset, payload, mess
 
 def test_a_shard_or_folder_that_is_a_symbolic_link_is_refused(dataset, tmp_path):
     """A shard linked to a file outside the dataset was followed (and, a copy of the real one, passed verify)."""
-    shard = dataset / "shards/shard-000000.tar"
+    shard = dataset / "images/shard-000000.tar"
     outside = tmp_path / "elsewhere.tar"
     shard.rename(outside)
     shard.symlink_to(outside)
-    refused_by_all(dataset, "shards/shard-000000.tar is a symbolic link")
+    refused_by_all(dataset, "images/shard-000000.tar is a symbolic link")
     shard.unlink()
     outside.rename(shard)
-    (dataset / "shards").rename(tmp_path / "shards")
-    (dataset / "shards").symlink_to(tmp_path / "shards", target_is_directory=True)
-    refused_by_all(dataset, "shards is a symbolic link")
+    (dataset / "images").rename(tmp_path / "images")
+    (dataset / "images").symlink_to(tmp_path / "images", target_is_directory=True)
+    refused_by_all(dataset, "images is a symbolic link")
 
 
 def huge_png(width: int, height: int) -> bytes:
@@ -122,7 +122,7 @@ def test_an_image_announcing_more_pixels_than_its_kind_is_refused_before_decodin
     edit_member(dataset, "pain00.v0.jpg", lambda _: huge_png(5000, 5000))
     outcomes = run_readers(str(dataset))
     for name in ("verify", "preview"):
-        assert outcomes[name].startswith("refused: shards/shard-000000.tar: id-0000000.pain00.v0.jpg: unreadable"), outcomes
+        assert outcomes[name].startswith("refused: images/shard-000000.tar: id-0000000.pain00.v0.jpg: unreadable"), outcomes
         assert "5000×5000 pixels; a rgb image has at most 4096 per side" in outcomes[name]
     with pytest.raises(SampleError, match="5000×5000 pixels"):
         PairTransform(32).decode(huge_png(5000, 5000), "id-0000000/pain00.v0")

@@ -28,8 +28,8 @@ def tar_bytes(entries: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
 
 def test_plan_shards_are_aligned_blocks_with_a_shorter_last_one():
     shards = ShardPlan(10, 4)
-    assert [(s.path, s.first_index, s.count) for s in shards] == [
-        ("shards/shard-000000.tar", 0, 4), ("shards/shard-000001.tar", 4, 4), ("shards/shard-000002.tar", 8, 2)]
+    assert [(s.path("images"), s.first_index, s.count) for s in shards] == [
+        ("images/shard-000000.tar", 0, 4), ("images/shard-000001.tar", 4, 4), ("images/shard-000002.tar", 8, 2)]
     assert ShardPlan(8, 4)[:2] == ShardPlan(10, 4)[:2]  # growing the dataset keeps its full shards
     assert len(ShardPlan(10**7, 1)) == 10**7 and ShardPlan(10**7, 3)[-1] == ShardTask(3333333, 9999999, 1)  # nothing listed
 

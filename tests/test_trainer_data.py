@@ -9,7 +9,6 @@ import torch
 
 from factory.format.dataset import DatasetError, open_dataset
 from factory.format.manifest import ManifestError
-from factory.format.storage import StorageError
 from tests.trainer_shards import write_dataset
 from trainer.data import (
     SPLITS,
@@ -111,9 +110,13 @@ def test_manifest_problems_are_named(tmp_path, dataset):
         ShardPairs(str(tmp_path)).check()
     url, _ = dataset
     manifest = json.loads(open(f"{url}/manifest.json").read())
-    manifest["shards"][0]["path"] = "shards/../../etc/passwd"
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(StorageError, match="must stay inside the dataset folder"):
+    for escaping in ("images/../../etc/passwd", "/etc/passwd", "layers/shard-000000.tar"):  # outside, absolute, another set's
+        files = {"images": {**manifest["shards"][0]["files"]["images"], "path": escaping}}
+        (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "shards": [{**manifest["shards"][0], "files": files}]}))
+        with pytest.raises(ManifestError, match="images file path .* is not images/shard-NNNNNN.tar"):
+            ShardPairs(str(tmp_path)).check()
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format": "painfactory-dataset/1"}))  # before shard sets
+    with pytest.raises(ManifestError, match="format 'painfactory-dataset/1'; this version reads 'painfactory-dataset/2'"):
         ShardPairs(str(tmp_path)).check()
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(ManifestError, match="format 'something-else'"):

@@ -64,7 +64,7 @@ def tiny_checkpoint(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("shards", [
-    [{"path": 123}], [{"path": "123"}], "shards/shard-000000.tar", [123], None,
+    [{"files": {"images": {"path": 123}}}], [{"files": {"images": "123"}}], "images/shard-000000.tar", [123], None,
 ])
 def test_fit_and_evaluate_refuse_a_bad_manifest_in_one_line(tmp_path, shards):
     """The factory's manifest reader refuses these (factory/format/manifest.py); the trainer must report them as
@@ -106,7 +106,7 @@ def test_labels_are_checked_against_the_spec_while_streaming(tmp_path, edit, mes
     with pytest.raises(SampleError) as raised:
         list(ShardPairs(str(tmp_path / "data"), SplitConfig(fractions=(1.0, 0.0, 0.0))).pairs("train"))
     text = str(raised.value)
-    assert message in text and text.startswith("shards/shard-000000.tar: id-0000000") and "\n" not in text
+    assert message in text and text.startswith("images/shard-000000.tar: id-0000000") and "\n" not in text
 
 
 def test_a_damaged_shard_is_refused_by_its_manifest_record(tmp_path):
@@ -114,18 +114,18 @@ def test_a_damaged_shard_is_refused_by_its_manifest_record(tmp_path):
     is refused by its size and sha256 in the manifest, naming the shard."""
     from factory.format.shards import ShardError
     write_dataset(str(tmp_path / "data"), identities=4, image_size=32, pain_expressions=1, per_shard=2)
-    shard = tmp_path / "data" / "shards" / "shard-000001.tar"
+    shard = tmp_path / "data" / "images" / "shard-000001.tar"
     source = ShardPairs(str(tmp_path / "data"), SplitConfig(fractions=(1.0, 0.0, 0.0)))
     intact = shard.read_bytes()
     with tarfile.open(shard) as tar:  # cut where the second identity starts: a tar stream that ends there is valid
         cut = next(member.offset for member in tar.getmembers() if member.name.startswith("id-0000003."))
     shard.write_bytes(intact[:cut])
-    with pytest.raises(ShardError, match=rf"^shards/shard-000001.tar: {cut} bytes .* the manifest lists {len(intact)} bytes"):
+    with pytest.raises(ShardError, match=rf"^images/shard-000001.tar: {cut} bytes .* the manifest lists {len(intact)} bytes"):
         list(source.pairs("train"))
     changed = bytearray(intact)
     changed[-3000] ^= 1  # inside the last member's data: still a well-formed tar
     shard.write_bytes(bytes(changed))
-    with pytest.raises(ShardError, match=r"^shards/shard-000001.tar: .*sha256"):
+    with pytest.raises(ShardError, match=r"^images/shard-000001.tar: .*sha256"):
         list(source.pairs("train"))
     shard.write_bytes(intact)
     assert len(list(source.pairs("train"))) == 4 * 2
@@ -176,7 +176,7 @@ def test_fit_stops_on_labels_that_break_the_spec_and_prints_only_json(tmp_path, 
         write_dataset(str(tmp_path / name), identities=6, image_size=32, pain_expressions=2, per_shard=3, edit_meta=edit)
         result = fit_cli(tmp_path, tmp_path / name, out=f"run-{name}")
         line = one_error_line(result)
-        assert line.startswith("error: training failed: shards/shard-00000") and message in line and ": id-000000" in line
+        assert line.startswith("error: training failed: images/shard-00000") and message in line and ": id-000000" in line
         assert not list((tmp_path / f"run-{name}").glob("checkpoint_epoch*"))
         for printed in result.stdout.splitlines():
             if printed.startswith("{"):
@@ -187,10 +187,10 @@ def test_a_failing_worker_is_reported_in_one_line(tmp_path, ray_local):
     """A worker that fails (here: a shard that is not a tar any more) ends `trainer fit` with its own one-line
     `error: training failed: …` naming the root cause, not Ray's WorkerGroupError traceback."""
     write_dataset(str(tmp_path / "data"), identities=6, image_size=32, pain_expressions=2, per_shard=3)
-    shard = tmp_path / "data" / "shards" / "shard-000001.tar"
+    shard = tmp_path / "data" / "images" / "shard-000001.tar"
     shard.write_bytes(b"\x00garbage" * (shard.stat().st_size // 8))
     line = one_error_line(fit_cli(tmp_path, tmp_path / "data"))
-    assert line.startswith("error: training failed: shards/shard-000001.tar: ") and "WorkerGroupError" not in line
+    assert line.startswith("error: training failed: images/shard-000001.tar: ") and "WorkerGroupError" not in line
 
 
 def test_a_run_name_with_non_ascii_characters_trains_in_the_users_folder(tmp_path, ray_local):

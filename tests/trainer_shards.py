@@ -12,9 +12,10 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from factory.format.manifest import Manifest, ShardRecord, save_manifest
-from factory.format.members import META, view_member
-from factory.format.shards import ShardTask, write_shard
+from factory.format.manifest import Manifest, save_manifest
+from factory.format.members import IMAGES, META, view_member
+from factory.format.sets import write_shard_sets
+from factory.format.shards import ShardTask
 from factory.format.storage import Storage
 from factory.spec.expressions import ExpressionConfig
 from factory.spec.plan import PlanConfig, plan_identity
@@ -40,7 +41,7 @@ def write_dataset(url: str, identities: int, image_size: int = 64, pain_expressi
     `edit_meta` may change each meta.json (as written, after the faces are drawn) to make a damaged dataset."""
     config = PlanConfig(expressions=ExpressionConfig(pain_expressions=pain_expressions), view_yaws=views)
     storage = Storage(url)
-    manifest = Manifest(package_version="0.1.0", seed=seed, config={}, identities=identities)
+    manifest = Manifest(package_version="0.1.0", seed=seed, config={}, identities=identities, sets=(IMAGES,))
     metas = []
     for first in range(0, identities, per_shard):
         task = ShardTask(number=first // per_shard, first_index=first, count=min(per_shard, identities - first))
@@ -60,9 +61,7 @@ def write_dataset(url: str, identities: int, image_size: int = 64, pain_expressi
                 sample[META] = json.dumps(meta).encode()
             samples.append((meta["id"], sample))
             metas.append(meta)
-        with storage.committing(task.path) as sink:
-            write_shard(sink, samples)
-        manifest.add(ShardRecord(path=task.path, first_index=task.first_index, count=task.count, bytes=sink.size, sha256=sink.sha256))
+        manifest.add(write_shard_sets(storage, task, (IMAGES,), samples))
     save_manifest(storage, manifest)
     return metas
 

@@ -1,6 +1,7 @@
 """From painfactory shards to training batches, streamed: no local copy of the dataset.
 
-    open_dataset (factory.format) ─▶ manifest's shards ─▶ this rank's shards ─▶ identity samples (streamed)
+    open_dataset (factory.format) ─▶ manifest's shards ─▶ this rank's shards ─▶ identity samples (streamed, the
+        `images` shard set only: RGB, meta.json, heatmaps; depth, segmentation and meshes are never downloaded)
         ─▶ keep this split's identities ─▶ (pain, neutral reference) pairs ─▶ shuffle buffer ─▶ augment ─▶ batches
 
 A sample is one identity, so a pain image and its neutral reference arrive together. Each identity gives, per
@@ -39,7 +40,7 @@ from PIL import Image
 
 from factory.format.dataset import Dataset, DatasetError, open_dataset
 from factory.format.manifest import ShardRecord
-from factory.format.members import KINDS, view_member
+from factory.format.members import IMAGES, KINDS, view_member
 from factory.format.sample import decode_image, read_meta
 from factory.format.storage import public_storage_options
 from factory.spec.expressions import NEUTRAL
@@ -199,7 +200,7 @@ class ShardPairs:
         """The pairs of each identity of `split` in `shards` whose position `keep` accepts, one list per identity."""
         position = 0
         for record in shards:
-            for key, sample in dataset.shard_samples(record):
+            for key, sample in dataset.shard_samples(record, (IMAGES,)):
                 if keep(position) and self.split.split_of(key) == split:
                     yield identity_pairs(sample, read_meta(f"{record.path}: {key}", key, sample))
                 position += 1

@@ -87,6 +87,7 @@ def export(request: ExportRequest, progress: bool = False) -> ExportReport:
 
     exporter = request.exporter()
     dataset = open_dataset(request.url, request.storage_options)
+    dataset.require(exporter.sets)  # before anything is written
     out = Storage(request.out, request.out_storage_options)
     claim_output(out, exporter.options() | {"identities_per_chunk": request.identities_per_chunk, "dataset_seed": dataset.manifest.seed})
     chunks = plan_chunks(dataset.manifest.identities, request.identities_per_chunk)
@@ -99,7 +100,7 @@ def export(request: ExportRequest, progress: bool = False) -> ExportReport:
         elif not chunk.is_complete(dataset.manifest.shards):
             report.chunks_waiting += 1
         else:
-            record = exporter.write_chunk(out, chunk, chunk_identities(dataset, chunk))
+            record = exporter.write_chunk(out, chunk, chunk_identities(dataset, chunk, exporter.sets))
             if record["counts"]["identities"] != chunk.count:
                 raise ExportError(f"{dataset.url}: chunk {chunk.number} should hold {chunk.count} identities, its shards gave "
                                   f"{record['counts']['identities']} (run `factory verify`)")

@@ -65,10 +65,11 @@ class Identity:
     members: dict[str, bytes]
 
 
-def chunk_identities(dataset: Dataset, chunk: Chunk) -> Iterator[Identity]:
-    """The identities of `chunk`, in index order, streamed from the shards that hold them."""
+def chunk_identities(dataset: Dataset, chunk: Chunk, sets: tuple[str, ...]) -> Iterator[Identity]:
+    """The identities of `chunk`, in index order, streamed from the shards that hold them, with the members of the
+    shard sets `sets`."""
     end = chunk.first_index + chunk.count
-    for key, members in dataset.samples(chunk.shards(dataset.manifest.shards)):
+    for key, members in dataset.samples(chunk.shards(dataset.manifest.shards), sets):
         index = int(key[len("id-"):])
         if chunk.first_index <= index < end:
             try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from factory.export.card import LabelCounts, sample_grid, write_card
 from factory.export.chunks import Chunk, ExportError, Identity
-from factory.format.members import view_member
+from factory.format.members import IMAGES, view_member
 from factory.format.storage import Storage
 from factory.spec.expressions import NEUTRAL
 from factory.spec.labels import RIG_AUS
@@ -80,6 +80,7 @@ def parquet_bytes(rows: list[dict]) -> bytes:
 @dataclass(frozen=True)
 class HuggingFaceExporter:
     split: SplitConfig = SplitConfig()
+    sets = (IMAGES,)  # the shard sets it reads
 
     def options(self) -> dict:
         return {"format": "hf", "split_seed": self.split.seed, "split_fractions": list(self.split.fractions)}

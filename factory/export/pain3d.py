@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 from factory.export.card import LabelCounts
 from factory.export.chunks import Chunk, ExportError, Identity
-from factory.export.glb import MeshError, obj_to_glb
 from factory.export.names import annotation, annotation_name, expression_names, heatmap_name, identity_name, image_name
-from factory.format.members import MESH, TEXTURE, heatmap_member, view_member
+from factory.format.glb import MeshError, glb_to_obj, obj_to_glb
+from factory.format.members import ASSETS, IMAGES, MESH, MESH_GLB, TEXTURE, heatmap_member, view_member
 from factory.format.storage import Storage
 from factory.spec.expressions import NEUTRAL
 from factory.spec.split import SPLITS, SplitConfig
@@ -64,14 +64,20 @@ def identity_files(identity: Identity, mesh: str) -> Iterable[tuple[str, str, by
             yield "annotations", annotation_name(base), (json.dumps(labels, indent=1) + "\n").encode()
             yield "heatmaps", heatmap_name(base), member(heatmap_member(expression["name"]))
     name = identity_name(meta["index"])
-    if mesh == "obj":
-        yield "textured_meshes", f"{name}.obj", member(MESH)
-        yield "textured_meshes", f"{name}.png", member(TEXTURE)
-    else:
-        try:
-            yield "textured_meshes", f"{name}.glb", obj_to_glb(member(MESH), member(TEXTURE))
-        except MeshError as error:
-            raise ExportError(f"{where}: {error}") from None
+    try:
+        for extension, data in mesh_files(members, mesh, member):
+            yield "textured_meshes", f"{name}.{extension}", data
+    except MeshError as error:
+        raise ExportError(f"{where}: {error}") from None
+
+
+def mesh_files(members: dict[str, bytes], mesh: str, member) -> list[tuple[str, bytes]]:
+    """(extension, bytes) of the textured mesh as `mesh` asks ("glb", or "obj" with its "png"), from the assets
+    set's mesh.glb or mesh.obj + texture.png, converted where they differ (`member(name)` reads one)."""
+    if mesh == "glb":
+        return [("glb", members[MESH_GLB] if MESH_GLB in members else obj_to_glb(member(MESH), member(TEXTURE)))]
+    obj, png = glb_to_obj(members[MESH_GLB]) if MESH_GLB in members else (member(MESH), member(TEXTURE))
+    return [("obj", obj), ("png", png)]
 
 
 class ArchiveOutput:
@@ -111,6 +117,7 @@ class Pain3DExporter:
     layout: str = "archive"
     mesh: str = "glb"
     split: SplitConfig = SplitConfig()
+    sets = (IMAGES, ASSETS)  # the shard sets it reads
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:

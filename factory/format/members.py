@@ -4,8 +4,13 @@ place that says which names exist and how large each kind may be.
     view_member("pain03", "v1")            → "pain03.v1.jpg"     the RGB render
     view_member("pain03", "v1", "depth")   → "pain03.v1.depth.png"
     heatmap_member("pain03")               → "pain03.heat.png"
-    META, MESH, TEXTURE                    → "meta.json", "mesh.obj", "texture.png"
+    META, MESH_GLB, MESH, TEXTURE          → "meta.json", "mesh.glb", "mesh.obj", "texture.png"
     check_member("pain03.v1.jpg", 41_213)  → MemberKind "rgb"; MemberError for an unknown name or a size beyond its kind's
+    member_set("pain03.v1.depth.png")      → "layers": the shard set that holds the member (below)
+
+Shard sets: a sample's members are stored in three tars with the same keys and shard boundaries, grouped by use.
+`images` holds what training reads (meta.json, the RGB views, the heatmaps), `layers` the per-view depth and
+segmentation, `assets` the textured mesh (mesh.glb, or mesh.obj + texture.png). Every dataset has `images`.
 
 A tar entry is the sample key, a dot, and the member name: `id-0000123.pain03.v1.jpg`. Every reader (shards,
 sample folders) checks each member's name and size here before reading a byte of it, and the writer checks the
@@ -20,8 +25,12 @@ from dataclasses import dataclass
 from factory.errors import FactoryError
 
 META = "meta.json"
+MESH_GLB = "mesh.glb"  # binary glTF, the texture embedded as JPEG (factory/format/glb.py)
 MESH = "mesh.obj"
 TEXTURE = "texture.png"
+IMAGES, LAYERS, ASSETS = "images", "layers", "assets"
+SETS = (IMAGES, LAYERS, ASSETS)  # in this order in the manifest and on disk
+MESH_FORMATS = ("glb", "obj")  # how the assets set stores the mesh: mesh.glb, or mesh.obj + texture.png
 # Per-view layers: name → the member suffix after "{expression}.{view}".
 VIEW_LAYERS = {"rgb": "jpg", "segmentation": "seg.png", "depth": "depth.png"}
 IMAGE_EXTENSIONS = (".jpg", ".png")
@@ -54,6 +63,7 @@ class MemberKind:
 KINDS = {
     "meta": MemberKind("meta", 16 * MiB),
     "mesh": MemberKind("mesh", 64 * MiB),
+    "glb": MemberKind("glb", 320 * MiB),  # the mesh and its texture as JPEG, less than both as OBJ + PNG
     "texture": MemberKind("texture", 256 * MiB, max_side=8192),
     "heatmap": MemberKind("heatmap", 64 * MiB, max_side=4096),
     **{layer: MemberKind(layer, 64 * MiB, max_side=4096) for layer in VIEW_LAYERS},
@@ -81,7 +91,7 @@ def is_image(member: str) -> bool:
 
 def member_kind(member: str) -> MemberKind | None:
     """The kind of a member name of docs/DATA.md, or None for a name the format does not have."""
-    fixed = {META: "meta", MESH: "mesh", TEXTURE: "texture"}
+    fixed = {META: "meta", MESH: "mesh", MESH_GLB: "glb", TEXTURE: "texture"}
     if member in fixed:
         return KINDS[fixed[member]]
     expression, _, rest = member.partition(".")
@@ -98,8 +108,21 @@ def check_member(member: str, size: int) -> MemberKind:
     """The member's kind, once its name is one of the format's and its `size` in bytes within the kind's limit."""
     kind = member_kind(member)
     if kind is None:
-        raise MemberError(f"member {member!r} is not one of the format's (meta.json, mesh.obj, texture.png, "
+        raise MemberError(f"member {member!r} is not one of the format's (meta.json, mesh.glb, mesh.obj, texture.png, "
                           "{expression}.{view}.jpg|seg.png|depth.png, {expression}.heat.png; docs/DATA.md)")
     if size > kind.max_bytes:
         raise MemberError(f"member {member!r} is {size:,} bytes; a {kind.name} member holds at most {kind.max_bytes:,}")
     return kind
+
+
+# Which shard set holds each kind of member.
+SET_OF_KIND = {"meta": IMAGES, "rgb": IMAGES, "heatmap": IMAGES, "segmentation": LAYERS, "depth": LAYERS,
+               "mesh": ASSETS, "texture": ASSETS, "glb": ASSETS}
+
+
+def member_set(member: str) -> str:
+    """The shard set a member of the format belongs in: its kind decides (an unknown name: ValueError)."""
+    kind = member_kind(member)
+    if kind is None:
+        raise ValueError(f"member {member!r} is not one of the format's")
+    return SET_OF_KIND[kind.name]

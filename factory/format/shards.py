@@ -1,7 +1,9 @@
 """WebDataset shards: which identities go in which tar, and writing and reading those tars.
 
-A shard is a plain (uncompressed) tar holding K consecutive identities, one WebDataset sample each, every member
-of a sample stored contiguously (`ray.data.read_webdataset` needs that). Writing is byte-for-byte reproducible:
+A shard is K consecutive identities, one WebDataset sample each, stored as one plain (uncompressed) tar per shard
+set (factory/format/members.py: images, layers, assets), in the set's own folder: `images/shard-000012.tar`,
+`layers/shard-000012.tar`, `assets/shard-000012.tar` hold the same keys in the same order, each sample's members
+of that set. Every member of a sample is stored contiguously (`ray.data.read_webdataset` needs that). Writing is byte-for-byte reproducible:
 the tar headers carry a fixed mtime, owner and mode, and members are written in sorted order (webdataset's
 TarWriter sorts a sample's keys), samples in identity order.
 """
@@ -18,7 +20,8 @@ import webdataset
 from factory.errors import FactoryError
 from factory.format.members import MAX_SAMPLE_BYTES, MemberError, check_member
 
-SHARD_DIR = "shards"
+LEGACY_SHARD_DIR = "shards"  # where format 1 (one tar per shard, every member) kept its shards
+SHARD_FILE = re.compile(r"^(images|layers|assets)/shard-(\d{6})\.tar$")  # what a manifest may name
 TAR_MTIME = 0  # a fixed header time; webdataset (and Ray Data's writer) would stamp the current time
 TAR_OWNER = "painfactory"
 # A sample key is the identity id; a member name is dot-separated words. Nothing else is written or read back,
@@ -44,16 +47,24 @@ class ShardTask:
     count: int
 
     @property
-    def path(self) -> str:
-        return shard_path(self.number)
+    def name(self) -> str:
+        return shard_name(self.number)
+
+    def path(self, set_name: str) -> str:
+        return shard_path(self.number, set_name)
 
     @property
     def indices(self) -> range:
         return range(self.first_index, self.first_index + self.count)
 
 
-def shard_path(number: int) -> str:
-    return f"{SHARD_DIR}/shard-{number:06d}.tar"
+def shard_name(number: int) -> str:
+    return f"shard-{number:06d}"
+
+
+def shard_path(number: int, set_name: str) -> str:
+    """Shard `number`'s file of set `set_name`: "images/shard-000012.tar"."""
+    return f"{set_name}/{shard_name(number)}.tar"
 
 
 class ShardPlan(Sequence):
@@ -111,15 +122,25 @@ class SampleBudget:
             raise ShardError(f"sample {self.key} holds more than {MAX_SAMPLE_BYTES:,} bytes of members")
 
 
+def tar_writer(fileobj) -> webdataset.TarWriter:
+    """A TarWriter on an open binary file object (local, s3fs, …) with the format's fixed headers."""
+    return webdataset.TarWriter(fileobj, user=TAR_OWNER, group=TAR_OWNER, mode=0o444, encoder=False, mtime=TAR_MTIME)
+
+
+def write_sample(tar: webdataset.TarWriter, key: str, members: Mapping[str, bytes]) -> None:
+    """One sample into a tar; every member is checked as readers check it, so nothing is written that `read_shard`
+    would refuse."""
+    budget = SampleBudget(key)
+    for member, payload in members.items():
+        budget.admit(member, len(payload))
+    tar.write({"__key__": key, **members})
+
+
 def write_shard(fileobj, samples: Iterable[tuple[str, Mapping[str, bytes]]]) -> None:
-    """Write samples (key, {member name: bytes}) as a tar to an open binary file object (local, s3fs, …); every
-    member is checked as readers check it, so nothing is written that `read_shard` would refuse."""
-    with webdataset.TarWriter(fileobj, user=TAR_OWNER, group=TAR_OWNER, mode=0o444, encoder=False, mtime=TAR_MTIME) as tar:
+    """Write samples (key, {member name: bytes}) as one tar to an open binary file object."""
+    with tar_writer(fileobj) as tar:
         for key, members in samples:
-            budget = SampleBudget(key)
-            for member, payload in members.items():
-                budget.admit(member, len(payload))
-            tar.write({"__key__": key, **members})
+            write_sample(tar, key, members)
 
 
 class BoundedTarInfo(tarfile.TarInfo):

@@ -22,6 +22,7 @@ class DatasetSummary:
     bytes: int = 0
     identities: int = 0
     images: int = 0
+    set_bytes: dict[str, int] = field(default_factory=dict)  # shard set → bytes of its files
     pspi: Counter = field(default_factory=Counter)  # PSPI → expressions (neutral included)
     demographics: dict[str, Counter] = field(default_factory=lambda: {name: Counter() for name in DEMOGRAPHIC_FIELDS})
 
@@ -34,8 +35,9 @@ class DatasetSummary:
             self.demographics[name][meta["demographics"][name]] += 1
 
     def text(self) -> str:
-        lines = [f"{self.url}: {self.identities} identities, {self.images} images, {self.shards} shards, {self.bytes / 1e6:.1f} MB",
-                 "", "PSPI   expressions"]
+        per_set = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in self.set_bytes.items())
+        lines = [f"{self.url}: {self.identities} identities, {self.images} images (images set), {self.shards} shards, "
+                 f"{self.bytes / 1e6:.1f} MB ({per_set})", "", "PSPI   expressions"]
         peak = max(self.pspi.values(), default=1)
         for value in range(MAX_PSPI + 1):
             count = self.pspi.get(value, 0)
@@ -51,7 +53,8 @@ def summarize_dataset(url: str, storage_options: dict | None = None, progress: b
 
     dataset = open_dataset(url, storage_options)
     shards = dataset.manifest.shards
-    summary = DatasetSummary(url=url, shards=len(shards), bytes=sum(s.bytes for s in shards))
+    set_bytes = {name: sum(s.file(name).bytes for s in shards) for name in dataset.manifest.sets}
+    summary = DatasetSummary(url=url, shards=len(shards), bytes=sum(set_bytes.values()), set_bytes=set_bytes)
     with tqdm(desc="identities", unit="id", total=dataset.manifest.identities, disable=not progress) as bar:
         for record in shards:
             for key, members in dataset.shard_samples(record):

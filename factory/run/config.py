@@ -11,6 +11,8 @@ identities: 2500
 out: s3://my-bucket/3dpain
 seed: 0
 identities_per_shard: 8
+sets: [images, layers, assets]   # the shard sets written (docs/DATA.md); images always
+mesh_format: glb                 # the assets set's mesh: glb (texture embedded as JPEG) or obj (mesh.obj + texture.png)
 render: {image_size: 512, texturer: procedural, background: scene}   # face_model: flame, flame_path: /data/flame2023_Open.pkl
 plan: {view_yaws: [0, -35, 35], expressions: {pain_expressions: 10}, light_families: [window, clinical, studio]}
 storage_options: {client_kwargs: {endpoint_url: "http://127.0.0.1:9000"}}
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from factory.diffusion.settings import require_number
 from factory.face.source import ICT_IDENTITY_MODES
+from factory.format.members import IMAGES, MESH_FORMATS, SETS
 from factory.format.shards import MAX_IDENTITIES
 from factory.format.storage import public_storage_options, resolve_storage_options
 from factory.options import ConfigError, build, read_yaml, reject_unknown_keys, typed
@@ -38,7 +41,7 @@ from factory.spec.plan import PlanConfig
 # with the same values; `identities` may grow (see generate.check_compatible), the rest (workers, out, …) is how
 # a run is carried out, not what it makes. Of the FLAME files, the content is their sha256, not where they are:
 # the same file elsewhere resumes, a different file at the same path is refused.
-CONTENT_KEYS = ("seed", "identities_per_shard", "plan", "render")
+CONTENT_KEYS = ("seed", "identities_per_shard", "sets", "mesh_format", "plan", "render")
 LOCATION_KEYS = {"render": tuple(path for path, _ in FLAME_FILES)}
 MAX_WORKERS = 100_000  # a sanity bound: more actors than any cluster holds is a typo
 MAX_BATCH_IDENTITIES = 256  # a sanity bound: at 512 px an identity's fragments take ~0.2 GB of device memory
@@ -50,6 +53,8 @@ class GenerateConfig:
     out: str
     seed: int = 0
     identities_per_shard: int = 4
+    sets: tuple[str, ...] = SETS  # the shard sets written: images (always), layers, assets
+    mesh_format: str = "glb"  # how the assets set stores the mesh: glb or obj
     workers: int | None = None  # None: as many as the cluster has room for (one CPU, or gpus_per_worker GPUs, each)
     gpus_per_worker: float | None = None  # None: 1 when the Ray cluster has GPUs (0 beside a diffusion stage), 0 otherwise
     diffusion_actors: int | None = None  # None: one per GPU share of the cluster (one CPU actor without GPUs)
@@ -70,6 +75,10 @@ class GenerateConfig:
                     why=" (identity ids have seven digits)")
         require_int("seed", self.seed, minimum=0, maximum=2**63 - 1)
         require_int("identities_per_shard", self.identities_per_shard, minimum=1, maximum=MAX_IDENTITIES)
+        check_sets(self.sets)
+        object.__setattr__(self, "sets", tuple(name for name in SETS if name in self.sets))  # one spelling: SETS order
+        if self.mesh_format not in MESH_FORMATS:
+            raise ConfigError(f"mesh_format must be one of {', '.join(MESH_FORMATS)}, got {self.mesh_format!r}")
         if self.workers is not None:
             require_int("workers", self.workers, minimum=1, maximum=MAX_WORKERS)
         gpus = self.gpus_per_worker
@@ -114,6 +123,17 @@ def content_of(config: Mapping) -> dict:
         if isinstance(content.get(name), dict):
             content[name] = {key: value for key, value in content[name].items() if key not in keys}
     return content
+
+
+def check_sets(sets: tuple[str, ...]) -> None:
+    unknown = [name for name in sets if name not in SETS]
+    if unknown or len(set(sets)) != len(sets) or IMAGES not in sets:
+        raise ConfigError(f"sets must name {IMAGES} (it holds meta.json) and any of {', '.join(SETS[1:])}, each once; got {list(sets)!r}")
+
+
+def parse_sets(text: str | None) -> tuple[str, ...] | None:
+    """--sets images,layers → ("images", "layers"); None where the flag was not given."""
+    return None if text is None else tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def require_int(name: str, value, minimum: int, maximum: int, why: str = "") -> None:

@@ -38,7 +38,8 @@ from factory import __version__
 from factory.errors import FactoryError
 from factory.format.lease import DatasetLease
 from factory.format.manifest import LOG_DIR, MANIFEST_NAME, CommitLog, Manifest, ShardRecord, compact, load_manifest, start_log
-from factory.format.shards import SHARD_DIR, ShardPlan, ShardTask
+from factory.format.members import SETS
+from factory.format.shards import LEGACY_SHARD_DIR, ShardPlan, ShardTask
 from factory.format.storage import PARTIAL_DIR, Storage, public_storage_options
 from factory.run.config import GenerateConfig, content_differences, content_of
 from factory.run.credentials import credentials_file, public_env
@@ -189,18 +190,26 @@ def summarize(config: GenerateConfig, manifest: Manifest, totals: RunTotals, wor
 def read_dataset(storage: Storage, config: GenerateConfig, plan: ShardPlan) -> DatasetState:
     """Read the manifest and its commit log once; refuse a dataset this config must not touch. Writes nothing."""
     existing = None if config.overwrite else load_manifest(storage)
-    if existing is None and not config.overwrite and storage.list(SHARD_DIR):
-        raise GenerateError(f"{config.out} holds {SHARD_DIR}/ but no {MANIFEST_NAME}: not a painfactory dataset or a damaged one; "
-                            "use --overwrite to replace it, or choose another --out")
+    if existing is None and not config.overwrite:  # listed only here: s3fs would keep a stale listing for later reads
+        folders = [name for name in (*SETS, LEGACY_SHARD_DIR) if storage.list(name)]
+        if folders:
+            raise GenerateError(f"{config.out} holds {folders[0]}/ but no {MANIFEST_NAME}: not a painfactory dataset or a damaged "
+                                "one; use --overwrite to replace it, or choose another --out")
     committed = bytearray(len(plan))
     if existing is not None and existing.shards:  # a manifest without shards (a run that failed at once) holds nothing to keep
         check_compatible(existing, config)
         for record in existing.shards:
             number = record.first_index // config.identities_per_shard
             task = plan[number] if number < len(plan) else None
-            if task and (record.path, record.first_index, record.count) == (task.path, task.first_index, task.count):
+            if task and is_planned(record, task, config.sets):
                 committed[number] = 1  # a short last shard of a smaller run is not: it is redone, full
     return DatasetState(manifest=existing if existing is not None and existing.shards else None, committed=committed)
+
+
+def is_planned(record: ShardRecord, task: ShardTask, sets: tuple[str, ...]) -> bool:
+    """The record is the task's shard exactly: its identities, and a file in each of `sets` at the planned path."""
+    paths = {name: entry.path for name, entry in record.files.items()}
+    return (record.first_index, record.count, paths) == (task.first_index, task.count, {name: task.path(name) for name in sets})
 
 
 def check_compatible(existing: Manifest, config: GenerateConfig) -> None:
@@ -221,12 +230,13 @@ def open_run(storage: Storage, config: GenerateConfig, state: DatasetState, run_
     """Under the lease: clear what --overwrite replaces and what dead writers left half-written, then write
     manifest.json (this config, the shards so far) naming this run's commit log."""
     if config.overwrite:
-        for name in (SHARD_DIR, MANIFEST_NAME, LOG_DIR):
+        for name in (*SETS, LEGACY_SHARD_DIR, MANIFEST_NAME, LOG_DIR):
             storage.remove(name)
     storage.remove(PARTIAL_DIR)  # nobody else writes while this driver holds the lease
     manifest = state.manifest or Manifest(package_version=__version__, seed=config.seed, config={}, identities=0)
     manifest.config = config.to_dict()
     manifest.identities = config.identities
+    manifest.sets = config.sets
     log = start_log(storage, manifest, run_id)
     state.manifest = None  # the driver keeps no shard list while it runs
     return log
@@ -385,7 +395,8 @@ class WorkerPool:
         options = dict(num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0, max_task_retries=0, name=name,
                        namespace=ACTOR_NAMESPACE, runtime_env={"env_vars": public_env()})
         return self.actor_class.options(**options).remote(c.seed, c.plan, c.render, c.out, public_storage_options(c.storage_options),
-                                                          self.credentials, self.diffusion, batch_identities=c.batch_identities)
+                                                          self.credentials, self.diffusion, batch_identities=c.batch_identities,
+                                                          sets=c.sets, mesh_format=c.mesh_format)
 
     def run(self, tasks: Iterable[ShardTask], commit: Callable[[ShardResult], None]) -> None:
         """Render every task, committing each result as it arrives; tasks are drawn from the iterable lazily."""
@@ -414,7 +425,7 @@ class WorkerPool:
             except RayActorError as error:
                 losses[task.number] = losses.get(task.number, 0) + 1
                 if losses[task.number] > MAX_ACTOR_LOSSES_PER_SHARD:
-                    raise GenerateError(f"{task.path} lost its worker {losses[task.number]} times; giving up. "
+                    raise GenerateError(f"{task.name} lost its worker {losses[task.number]} times; giving up. "
                                         f"Last loss: {error}") from None
                 self.lost_actors += 1
                 self.actors.remove(actor)
@@ -422,7 +433,7 @@ class WorkerPool:
                 self.actors.append(actor)
                 retry.appendleft(task)
             except RayTaskError as error:
-                raise GenerateError(f"{task.path} (identities {task.first_index}–{task.first_index + task.count - 1}) failed: "
+                raise GenerateError(f"{task.name} (identities {task.first_index}–{task.first_index + task.count - 1}) failed: "
                                     f"{error.cause if error.cause is not None else error}") from None
             else:
                 losses.pop(task.number, None)

@@ -44,7 +44,7 @@ from factory.face.source import FACE_MODELS, file_sha256, load_face
 from factory.face.texture import TEXTURERS, DiffusionTexturer, Texture, make_texturer
 from factory.face.texture.palette import hair_srgb, skin_base_srgb
 from factory.face.wrinkles import CreaseModel
-from factory.format.encoders import DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
+from factory.format.encoders import COMPACT_PNG_LEVEL, DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
 from factory.format.members import MESH, META, TEXTURE, heatmap_member, view_member
 from factory.options import ConfigError, build
 from factory.render.background import Background
@@ -404,10 +404,11 @@ class IdentityRenderer:
         for x, expression in enumerate(spec.expressions):
             for v, view in enumerate(spec.views):
                 members[view_member(expression.name, view.name)] = encode_jpeg(layers["rgb"][x, v], self.jpeg_quality(view.jpeg_quality))
-                members[view_member(expression.name, view.name, "segmentation")] = encode_png(layers["segmentation"][x, v])
+                segmentation = layers["segmentation"][x, v]
+                members[view_member(expression.name, view.name, "segmentation")] = encode_png(segmentation, COMPACT_PNG_LEVEL)
                 members[view_member(expression.name, view.name, "depth")] = encode_depth(layers["depth"][x, v])
             if x > 0:
-                members[heatmap_member(expression.name)] = encode_png(layers["heatmap"][x])
+                members[heatmap_member(expression.name)] = encode_png(layers["heatmap"][x], COMPACT_PNG_LEVEL)
         members[MESH] = self.obj_writer.encode(layers["vertices"][0])
         members[TEXTURE] = encode_png(layers["texture"])
         return members

@@ -3,7 +3,8 @@
 `ShardWorker` is a plain class (usable and testable without Ray); the generator runs one per Ray actor, so
 the face model, texturer and renderer are loaded once per actor and reused for every shard it is given.
 Writing the shard from the worker keeps the driver out of the data path: it only receives the shard's
-ShardRecord (path, identity range, size, sha256) and appends it to the dataset's commit log. Storage secrets
+ShardRecord (identity range; each shard set's file, size and sha256) and appends it to the dataset's commit log.
+The worker writes the shard sets it is given (factory/format/sets.py), the mesh as GLB or OBJ + PNG. Storage secrets
 arrive as the path of the driver's private credentials file (factory/run/credentials.py), never as arguments. With
 the diffusion texturer or the inpaint background, the worker gets a client of the diffusion stage, which makes the
 shard's portraits and rooms before its identities are rendered (factory/run/stage.py). With `batch_identities` > 1
@@ -18,9 +19,11 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from factory.format.glb import asset_members
 from factory.format.manifest import ShardRecord
-from factory.format.members import is_image
-from factory.format.shards import ShardTask, write_shard
+from factory.format.members import ASSETS, SETS, is_image
+from factory.format.sets import write_shard_sets
+from factory.format.shards import ShardTask
 from factory.format.storage import Storage, merge_nested
 from factory.run.batch import batched_samples
 from factory.run.credentials import read_credentials
@@ -32,14 +35,16 @@ from factory.spec.plan import IdentitySpec, PlanConfig, plan_identity
 @dataclass(frozen=True)
 class ShardResult:
     record: ShardRecord
-    images: int  # image members written (views, heatmaps, masks, depth), for the run summary
+    images: int  # image members written (views, heatmaps, segmentation, depth), for the run summary
 
 
 class ShardWorker:
     def __init__(self, seed: int, plan: PlanConfig, render: RenderConfig, out: str, storage_options: dict,
-                 credentials: str | None = None, diffusion: Diffusion | None = None, batch_identities: int = 1) -> None:
+                 credentials: str | None = None, diffusion: Diffusion | None = None, batch_identities: int = 1,
+                 sets: tuple[str, ...] = SETS, mesh_format: str = "glb") -> None:
         self.seed = seed
         self.batch_identities = batch_identities
+        self.sets, self.mesh_format = sets, mesh_format
         self.plan = plan
         self.renderer = IdentityRenderer(render)
         secret_env, secret_options = read_credentials(credentials)
@@ -55,12 +60,12 @@ class ShardWorker:
             nonlocal images
             specs = [plan_identity(index, self.seed, self.plan) for index in task.indices]
             for spec, members in self.encoded(specs):
+                if ASSETS in self.sets:
+                    members = asset_members(members, self.mesh_format)
                 images += sum(map(is_image, members))
                 yield spec.id, members
 
-        with self.storage.committing(task.path) as sink:
-            write_shard(sink, samples())
-        record = ShardRecord(path=task.path, first_index=task.first_index, count=task.count, bytes=sink.size, sha256=sink.sha256)
+        record = write_shard_sets(self.storage, task, self.sets, samples())
         return ShardResult(record=record, images=images)
 
     def encoded(self, specs: list[IdentitySpec]) -> Iterator[tuple[IdentitySpec, dict[str, bytes]]]:
