@@ -289,8 +289,8 @@ def eye_patch(wrap: FaceWrap, occluder: Occluder, colour, rng: np.random.Generat
     u, v = torch.meshgrid(torch.linspace(-1, 1, 25), torch.linspace(-1, 1, 25), indexing="xy")
     x, z = u * torch.sqrt(1 - v**2 / 2), v * torch.sqrt(1 - u**2 / 2)  # the square onto the disc
     pad = (1 - x**2 - z**2).clamp(min=0)
-    taut = wrap.taut(2.0, 2.0)
-    parts = [sheet(wrap, taut, centre_theta + x * half_theta, centre_y - z * half_y, occluder.standoff_cm + 0.45 * pad**0.5,
+    taut = wrap.taut(2.5, 2.5)
+    parts = [sheet(wrap, taut, centre_theta + x * half_theta, centre_y - z * half_y, occluder.standoff_cm + 0.35 + 0.5 * pad**0.5,
                    torch.tensor(colour).expand(*u.shape, 3), "gauze")]
     tape = (0.93, 0.90, 0.80)
     for slope in (0.55, -0.55):  # two strips of tape across the pad
@@ -299,7 +299,8 @@ def eye_patch(wrap: FaceWrap, occluder: Occluder, colour, rng: np.random.Generat
         tx, ty = t * along[0] - w * along[1] / 2.4, t * along[1] + w * along[0] / 2.4
         inside = (1 - tx**2 - ty**2).clamp(min=0)
         parts.append(sheet(wrap, taut, centre_theta + tx * half_theta, centre_y - ty * half_y,
-                           occluder.standoff_cm * 0.4 + 0.5 * inside**0.5 + 0.03, torch.tensor(tape).expand(*t.shape, 3), "tape"))
+                           occluder.standoff_cm * 0.4 + (0.35 + 0.5 * inside**0.5) * (inside > 0) + 0.03,
+                           torch.tensor(tape).expand(*t.shape, 3), "tape"))
     return parts
 
 

@@ -29,7 +29,7 @@ from factory.render.room import value_noise_2d
 BED_HALF_WIDTH_CM, BED_HEAD_CM, BED_FOOT_CM = 46.0, -42.0, 220.0
 PILLOW_HALF_WIDTH_CM, PILLOW_ROUND_CM = 34.0, 7.0
 DENT_SIGMA_CM, DENT_SHARE = 8.0, 0.45  # the head's dent: its width, and its depth as a share of the pillow's height
-SHOULDERS_HALF_WIDTH_CM, CHEST_CM = 27.0, 24.0
+SHOULDERS_HALF_WIDTH_CM, CHEST_CM = 31.0, 26.0
 MARCH_STEPS, REFINE_STEPS, MAX_MARCH_CM = 72, 6, 400.0
 AMBIENT = 0.45
 
@@ -60,7 +60,7 @@ class Bedding:
         dent = DENT_SHARE * self.pillow_cm * torch.exp(-((x - self.back[0]) ** 2 + (z - self.back[2]) ** 2) / (2 * DENT_SIGMA_CM**2))
         creases = 0.35 * value_noise_2d(x / 5 + 11.0, z / 5, self.seed)
         pillow = self.mattress + (self.pillow_cm + creases) * rounded - dent * (rounded > 0)
-        shoulders = rounded_edge(SHOULDERS_HALF_WIDTH_CM - x.abs(), 9.0) * smoothstep((z - self.chin_z - 1.0) / 9.0)
+        shoulders = rounded_edge(SHOULDERS_HALF_WIDTH_CM - x.abs(), 10.0) * smoothstep((z - self.chin_z + 2.0) / 6.0)
         folds = 0.9 * torch.sin(x / 4.5 + 1.5 * value_noise_2d(x / 25, z / 25 + 3.0, self.seed)) * smoothstep((z - self.chin_z) / 30)
         body = self.mattress + 1.0 + CHEST_CM * shoulders + folds
         on_bed = (x.abs() < BED_HALF_WIDTH_CM) & (z > BED_HEAD_CM) & (z < BED_FOOT_CM)

@@ -35,6 +35,7 @@ from factory.spec.labels import PSPI_AUS
 
 OCCLUDER_PART = "occluder"  # the segmentation class of every occluder (meta.json "parts")
 CHIN = 8  # Multi-PIE landmark of the chin
+OCCLUDER_MIN_OCCLUSION = 0.75
 
 
 class PosedOccluder(NamedTuple):
@@ -76,6 +77,15 @@ def extend(values: torch.Tensor, occluder: PosedOccluder | None, fill: float) ->
         return values
     return torch.cat([values, torch.full((*values.shape[:-1], len(occluder.mesh.verts)), fill, dtype=values.dtype,
                                          device=values.device)], dim=-1)
+
+
+def lit_occluder(occlusion: torch.Tensor, occluder: PosedOccluder | None) -> torch.Tensor:
+    """(V,) ambient occlusion with the occluder's vertices raised to at least OCCLUDER_MIN_OCCLUSION: the occlusion
+    map's pixels (8 mm) are wider than a tube or a strap, which it would count as buried in the skin they lie on."""
+    if occluder is None:
+        return occlusion
+    count = len(occluder.mesh.verts)
+    return torch.cat([occlusion[:-count], occlusion[-count:].clamp(min=OCCLUDER_MIN_OCCLUSION)])
 
 
 # ---------------------------------------------------------------------------------------------- the ward

@@ -302,7 +302,7 @@ class IdentityRenderer:
         vertex has the shine of the skin it was pushed out from: its sparse strands show that skin)."""
         light = light_of(spec.light)
         normals = meshes.vertex_normals
-        occlusion = ambient_occlusion(meshes.verts[0], meshes.faces, normals[0])
+        occlusion = bedside.lit_occluder(ambient_occlusion(meshes.verts[0], meshes.faces, normals[0]), occluder)
         shadow = key_light_visibility(meshes.verts, meshes.faces, normals, light.direction, light.softness_deg)
         # The skin's shine only: the wet eye's glint does not depend on how oily the skin is.
         shine = torch.where(self.model.layout.skin, self.shine * spec.skin.shine, 1.0)[source]
@@ -361,8 +361,12 @@ class IdentityRenderer:
                 "depth": depth_layer(view.fragments), "landmarks_2d": points, "landmarks_visible": visible}
 
     def heatmaps(self, meshes: Meshes, frontal: CoveredPixels) -> np.ndarray:
-        """(X, H, W, 3) pain-region heatmaps over the frontal view's pixels; the neutral's (x = 0) is black."""
-        return heatmap_layer(frontal, vertex_heat(meshes.verts, meshes.verts[0]))
+        """(X, H, W, 3) pain-region heatmaps over the frontal view's pixels; the neutral's (x = 0) is black, and so is
+        an occluder (it moves with the face, but it is not the face)."""
+        heat = vertex_heat(meshes.verts, meshes.verts[0])
+        if meshes.albedo is not None:  # the occluder's vertices are those drawn in a plain material
+            heat = heat * (meshes.albedo[:, 3] == 0).to(heat)
+        return heatmap_layer(frontal, heat)
 
     def meta(self, spec: IdentitySpec, layers: dict[str, object]) -> dict:
         """meta.json of docs/DATA.md: the plan, labels, cameras, landmarks and how the sample was made."""
