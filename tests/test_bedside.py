@@ -4,6 +4,7 @@ per-AU visibility they leave, and the clinical scenario; the default scenario st
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 
 import numpy as np
@@ -154,6 +155,10 @@ def test_default_meta_has_no_bedside_labels(renderer):
 
 
 def test_a_tiny_clinical_dataset_verifies(tmp_path, ray_local):
+    from PIL import Image
+
+    from factory.format.dataset import open_dataset
+    from factory.qa.preview import dataset_samples
     from factory.qa.verify import verify_dataset
     from factory.run.config import load_generate_config
     from factory.run.generate import generate
@@ -163,4 +168,11 @@ def test_a_tiny_clinical_dataset_verifies(tmp_path, ray_local):
     config = load_generate_config(tmp_path / "c.yaml", identities=2, out=str(tmp_path / "ds"), image_size=48, scenario="clinical")
     generate(config, progress=False)
     report = verify_dataset(str(tmp_path / "ds"))  # raises, naming the problem, on anything wrong
-    assert (report.identities, report.images) == (2, 2 * 2 * 3)
+    assert report.identities == 2
+    for _, _, members in dataset_samples(open_dataset(str(tmp_path / "ds"))):
+        meta = json.loads(members["meta.json"])
+        assert meta["scenario"] == "clinical" and "occluder" in meta
+        part = meta["parts"].index(OCCLUDER_PART)
+        seg = [np.asarray(Image.open(io.BytesIO(members[f"{e['name']}.{v['name']}.seg.png"]))) for e in meta["expressions"]
+               for v in meta["views"]]
+        assert any((s == part).any() for s in seg)  # the shards' segmentation holds the occluder class
