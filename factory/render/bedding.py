@@ -30,7 +30,7 @@ BED_HALF_WIDTH_CM, BED_HEAD_CM, BED_FOOT_CM = 46.0, -42.0, 220.0
 PILLOW_HALF_WIDTH_CM, PILLOW_ROUND_CM = 34.0, 7.0
 DENT_SIGMA_CM, DENT_SHARE = 8.0, 0.45  # the head's dent: its width, and its depth as a share of the pillow's height
 SHOULDERS_HALF_WIDTH_CM, CHEST_CM = 31.0, 26.0
-MARCH_STEPS, REFINE_STEPS, MAX_MARCH_CM = 72, 6, 400.0
+MARCH_STEPS, REFINE_STEPS, MAX_MARCH_CM = 64, 8, 300.0
 AMBIENT = 0.45
 
 
@@ -52,23 +52,25 @@ class Bedding:
         """Bed-frame height of the mattress top: the pressed pillow holds the head's back `sink_cm` under its top."""
         return self.back[1] + self.sink_cm + DENT_SHARE * self.pillow_cm - self.pillow_cm
 
-    def height(self, x: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Bed-frame height of the bedding over (x, z), -inf off the bed, and whether it is the pillow there."""
+    def height(self, x: torch.Tensor, z: torch.Tensor, detail: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bed-frame height of the bedding over (x, z), -inf off the bed, and whether it is the pillow there; without
+        `detail`, no creases or folds (a centimetre at most: what the coarse march needs)."""
         pillow_end = self.chin_z + 4.0
         pillow_middle, pillow_half = (BED_HEAD_CM + 4.0 + pillow_end) / 2, (pillow_end - BED_HEAD_CM - 4.0) / 2
         rounded = rounded_edge(PILLOW_HALF_WIDTH_CM - x.abs()) * rounded_edge(pillow_half - (z - pillow_middle).abs())
         dent = DENT_SHARE * self.pillow_cm * torch.exp(-((x - self.back[0]) ** 2 + (z - self.back[2]) ** 2) / (2 * DENT_SIGMA_CM**2))
-        creases = 0.35 * value_noise_2d(x / 5 + 11.0, z / 5, self.seed)
+        creases = 0.35 * value_noise_2d(x / 5 + 11.0, z / 5, self.seed) if detail else 0.0
         pillow = self.mattress + (self.pillow_cm + creases) * rounded - dent * (rounded > 0)
         shoulders = rounded_edge(SHOULDERS_HALF_WIDTH_CM - x.abs(), 10.0) * smoothstep((z - self.chin_z + 2.0) / 6.0)
-        folds = 0.9 * torch.sin(x / 4.5 + 1.5 * value_noise_2d(x / 25, z / 25 + 3.0, self.seed)) * smoothstep((z - self.chin_z) / 30)
+        folds = 0.9 * torch.sin(x / 4.5 + 1.5 * value_noise_2d(x / 25, z / 25 + 3.0, self.seed)) * smoothstep((z - self.chin_z) / 30) if detail else 0.0
         body = self.mattress + 1.0 + CHEST_CM * shoulders + folds
         on_bed = (x.abs() < BED_HALF_WIDTH_CM) & (z > BED_HEAD_CM) & (z < BED_FOOT_CM)
         top = torch.maximum(pillow, body)
         return torch.where(on_bed, top, -math.inf), pillow >= body
 
     def trace(self, origin: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
-        """(P,) distance along each bed-frame ray (P, 3) from `origin` (3,) to the bedding, inf where it misses."""
+        """(P,) distance along each bed-frame ray (P, 3) from `origin` (3,) to the bedding, inf where it misses: marched
+        in MARCH_STEPS over the slab the bedding fills (on the smooth height field), then refined by bisection."""
         ceiling = self.mattress + self.pillow_cm + CHEST_CM + 3.0
         floor = self.mattress - 1.0
         dy = torch.where(rays[:, 1].abs() < 1e-6, torch.full_like(rays[:, 1], -1e-6), rays[:, 1])
@@ -76,10 +78,12 @@ class Bedding:
         far = ((floor - origin[1]) / dy).clamp(min=0)
         near, far = torch.minimum(near, far), torch.maximum(near, far)
         far = torch.minimum(far, near + MAX_MARCH_CM)
-        steps = torch.linspace(0, 1, MARCH_STEPS)
-        t = near[:, None] + (far - near)[:, None] * steps  # (P, S)
+        distance = torch.full_like(near, math.inf)
+        crossing = torch.nonzero(far > near).squeeze(1)  # rays that pass through the slab at all
+        near, far, rays = near[crossing], far[crossing], rays[crossing]
+        t = near[:, None] + (far - near)[:, None] * torch.linspace(0, 1, MARCH_STEPS)  # (P, S)
         points = origin + t[..., None] * rays[:, None]
-        below = points[..., 1] <= self.height(points[..., 0], points[..., 2])[0]
+        below = points[..., 1] <= self.height(points[..., 0], points[..., 2], detail=False)[0]
         hit = below.any(dim=1)
         first = below.float().argmax(dim=1).clamp(min=1)
         low = t.gather(1, (first - 1)[:, None])[:, 0]
@@ -89,7 +93,7 @@ class Bedding:
             point = origin + middle[:, None] * rays
             inside = point[:, 1] <= self.height(point[:, 0], point[:, 2])[0]
             low, high = torch.where(inside, low, middle), torch.where(inside, middle, high)
-        return torch.where(hit & (far > near), high, math.inf)
+        return distance.index_copy(0, crossing, torch.where(hit, high, math.inf))
 
     def shade(self, points: torch.Tensor) -> torch.Tensor:
         """(P, 3) sRGB of bed-frame points on the bedding."""
