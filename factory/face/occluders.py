@@ -322,7 +322,7 @@ def hand(wrap: FaceWrap, occluder: Occluder, colour, rng: np.random.Generator) -
         joints = on_wrap(wrap, [(start_theta + sign * 0.06 * j, palm_y + 3.4 * size + (lengths[j - 1] if j else 0) * size)
                                 for j in range(4)], 0.95 * size)
         parts.append(tube(joints, 0.82 * size, colour, material))
-    thumb_base = centre - up * 1.8 * size - across * sign * 0.0
+    thumb_base = centre - up * 1.8 * size
     thumb_tip = on_wrap(wrap, [(palm_theta * 0.55, float(lm(8)[1]) + 0.4)], 0.9 * size)[0]
     parts.append(tube(torch.stack([thumb_base, torch.lerp(thumb_base, thumb_tip, 0.5) + out * 0.5, thumb_tip]), 0.9 * size, colour, material))
     return parts

@@ -1,7 +1,8 @@
 """Shading: from the covered pixels of a view to its image. Texture lookup, smooth normals (with the surface detail
 of factory/render/detail.py, creases and lid shadows, when given), Lambert + soft specular under a coloured key
 light (with its soft shadow), a fill light and a sky-weighted ambient share (with ambient occlusion), hair strands
-where the surface carries hair, composited over the background with antialiased silhouette edges.
+where the surface carries hair, composited over the background with antialiased silhouette edges. Meshes that carry
+per-vertex plain materials (`Meshes.albedo`: the bedside's occluders) show those instead of the texture there.
 
     shader = Shader(model.part_names)                      # per-part specular, fixed for the renderer's life
     image = shader(pixels, meshes, camera, texture=UVTexture.from_srgb(image), light=light, background=background,
