@@ -84,6 +84,8 @@ def generate(
     diffusion_batch_size: int = typer.Option(None, "--diffusion-batch-size", help="Jobs per diffusion pipeline call (default 8)."),
     batch_identities: int = typer.Option(None, "--batch-identities", help="Identities a worker renders at once, all views in one "
                                          "rasterizer call (default 1; 8 or more on GPUs, at most --identities-per-shard)."),
+    scenario: str = typer.Option(None, "--scenario", help="default (upright portraits) or clinical (a patient on a pillow, ward cameras and light, "
+                                 "medical occluders); YAML plan: {scenario: …, occluded_share: …}."),
     face_model: str = typer.Option(None, "--face-model", help="ict (bundled, default) or flame (your FLAME file, --flame-path)."),
     flame_path: str = typer.Option(None, "--flame-path", help="FLAME 2020 / 2023 / 2023 Open model file (.pkl or .npz); see the README."),
     flame_uv: str = typer.Option(None, "--flame-uv", help="FLAME's UV layout (.obj with vt, or FLAME_texture.npz); default: ICT's, transferred."),
@@ -112,7 +114,7 @@ def generate(
         storage_options=parse_storage_options(storage_option or []), texturer=texturer, background=background,
         texture_model=texture_model, controlnet_model=controlnet_model, background_model=background_model,
         diffusion_actors=diffusion_actors, diffusion_gpus_per_actor=diffusion_gpus_per_actor,
-        diffusion_batch_size=diffusion_batch_size, batch_identities=batch_identities,
+        diffusion_batch_size=diffusion_batch_size, batch_identities=batch_identities, scenario=scenario,
     )
     typer.echo(run_generate(settings, progress=progress).text())
 
@@ -209,6 +211,8 @@ def render_identity(
     texture_model: str = typer.Option(None, "--texture-model", help=TEXTURE_MODEL_HELP),
     controlnet_model: str = typer.Option(None, "--controlnet-model", help=CONTROLNET_MODEL_HELP),
     background_model: str = typer.Option(None, "--background-model", help=BACKGROUND_MODEL_HELP),
+    scenario: str = typer.Option("default", "--scenario", help="default (upright portraits) or clinical (a patient on a pillow, ward "
+                                 "cameras and light, medical occluders)."),
     face_model: str = typer.Option("ict", "--face-model", help="ict (bundled) or flame (--flame-path)."),
     flame_path: str = typer.Option(None, "--flame-path", help="FLAME model file (.pkl or .npz)."),
     flame_uv: str = typer.Option(None, "--flame-uv", help="FLAME's UV layout; default: ICT's, transferred."),
@@ -221,7 +225,7 @@ def render_identity(
     from factory.run.config import with_render_flags
     from factory.run.identity import IdentityRenderer, RenderConfig
     from factory.run.stage import render_identities
-    from factory.spec.plan import plan_identity
+    from factory.spec.plan import PlanConfig, plan_identity
 
     if index < 0:
         fail(f"--index must be >= 0, got {index}")
@@ -229,7 +233,7 @@ def render_identity(
              "controlnet_model": controlnet_model, "background_model": background_model, "face_model": face_model,
              "flame_path": flame_path, "flame_uv": flame_uv, "flame_landmarks": flame_landmarks}
     config = RenderConfig.from_dict(with_render_flags({"texture_size": texture_size}, flags))
-    spec = plan_identity(index, seed)
+    spec = plan_identity(index, seed, PlanConfig.from_dict({"scenario": scenario}))
     renderer = IdentityRenderer(config)
     [(_, layers)] = render_identities(renderer, [spec], local_diffusion(config))
     members = renderer.encode_sample(spec, layers)

@@ -2,7 +2,7 @@
 
 For one identity, `au_sweep` renders its neutral face and every PSPI AU alone at every level (AU4, AU6, AU7, AU9,
 AU10 at 1…5, AU43 at 1) in all its planned views, and compares each with the neutral render of the same view:
-- **landmark motion**: the mean 2D displacement (px) of the landmarks that AU moves (`AU_LANDMARKS`);
+- **landmark motion**: the mean 2D displacement (px) of the landmarks that AU moves (`AU_LANDMARKS`, factory/spec/au_regions.py);
 - **pixel change**: the mean absolute RGB change (0–255) inside the AU's region, the box around its landmarks
   (`AU_REGIONS`) in the neutral render, padded by REGION_PAD of the box's size. Creases, shading and shadows
   count here, motion too.
@@ -21,23 +21,10 @@ from typing import NamedTuple
 import numpy as np
 
 from factory.run.identity import IdentityRenderer
+from factory.spec.au_regions import AU_LANDMARKS, AU_REGIONS, REGION_PAD
 from factory.spec.expressions import Expression
 from factory.spec.labels import PSPI_AUS, max_intensity, pspi
 from factory.spec.plan import IdentitySpec
-
-# Multi-PIE landmarks (0-based) that each AU moves, and those whose box is its region.
-BROWS, NOSE, EYES = list(range(17, 27)), list(range(27, 36)), list(range(36, 48))
-UPPER_LIP = [48, 49, 50, 51, 52, 53, 54, 61, 62, 63]
-AU_LANDMARKS = {"AU4": BROWS, "AU6": EYES, "AU7": EYES, "AU9": NOSE, "AU10": UPPER_LIP, "AU43": EYES}
-AU_REGIONS = {
-    "AU4": BROWS + [27],  # brows and the glabella between them
-    "AU6": EYES + [1, 15, 30],  # eyes, lower lids and cheeks down to the nose tip, out to the face's sides
-    "AU7": EYES,
-    "AU9": [21, 22] + NOSE,  # nose and nose root
-    "AU10": [31, 35] + UPPER_LIP + [2, 14],  # upper lip and the nasolabial folds
-    "AU43": EYES,
-}
-REGION_PAD = 0.15
 
 
 class Sweep(NamedTuple):

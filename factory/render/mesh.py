@@ -24,11 +24,16 @@ class Meshes:
     corner_uvs: torch.Tensor  # (F, 3, 2) texture coordinate of each triangle corner, in 0..1 with v up
     face_part: torch.Tensor  # (F,) part id of each triangle: segmentation, and per-part material
     normals: torch.Tensor | None = None  # (N, V, 3) unit normals to shade with, when not the geometry's own
+    # (V, 4) per vertex: a plain material's linear albedo and how much it replaces the texture (1 on an occluder's
+    # vertices, 0 on the textured face); None: the texture everywhere
+    albedo: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         check_mesh(self.verts, self.faces)
         if self.normals is not None and self.normals.shape != self.verts.shape:
             raise ValueError(f"normals must be shaped like verts {tuple(self.verts.shape)}, got {tuple(self.normals.shape)}")
+        if self.albedo is not None and self.albedo.shape != (self.verts.shape[1], 4):
+            raise ValueError(f"albedo must be (V, 4) for {self.verts.shape[1]} vertices, got {tuple(self.albedo.shape)}")
         if self.corner_uvs.shape != (len(self.faces), 3, 2) or self.face_part.shape != (len(self.faces),):
             raise ValueError(f"Meshes with {len(self.faces)} faces need corner_uvs (F, 3, 2) and face_part (F,), got "
                              f"{tuple(self.corner_uvs.shape)} and {tuple(self.face_part.shape)}")

@@ -1,7 +1,8 @@
 """Shading: from the covered pixels of a view to its image. Texture lookup, smooth normals (with the surface detail
 of factory/render/detail.py, creases and lid shadows, when given), Lambert + soft specular under a coloured key
 light (with its soft shadow), a fill light and a sky-weighted ambient share (with ambient occlusion), hair strands
-where the surface carries hair, composited over the background with antialiased silhouette edges.
+where the surface carries hair, composited over the background with antialiased silhouette edges. Meshes that carry
+per-vertex plain materials (`Meshes.albedo`: the bedside's occluders) show those instead of the texture there.
 
     shader = Shader(model.part_names)                      # per-part specular, fixed for the renderer's life
     image = shader(pixels, meshes, camera, texture=UVTexture.from_srgb(image), light=light, background=background,
@@ -38,7 +39,8 @@ SKIN_SPECULAR = (0.10, 16.0)
 # same as the skin beside them (the strands' own sheen is the hair layer's).
 SPECULAR_BY_PART = {"skin": SKIN_SPECULAR, "brows": SKIN_SPECULAR, "lips": SKIN_SPECULAR, "eyes": (0.6, 120.0),
                     "mouth_interior": (0.05, 16.0), "lashes": (0.02, 8.0), "eye_surface": (0.6, 120.0),
-                    "hair": SKIN_SPECULAR, "facial_hair": SKIN_SPECULAR}
+                    "hair": SKIN_SPECULAR, "facial_hair": SKIN_SPECULAR,
+                    "occluder": (0.12, 30.0)}  # masks, tubes, tape, a hand: each vertex's shine sets its own share
 HAIR_WRAP = 0.3  # hair is lit a little past its terminator: light scatters through the strands
 
 
@@ -103,6 +105,9 @@ class Shader:
         not 1 (the fringes of hair), else None."""
         uv = pixels.interpolate_corner(meshes.corner_uvs)
         albedo = texture.sample(uv)
+        if meshes.albedo is not None:  # plain materials (occluders) over the texture, by their weight
+            plain = pixels.interpolate_shared(meshes.albedo.to(albedo), torch.arange(len(albedo), device=albedo.device))
+            albedo = torch.lerp(albedo, plain[:, :3], plain[:, 3:])
         normal = F.normalize(pixels.interpolate_vertex(meshes.vertex_normals), dim=-1)
         if detail is not None:  # creases and lid shadows (factory/render/detail.py)
             albedo, normal = detail.apply(pixels, uv, albedo, normal)

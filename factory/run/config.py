@@ -2,7 +2,7 @@
 
 Every flag has a YAML spelling: the top-level keys are the fields of GenerateConfig, `plan:` holds PlanConfig
 fields (factory/spec/plan.py) and `render:` RenderConfig fields (factory/run/identity.py); `--image-size` is
-`render: {image_size: …}`, `--texturer`/`--background` are `render: {texturer: …, background: …}` and the model flags
+`render: {image_size: …}`, `--scenario` is `plan: {scenario: …}`, `--texturer`/`--background` are `render: {texturer: …, background: …}` and the model flags
 (`--texture-model`, `--controlnet-model`, `--background-model`) are `render: {diffusion: {texture: {model, controlnet},
 background: {model}}}` (factory/diffusion/settings.py). A flag given on the command line wins over the file.
 
@@ -110,7 +110,7 @@ class GenerateConfig:
     def to_dict(self) -> dict:
         """Everything, credentials left out: what the manifest records and what may be printed."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["plan"] = asdict(self.plan)
+        data["plan"] = self.plan.to_dict()
         data["render"] = asdict(self.render)
         data["storage_options"] = public_storage_options(self.storage_options)
         return plain(data)
@@ -163,16 +163,20 @@ def load_generate_config(config_file: Path | None = None, **flags) -> GenerateCo
     except ConfigError as error:
         raise ConfigError(f"{error} (in {config_file})") from None
     render_flags = {name: flags.pop(name, None) for name in RENDER_FLAGS}
+    plan_flags = {name: flags.pop(name, None) for name in PLAN_FLAGS}
     flag_options = flags.pop("storage_options", None) or {}
     data.update({name: value for name, value in flags.items() if value is not None})
     for name in ("identities", "out"):
         if name not in data:
             raise ConfigError(f"--{name} is required (or `{name}:` in the config file)")
     data["render"] = with_render_flags(section(data, "render"), render_flags)
+    if any(value is not None for value in plan_flags.values()):
+        data["plan"] = {**section(data, "plan"), **{name: value for name, value in plan_flags.items() if value is not None}}
     data["storage_options"] = resolve_storage_options(typed(str, data["out"], "out"), section(data, "storage_options"), flag_options)
     return build(GenerateConfig, data)
 
 
+PLAN_FLAGS = ("scenario",)  # flags that set a `plan:` key of the same name
 # Flags that set a render key: flag name → its path under `render:`.
 RENDER_FLAGS = {"image_size": ("image_size",), "texturer": ("texturer",), "background": ("background",),
                 "face_model": ("face_model",), "flame_path": ("flame_path",), "flame_uv": ("flame_uv",),

@@ -48,8 +48,9 @@ from factory.format.encoders import COMPACT_PNG_LEVEL, DEPTH_UNIT_CM, ObjWriter,
 from factory.format.members import MESH, META, TEXTURE, heatmap_member, view_member
 from factory.options import ConfigError, build
 from factory.render.background import Background
+from factory.render.bedding import bed_camera
 from factory.render.camera import Camera, Orbit, fov_of_focal_length, head_camera, head_sphere
-from factory.render.detail import SurfaceDetail
+from factory.render.detail import NO_EDGE_CM, SurfaceDetail
 from factory.render.hair import HairLayer
 from factory.render.heatmap import NORMALISATION_CM, heatmap_layer, vertex_heat
 from factory.render.layers import depth_layer, landmarks_layer, rgb_layer, segmentation_layer
@@ -62,6 +63,7 @@ from factory.render.raster import BACKENDS, Fragments, Rasterizer
 from factory.render.renderer import MeshRenderer, RenderedView
 from factory.render.sensor import Sensor, expose
 from factory.render.shading import Shader, UVTexture, VertexTerms
+from factory.run import bedside
 from factory.run.backgrounds import ViewContext, check_background, make_background
 from factory.spec.plan import IdentitySpec, View
 from factory.spec.plan import Light as PlannedLight
@@ -198,6 +200,7 @@ class Prepared(NamedTuple):
     lighting: Lighting
     scene: Scene
     lashes: Overlay | None
+    regions: list[torch.Tensor] | None  # per PSPI AU, the vertices whose visible share meta.json records, or None
 
 
 class IdentityRenderer:
@@ -215,7 +218,7 @@ class IdentityRenderer:
         self.texturer = make_texturer(self.config.texturer, self.model, self.config.texture_size)
         atlas = self.texturer.atlas
         self.obj_writer = ObjWriter(atlas.faces.numpy(), atlas.corner_uvs.numpy())
-        self.part_names = self.model.part_names + HAIR_PARTS
+        self.part_names = self.model.part_names + HAIR_PARTS + (bedside.OCCLUDER_PART,)
         self.hair = HairShells(self.model, atlas.faces, atlas.corner_uvs, atlas.face_part,
                                *(self.part_names.index(name) for name in HAIR_PARTS))
         self.shine = skin_shine(self.model.neutral, self.model.neutral[self.model.landmarks])
@@ -246,27 +249,38 @@ class IdentityRenderer:
         face = self.pose(spec)  # face: one mesh per expression, eyes on the planned gaze target
         texture = texture or self.texture(spec, face.verts[0], outputs)  # texture: once per identity
         surface = UVTexture.from_srgb(texture.image.to(self.device))
-        meshes, hair, source = self.dress(spec, face.verts)  # hair: shells over the scalp and beard, strands
-        detail = self.surface_detail(spec, face, source)  # creases and lid shadows, per expression
-        lighting = self.lighting(spec, meshes, source)  # light: occlusion and shadows, shared by every view
+        occluder = bedside.pose_occluder(spec, self.model, face.rest, face.verts)  # a mask, tube, … carried by the face
+        meshes, hair, source = self.dress(spec, face.verts, occluder)  # hair: shells over the scalp and beard, strands
+        detail = self.surface_detail(spec, face, source, occluder)  # creases and lid shadows, per expression
+        lighting = self.lighting(spec, meshes, source, occluder)  # light: occlusion and shadows, shared by every view
         scene = self.scene(spec, meshes, outputs)  # per view: camera, background, sensor
         lashes = self.lash_overlay(spec, face.verts)  # see-through lash cards, drawn over every view
-        return Prepared(spec, outputs, face, texture, surface, meshes, hair, detail, lighting, scene, lashes)
+        regions = bedside.au_regions(face.rest, self.model) if bedside.marked(spec) else None  # AU regions, to measure visibility
+        return Prepared(spec, outputs, face, texture, surface, meshes, hair, detail, lighting, scene, lashes, regions)
 
     def render_view(self, prepared: Prepared, index: int, fragments: Fragments) -> tuple[dict[str, np.ndarray], CoveredPixels]:
-        """View `index` of a prepared identity from its fragments (every expression): its VIEW_LAYERS and covered pixels."""
+        """View `index` of a prepared identity from its fragments (every expression): its VIEW_LAYERS (and, for a
+        marked identity, each AU region's visible share) and covered pixels."""
         camera, background, sensor = (part[index] for part in prepared.scene)
-        lighting = prepared.lighting
-        view = self.renderer.shade(fragments, prepared.meshes, camera, texture=prepared.surface, light=lighting.light,
+        lighting, meshes = prepared.lighting, prepared.meshes
+        fragments = bedside.hidden_by_bedding(fragments, background)  # (a pillow hides the head's back)
+        view = self.renderer.shade(fragments, meshes, camera, texture=prepared.surface, light=lighting.light,
                                    background=background, terms=lighting.terms, hair=prepared.hair, detail=prepared.detail)
         if prepared.lashes is not None:  # the lashes, over view.image in place, before the sensor's blur and noise
             draw_overlay(view, prepared.lashes, camera, lighting.light, self.rasterizer)
-        return self.view_layers(prepared.meshes, camera, view._replace(image=expose(view.image, sensor))), view.pixels
+        layers = self.view_layers(meshes, camera, view._replace(image=expose(view.image, sensor)))
+        if prepared.regions is not None:  # the share of each AU's region this view sees, per expression
+            layers["au_visibility"] = bedside.au_visibility(meshes.verts, prepared.regions, camera, view.fragments, meshes.face_part,
+                                                            self.part_names.index(bedside.OCCLUDER_PART))
+        return layers, view.pixels
 
     def collect(self, prepared: Prepared, views: list[tuple[dict[str, np.ndarray], CoveredPixels]]) -> dict[str, object]:
         """The identity's layers from its views' (in plan order; the first planned view is the frontal one)."""
         per_view = [layers for layers, _ in views]
+        regions = prepared.regions
         layers: dict[str, object] = {name: np.stack([v[name] for v in per_view], axis=1) for name in VIEW_LAYERS}
+        if regions is not None:
+            layers["au_visibility"] = np.stack([v["au_visibility"] for v in per_view], axis=1)  # (X, V, 6)
         layers["mask"] = layers["segmentation"] > 0
         layers["heatmap"] = self.heatmaps(prepared.meshes, views[0][1])
         layers.update(identity_layers(prepared.face.verts, self.model, prepared.texture, prepared.scene))
@@ -292,10 +306,11 @@ class IdentityRenderer:
             raise FactoryError(f"{spec.id}: the diffusion texturer needs the portraits the diffusion stage makes")
         return self.texturer.bake(spec.skin, spec.demographics, spec.hair, neutral, outputs.portraits, self.config.diffusion.texture)
 
-    def dress(self, spec: IdentitySpec, face: torch.Tensor) -> tuple[Meshes, HairLayer, torch.Tensor]:
-        """The face with its planned hair's shells appended, on the render device, the hair as the shader draws it,
-        and (V + Vh,) the face vertex each vertex stands for (itself, or what a shell vertex was pushed out from).
-        The face model's vertices stay first, so landmark ids still index them."""
+    def dress(self, spec: IdentitySpec, face: torch.Tensor,
+              occluder: bedside.PosedOccluder | None = None) -> tuple[Meshes, HairLayer, torch.Tensor]:
+        """The face with its planned hair's shells (and its occluder, last) appended, on the render device, the hair as
+        the shader draws it, and (V + Vh,) the face vertex each face or hair vertex stands for (itself, or what a shell
+        vertex was pushed out from). The face model's vertices stay first, so landmark ids still index them."""
         normals = vertex_normals(face, self.faces)
         geometry = self.hair.build(spec.hair, face, normals)
         source = torch.cat([torch.arange(face.shape[1]), geometry.source])
@@ -308,30 +323,39 @@ class IdentityRenderer:
                         torch.cat([self.face_part, geometry.face_part]).to(self.device),
                         normals=torch.cat([normals, geometry.normals], dim=1).to(self.device))
         colour = hair_srgb(spec.skin.hair, skin_base_srgb(spec.skin.tone, spec.skin.undertone)) ** GAMMA
-        layer = HairLayer(geometry.attributes.to(self.device), colour=colour.to(self.device), strand_cm=STRAND_CM,
+        attributes = bedside.extend(geometry.attributes.T, occluder, 0.0).T  # an occluder carries no hair
+        layer = HairLayer(attributes.to(self.device), colour=colour.to(self.device), strand_cm=STRAND_CM,
                           table=HairLayer.table_for(spec.hair.seed).to(self.device))
+        if occluder is not None:
+            meshes = bedside.with_occluder(meshes, occluder, self.part_names.index(bedside.OCCLUDER_PART))
         return meshes, layer, source
 
-    def lighting(self, spec: IdentitySpec, meshes: Meshes, source: torch.Tensor) -> Lighting:
+    def lighting(self, spec: IdentitySpec, meshes: Meshes, source: torch.Tensor,
+                 occluder: bedside.PosedOccluder | None = None) -> Lighting:
         """The planned light, the meshes' ambient occlusion (from the neutral, carried by the vertices through every
         expression) and the key light's soft shadow on each expression; the skin's regional shine (a hair shell's
         vertex has the shine of the skin it was pushed out from: its sparse strands show that skin)."""
         light = light_of(spec.light)
         normals = meshes.vertex_normals
-        occlusion = ambient_occlusion(meshes.verts[0], meshes.faces, normals[0])
+        occlusion = bedside.lit_occluder(ambient_occlusion(meshes.verts[0], meshes.faces, normals[0]), occluder)
         shadow = key_light_visibility(meshes.verts, meshes.faces, normals, light.direction, light.softness_deg)
         # The skin's shine only: the wet eye's glint does not depend on how oily the skin is.
-        shine = torch.where(self.model.layout.skin, self.shine * spec.skin.shine, 1.0)[source].to(self.device)
+        shine = torch.where(self.model.layout.skin, self.shine * spec.skin.shine, 1.0)[source]
+        if occluder is not None:  # its materials' own shine: plastic, fabric, tape, skin
+            shine = torch.cat([shine, occluder.mesh.shine])
+        shine = shine.to(self.device)
         return Lighting(light, VertexTerms.pack(occlusion, shadow, shine))
 
-    def surface_detail(self, spec: IdentitySpec, face: "PosedFace", source: torch.Tensor) -> SurfaceDetail:
+    def surface_detail(self, spec: IdentitySpec, face: "PosedFace", source: torch.Tensor,
+                       occluder: bedside.PosedOccluder | None = None) -> SurfaceDetail:
         """What the mesh is too coarse to carry: each expression's creases, from how it compresses the skin of
         this identity's expressionless face (factory/face/wrinkles.py), and the upper lids' shadow on the eyes. A
         hair shell's vertex shows the detail of the skin it was pushed out from (`source`): its sparse strands show
         that skin."""
         depth = self.rig.eyes.with_cornea(self.creases.depth(face.verts, face.rest, age=spec.demographics.age))
         gap = self.rig.eyes.lid_gap(face.verts)
-        return SurfaceDetail(relief=self.relief, depth=depth[:, source].to(self.device), edge_gap=gap[:, source].to(self.device))
+        depth, gap = bedside.extend(depth[:, source], occluder, 0.0), bedside.extend(gap[:, source], occluder, NO_EDGE_CM)  # none on an occluder
+        return SurfaceDetail(relief=self.relief, depth=depth.to(self.device), edge_gap=gap.to(self.device))
 
     def lash_overlay(self, spec: IdentitySpec, verts: torch.Tensor) -> Overlay | None:
         """The lash cards of every expression (N, V, 3), in the identity's hair colour darkened (lashes look darker
@@ -355,9 +379,13 @@ class IdentityRenderer:
                                fov_deg=fov_of_focal_length(view.focal_mm), shift=(view.shift_x, view.shift_y))
                    for view in spec.views]
         painted = painted_rooms(spec, outputs)
+        bedding = None if spec.bed is None else bedside.bedding_of(spec, self.model, neutral, centre, light_of(spec.light).direction)
+        seen_by = cameras if bedding is None else [bed_camera(camera, bedding) for camera in cameras]  # the room lies in the bed's frame
         backgrounds = [make_background(background or self.config.background, spec.background,
                                        ViewContext(centre.cpu(), camera, view, room))
-                       for camera, view, room in zip(cameras, spec.views, painted)]
+                       for camera, view, room in zip(seen_by, spec.views, painted)]
+        if bedding is not None:  # the clinical scenario: the pillow and sheet in front of the ward's room
+            backgrounds = bedside.ward_backgrounds(bedding, cameras, backgrounds)
         sensors = [Sensor(defocus_px=view.defocus_px, noise=view.sensor_noise, seed=view.sensor_seed) for view in spec.views]
         return Scene(cameras=cameras, backgrounds=backgrounds, sensors=sensors)
 
@@ -368,8 +396,12 @@ class IdentityRenderer:
                 "depth": depth_layer(view.fragments), "landmarks_2d": points, "landmarks_visible": visible}
 
     def heatmaps(self, meshes: Meshes, frontal: CoveredPixels) -> np.ndarray:
-        """(X, H, W, 3) pain-region heatmaps over the frontal view's pixels; the neutral's (x = 0) is black."""
-        return heatmap_layer(frontal, vertex_heat(meshes.verts, meshes.verts[0]))
+        """(X, H, W, 3) pain-region heatmaps over the frontal view's pixels; the neutral's (x = 0) is black, and so is
+        an occluder (it moves with the face, but it is not the face)."""
+        heat = vertex_heat(meshes.verts, meshes.verts[0])
+        if meshes.albedo is not None:  # the occluder's vertices are those drawn in a plain material
+            heat = heat * (meshes.albedo[:, 3] == 0).to(heat)
+        return heatmap_layer(frontal, heat)
 
     def meta(self, spec: IdentitySpec, layers: dict[str, object]) -> dict:
         """meta.json of docs/DATA.md: the plan, labels, cameras, landmarks and how the sample was made."""
@@ -385,8 +417,11 @@ class IdentityRenderer:
             view["head_pose"] = {"yaw": view["yaw"], "pitch": view["pitch"], "roll": view["roll"]}
         for view in data["views"]:
             view["jpeg_quality"] = self.jpeg_quality(view["jpeg_quality"])
+        if "au_visibility" in layers:  # the bedside: each view's occluder class and how much of each AU it sees
+            for view, record in zip(data["views"], bedside.view_records(spec, layers["au_visibility"])):
+                view.update(record)
         data.update({
-            "image_size": self.config.image_size, "depth_unit_cm": DEPTH_UNIT_CM, "parts": list(self.part_names),
+            "image_size": self.config.image_size, "depth_unit_cm": DEPTH_UNIT_CM, "parts": self.parts_of(spec),
             "heatmap": {"normalisation_cm": NORMALISATION_CM, "view": spec.views[0].name, "colormap": "hot"},
             "texture": layers["texture_parameters"],
             "generator": {"package": "painfactory", "version": __version__, "face_model": self.face.record["name"],
@@ -397,6 +432,10 @@ class IdentityRenderer:
         if self.face.record["name"] == "flame":  # the FLAME file's digest, and where its landmarks and UVs came from
             data["generator"]["face_model_files"] = self.face.record
         return data
+
+    def parts_of(self, spec: IdentitySpec) -> list[str]:
+        """The segmentation's class names, by id: the occluder class only where the bedside marks the sample."""
+        return list(self.part_names if bedside.marked(spec) else self.part_names[:-1])
 
     def encode_sample(self, spec: IdentitySpec, layers: dict[str, object]) -> dict[str, bytes]:
         """The sample members of docs/DATA.md (names without the sample key), in a fixed order."""

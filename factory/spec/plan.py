@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from factory.options import ConfigError, build
+from factory.spec.bedside import CLINICAL_OCCLUDED_SHARE, SCENARIOS, Bed, Occluder, clinical_plan, draw_occluder
 from factory.spec.expressions import Expression, ExpressionConfig, sample_expressions
 from factory.spec.hair import Hair, draw_hair
 from factory.spec.sampling import pick
@@ -55,6 +56,11 @@ class PlanConfig:
     jpeg_quality: tuple[int, int] = (72, 95)
     light_families: tuple[str, ...] = tuple(LIGHT_FAMILIES)  # light setups to draw from (factory/spec/scene.py)
     facial_hair_rate: float = 0.4  # share of men with facial hair
+    # The bedside (factory/spec/bedside.py): "default" (upright portraits) or "clinical" (a patient lying on a pillow,
+    # ward cameras and light), and the share of identities with a medical occluder (None: 0 for the default
+    # scenario, CLINICAL_OCCLUDED_SHARE for the clinical one). Left at their defaults, they are left out of to_dict().
+    scenario: str = "default"
+    occluded_share: float | None = None
 
     def __post_init__(self) -> None:
         if not self.age_bands or any(lo < 0 or hi < lo for lo, hi in self.age_bands):
@@ -78,6 +84,26 @@ class PlanConfig:
         unknown = sorted(set(self.light_families) - set(LIGHT_FAMILIES))
         if unknown or not self.light_families:
             raise ConfigError(f"light_families must name some of {', '.join(LIGHT_FAMILIES)}, got {list(self.light_families)}")
+        if self.scenario not in SCENARIOS:
+            raise ConfigError(f"scenario must be one of {', '.join(SCENARIOS)}, got {self.scenario!r}")
+        if self.occluded_share is not None and not 0 <= self.occluded_share <= 1:
+            raise ConfigError(f"occluded_share must be in 0..1 (or unset: the scenario's default), got {self.occluded_share}")
+
+    @property
+    def occluder_share(self) -> float:
+        """The share of identities with an occluder: as set, else the scenario's default."""
+        if self.occluded_share is not None:
+            return self.occluded_share
+        return CLINICAL_OCCLUDED_SHARE if self.scenario == "clinical" else 0.0
+
+    def to_dict(self) -> dict:
+        """The fields as plain values; the bedside keys only where they are not their defaults, so a default plan
+        config (and the manifest that records it) reads as it did before they existed."""
+        data = asdict(self)
+        for name, default in BEDSIDE_DEFAULTS.items():
+            if data[name] == default:
+                del data[name]
+        return data
 
     @property
     def strata(self) -> list[tuple[AgeBand, str, str]]:
@@ -89,6 +115,7 @@ class PlanConfig:
         return build(cls, data, where)
 
 
+BEDSIDE_DEFAULTS = {"scenario": "default", "occluded_share": None}  # PlanConfig keys to_dict() leaves out at these values
 # PlanConfig's camera ranges and the limits a range must stay within.
 CAMERA_RANGES = (("focal_mm", 20.0, 300.0), ("f_number", 1.0, 32.0), ("defocus_px", 0.0, 0.8),
                  ("sensor_noise", 0.0, 0.1), ("jpeg_quality", 30, 100))
@@ -163,9 +190,19 @@ class IdentitySpec:
     background: Background
     hair: Hair
     gaze: Gaze
+    scenario: str = "default"  # factory/spec/bedside.py SCENARIOS
+    occluder: Occluder | None = None  # a medical occluder on the face, or none
+    bed: Bed | None = None  # the clinical scenario: the head's pose on its pillow and the bedding
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The plan as plain values; the bedside fields only where set, so a default plan reads as it always did."""
+        data = asdict(self)
+        for name in ("occluder", "bed"):
+            if data[name] is None:
+                del data[name]
+        if data["scenario"] == "default":
+            del data["scenario"]
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -185,6 +222,9 @@ class IdentitySpec:
             background=Background.from_dict(data["background"]),
             hair=Hair(**data["hair"]),
             gaze=Gaze(**data["gaze"]),
+            scenario=data.get("scenario", "default"),
+            occluder=Occluder(**{**data["occluder"], "colour": tuple(data["occluder"]["colour"])}) if data.get("occluder") else None,
+            bed=Bed(**{**data["bed"], "pillow": tuple(data["bed"]["pillow"]), "sheet": tuple(data["bed"]["sheet"])}) if data.get("bed") else None,
         )
 
 
@@ -304,11 +344,14 @@ def plan_identity(index: int, seed: int, config: PlanConfig | None = None) -> Id
         room=room,
     )
     hair = draw_hair(rng, gender, demographics.age, config.facial_hair_rate)
-    return IdentitySpec(
+    spec = IdentitySpec(
         id=identity_id(index), index=index, seed=seed, demographics=demographics,
         identity=tuple(round(float(x), 6) for x in identity), skin=skin, expressions=expressions,
         views=views, light=light, background=background, hair=hair, gaze=draw_gaze(seed, index),
+        occluder=draw_occluder(seed, index, config.occluder_share) if config.occluder_share > 0 else None,
     )
+    # The bedside draws from streams of its own, after everything else: the default plan is untouched by it.
+    return clinical_plan(spec, config) if config.scenario == "clinical" else spec
 
 
 def draw_skin(rng: np.random.Generator, ethnicity: str, age: int) -> Skin:

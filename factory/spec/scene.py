@@ -156,8 +156,9 @@ FIXTURE_SHAPE = {"door": ((85, 100), (200, 215), (0, 0)), "window": ((90, 160), 
                  "curtain": ((100, 200), (190, 215), (40, 55)), "shelf": ((60, 120), (30, 35), (130, 165))}
 
 
-def draw_room(rng: np.random.Generator) -> Room:
-    kind = "clinic" if rng.random() < 0.5 else "home"
+def draw_room(rng: np.random.Generator, kind: str | None = None) -> Room:
+    """A room of `kind` ("clinic" or "home"), or of either, drawn."""
+    kind = kind or ("clinic" if rng.random() < 0.5 else "home")
     fixtures = []
     for wall in ("back", "left", "right"):
         for _ in range(int(rng.integers(1, 4))):
