@@ -1,6 +1,6 @@
 """How much facial hair hides AU9 and AU10: bearded identities swept with their planned facial hair and clean-shaven.
 
-    python bench/bench_beard_visibility.py [--identities 0:2,0:11] [--image-size 256] [--write]
+    python bench/bench_beard_visibility.py [--identities 0:2,0:11] [--image-size 256]
 
 For every identity (seed:index, its frontal view) `factory.qa.visibility.au_sweep` renders each PSPI AU alone at
 levels 1…5 against its neutral face twice: as planned (a beard or a moustache) and with `hair.facial = "none"`,
@@ -10,8 +10,8 @@ face, as a share of the clean-shaven face's, says how much of the evidence the h
 cover of where that evidence is (`evidence_cover`: mean strand coverage over the nasolabial folds, the nose wings
 and the skin under the nostrils) and the share of each AU's region that shows the facial-hair shell at level 5
 (`hair_share`) are printed beside it. Pixel change alone cannot tell hiding from showing: moving hair changes
-pixels too, so the bearded face's change can exceed the shaved one's while the skin's signs are covered. With --write, the table goes into bench/RESULTS.md under
-"AU visibility".
+pixels too, so the bearded face's change can exceed the shaved one's while the skin's signs are covered. The table is printed; bench/RESULTS.md "AU visibility under facial hair"
+holds it for the code before and after the facial hair was fitted to the AUs (run on each tree).
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from results import RESULTS, machine  # noqa: E402  (bench/results.py, beside this script)
 
 from factory.qa.visibility import AU_REGIONS, au_sweep, region_box, sweep_expressions  # noqa: E402
+from factory.render.mesh import vertex_normals  # noqa: E402
 from factory.run.identity import IdentityRenderer, RenderConfig  # noqa: E402
 from factory.spec.plan import plan_identity  # noqa: E402
 
-SECTION = "### Facial hair and AU9/AU10"
+SECTION = "## AU visibility under facial hair"
 AUS = ("AU9", "AU10")
 WING_RIGHT, WING_LEFT, NOSE_BASE, MOUTH_RIGHT, MOUTH_LEFT = 31, 35, 33, 48, 54
 
@@ -46,8 +47,6 @@ def evidence_cover(renderer: IdentityRenderer, spec) -> float:
     neutral = model.neutral
     lm = neutral[model.landmarks]
     face = renderer.pose(spec).verts[:1]
-    from factory.render.mesh import vertex_normals
-
     geometry = renderer.hair.build(spec.hair, face, vertex_normals(face, renderer.faces))
     coverage = geometry.attributes[: model.num_vertices, 0].clone()
     shell = geometry.attributes[model.num_vertices:, 0]
@@ -107,7 +106,7 @@ def main() -> None:
             rows.append(f"| {seed}:{index} | {spec.hair.facial} {spec.hair.facial_length_cm:.2f} cm | {au} | {cells} | "
                         f"{shaved[au][-1]:.2f} | {ratio:.2f} | {share[au]:.3f} | {cover:.3f} |")
     print(f"{args.label} on {machine()}, {args.image_size} px frontal", "\n".join(rows), sep="\n")
-    print(f"(paste into the {SECTION!r} part of {RESULTS})")
+    print(f"(the {SECTION!r} section of {RESULTS} holds these tables, before and after its change, by hand)")
 
 
 if __name__ == "__main__":

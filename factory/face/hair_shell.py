@@ -28,8 +28,6 @@ import torch.nn.functional as F
 from factory.face.hair import FACIAL_POLE, FLOW_RADIUS_CM, Flow, facial_density, scalp_pole, strand_flow
 from factory.face.model import FaceModel
 from factory.face.texture.fields import ValueNoise
-from factory.face.topology import unique_edges
-from factory.face.wrinkles import STRAIN_KINDS, directional_strains, neighbour_average
 from factory.face.texture.template import (
     JAW_TOP_RIGHT,
     ScalpFrame,
@@ -41,6 +39,8 @@ from factory.face.texture.template import (
     smoothstep,
     where_hair_grows,
 )
+from factory.face.topology import unique_edges
+from factory.face.wrinkles import STRAIN_KINDS, directional_strains, neighbour_average
 from factory.render.mesh import vertex_normals
 from factory.spec.plan import Hair
 
