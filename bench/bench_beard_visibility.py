@@ -5,13 +5,14 @@
 For every identity (seed:index, its frontal view) `factory.qa.visibility.au_sweep` renders each PSPI AU alone at
 levels 1…5 against its neutral face twice: as planned (a beard or a moustache) and with `hair.facial = "none"`,
 everything else equal. AU9 (nose wrinkles, raised nose wings) and AU10 (raised upper lip, deepened nasolabial
-fold) are the AUs a moustache lies over; their pixel change (mean |Δ RGB| in the AU's region, 0–255) on the bearded
-face, as a share of the clean-shaven face's, says how much of the evidence the hair leaves visible. The hair's
-cover of where that evidence is (`evidence_cover`: mean strand coverage over the nasolabial folds, the nose wings
-and the skin under the nostrils) and the share of each AU's region that shows the facial-hair shell at level 5
-(`hair_share`) are printed beside it. Pixel change alone cannot tell hiding from showing: moving hair changes
-pixels too, so the bearded face's change can exceed the shaved one's while the skin's signs are covered. The table is printed; bench/RESULTS.md "AU visibility under facial hair"
-holds it for the code before and after the facial hair was fitted to the AUs (run on each tree).
+fold) are the AUs a moustache lies over. Printed per level: their pixel change (mean |Δ RGB| in the AU's region,
+0–255) on the bearded face, and its ratio to the clean-shaven face's; the share of each AU's region that shows the
+facial-hair shell at level 5 (`hair_share`); the hair's cover of where the evidence is (`evidence_cover`: mean
+strand coverage over the nasolabial folds, the nose wings and the skin under the nostrils). Pixel change alone
+cannot tell hiding from showing: moving hair changes pixels too, so a bearded face's change can exceed the shaved
+one's while the skin's signs are covered; the cover says where the hair lies. bench/RESULTS.md "AU visibility
+under facial hair" holds the table for the code before and after the facial hair was fitted to the AUs (the
+script run on each tree).
 """
 
 from __future__ import annotations
