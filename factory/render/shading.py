@@ -125,7 +125,8 @@ class Shader:
         exponent = self.specular_exponent.to(normal.device)[part]
         key_direction = light.direction.to(normal)
         half = F.normalize(view + key_direction, dim=-1)
-        # The key light's highlight only: the fill is a broad source, whose highlight is too faint to matter.
+        # The key light's highlight; on skin the fill's (a broad source) is too faint to matter, on the wet eye the
+        # room's shows as a second, softer catchlight (add_catchlight).
         glint = (normal * half).sum(-1).clamp(min=0) ** exponent * ((normal @ key_direction) > 0) * key_visibility
         colour = torch.addcmul(albedo * irradiance, (strength * glint)[:, None], light.colour.to(normal))
         colour = self.add_catchlight(colour, part, normal, view, light, occlusion)
