@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 import torch
 
+from factory.face.hair import FOLD_COVER
 from factory.face.hair_shell import HairShells
 from factory.face.model import FaceModel
+from factory.face.rig import AURig
 from factory.face.texture.atlas import UVAtlas
+from factory.face.wrinkles import nasolabial_distance
 from factory.format.encoders import encode_jpeg
 from factory.options import ConfigError
 from factory.render.camera import SENSOR_MM, Orbit, fov_of_focal_length, head_camera
@@ -30,7 +33,7 @@ from factory.spec.plan import PlanConfig, plan_identities, plan_identity
 from factory.spec.scene import LIGHT_FAMILIES
 
 SIZE = 96
-NOSE_TIP, RIGHT_NOSE_WING, LEFT_NOSE_WING, BROWS, EYES, CHIN = 30, 31, 35, slice(17, 27), slice(36, 48), 8
+NOSE_TIP, RIGHT_NOSE_WING, LEFT_NOSE_WING, BROWS, EYES, CHIN, MOUTH_CORNER = 30, 31, 35, slice(17, 27), slice(36, 48), 8, 54
 
 
 @pytest.fixture(scope="module")
@@ -282,6 +285,47 @@ def test_facial_hair_grows_only_on_planned_identities_and_never_on_the_lips(shel
     assert float(beard.attributes[: model.num_vertices][lips, 0].max()) == 0
     stubble = build(shells, model, hair_of(facial="stubble"))
     assert 9 not in stubble.face_part.tolist() and float(stubble.attributes[:, 0].max()) > 0  # dots on the skin
+
+
+def facial_coverage(geometry, model) -> torch.Tensor:
+    """(V,) the facial hair over each face vertex: its own (stubble) or that of the shell vertices pushed out of it."""
+    coverage = geometry.attributes[: model.num_vertices, 0].clone()
+    return coverage.scatter_reduce_(0, geometry.source, geometry.attributes[model.num_vertices:, 0], reduce="amax")
+
+
+@pytest.mark.parametrize("style", ["moustache", "goatee", "beard"])
+def test_facial_hair_leaves_the_nose_wings_bare_and_the_nasolabial_folds_sparse(shells, model, style):
+    """AU9 raises and flares the nose wings, AU9 and AU10 deepen the nasolabial folds: no style of facial hair
+    covers the wings, and along the folds (down to the mouth corners) its strands are sparse enough to show the
+    crease."""
+    points, landmarks = model.neutral, model.neutral[model.landmarks]
+    coverage = facial_coverage(build(shells, model, hair_of(facial=style, facial_length_cm=0.8)), model)
+    wings = torch.cat([nearest(points[:, :2], landmarks[wing, :2], 12) for wing in (RIGHT_NOSE_WING, LEFT_NOSE_WING)])
+    assert float(coverage[wings].max()) == 0
+    between = (points[:, 1] < float(landmarks[LEFT_NOSE_WING, 1])) & (points[:, 1] > float(landmarks[MOUTH_CORNER, 1]) + 0.2)
+    fold = (nasolabial_distance(points, landmarks) < 0.15) & between & (points[:, 2] > float(landmarks[MOUTH_CORNER, 2]) - 1.0)
+    assert fold.sum() > 10 and float(coverage[fold].max()) <= FOLD_COVER + 0.01
+    if style == "beard":  # the cheek beside the fold keeps its full beard
+        corner = landmarks[MOUTH_CORNER]
+        cheek = ((points[:, 1] - corner[1]).abs() < 0.5) & ((points[:, 0].abs() - corner[0] - 1.8).abs() < 0.5)
+        assert cheek.sum() > 10 and float(coverage[cheek & model.layout.skin].mean()) > 0.8
+
+
+def test_the_moustache_parts_where_a_raised_upper_lip_squeezes_the_skin(shells, model):
+    """With AU10 at 5 the upper lip rises toward the nose; the shell over the squeezed skin dips under it (the strands
+    part and the skin with its fold shows), and nowhere at neutral or with only the brows lowered."""
+    rig = AURig(model)
+    verts = rig.vertices(torch.zeros(100), [{}, {"AU4": 5}, {"AU10": 5}])
+    geometry = shells.build(hair_of(facial="moustache", facial_length_cm=0.6), verts, vertex_normals(verts, shells.faces))
+    facial = geometry.face_part == 9
+    shell = geometry.faces[facial].unique() - model.num_vertices
+    normals = vertex_normals(verts, shells.faces)[:, geometry.source[shell]]
+    out = ((geometry.verts[:, shell] - verts[:, geometry.source[shell]]) * normals).sum(-1)  # (3, S) cm out of the skin
+    assert float(out[0].min()) > 0 and float(out[1].min()) > 0
+    parted = out[2] < 0
+    assert 0.1 < float(parted.float().mean()) < 0.8  # a parting, not the whole moustache gone
+    landmarks = model.neutral[model.landmarks]
+    assert float(model.neutral[geometry.source[shell[parted]], 0].abs().max()) < float(landmarks[MOUTH_CORNER, 0])
 
 
 def test_plans_give_facial_hair_to_men_only_at_the_configured_rate():

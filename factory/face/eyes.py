@@ -1,14 +1,16 @@
 """The eyes: where they look, the cornea that puts a highlight in them, and the shadow the upper lids cast.
 
     eyes = EyeRig(model)
-    target = eyes.gaze_target(rest_verts, yaw_deg=2, pitch_deg=-4, distance_cm=60)   # (3,) world point
+    target = eyes.gaze_target(rest_verts, camera.center, yaw_deg=2, pitch_deg=-4, distance_scale=1.1)   # (3,) cm
     verts = eyes.aim(verts, target)              # both eyeballs turned about their centres toward the target
     gap = eyes.lid_gap(verts)                    # (N, V) cm below the upper lid, for the shader's lid shadow
     relief = cornea_relief(model, atlas)         # (S, S, 4) the cornea's normals, as a relief map
 
 Gaze: each eyeball (`FaceLayout.eyeball_left/right`: ICT's sclera sphere and iris shell, FLAME's one sphere) turns
 rigidly about its own centre (a sphere fitted to its sclera) so that its optical axis, from the centre through the apex of its iris, passes through one
-target point; with the target at a finite distance the two eyes converge on it, as real eyes do.
+target point; with the target at a finite distance the two eyes converge on it, as real eyes do. The target lies
+around the camera (`gaze_target`): a person photographed looks at or near the lens, and the eyes converge at the
+camera's distance, not at one drawn apart from it.
 
 Lid shadow: the upper lid and its lashes shade the top of the eyeball and the socket skin beside it. Per vertex of
 those, the distance below the upper lid's visible edge (the lowest point of its rim at the same x);
@@ -67,14 +69,22 @@ class EyeRig:
         """(B, 2, 3) the centre of each eyeball (left, right): the least-squares sphere through its sclera."""
         return torch.stack([sphere_centre(verts[:, sclera]) for sclera in self.scleras], dim=1)
 
-    def gaze_target(self, rest_verts: torch.Tensor, yaw_deg: float, pitch_deg: float, distance_cm: float) -> torch.Tensor:
-        """(3,) the world point at `distance_cm` from the midpoint of the eyes of an expressionless mesh (V, 3), in
-        the direction `yaw_deg` (positive toward the face's left, +x) and `pitch_deg` (positive up) from straight
-        ahead (+z)."""
+    def gaze_target(self, rest_verts: torch.Tensor, camera: torch.Tensor, yaw_deg: float, pitch_deg: float,
+                    distance_scale: float) -> torch.Tensor:
+        """(3,) the world point around `camera` (3,), a camera's centre, seen from the midpoint of the eyes of an
+        expressionless mesh (V, 3): `yaw_deg` (positive toward the face's left, +x) and `pitch_deg` (positive up)
+        from the camera's direction, at `distance_scale` times the camera's distance."""
         middle = self.centres(rest_verts[None])[0].mean(dim=0)
-        yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
+        to_camera = camera.to(middle) - middle
+        distance = float(to_camera.norm())
+        yaw = math.atan2(float(to_camera[0]), float(to_camera[2])) + math.radians(yaw_deg)
+        pitch = math.asin(float(to_camera[1]) / distance) + math.radians(pitch_deg)
         direction = torch.tensor([math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)])
-        return middle + distance_cm * direction
+        return middle + distance * distance_scale * direction
+
+    def gaze_distance(self, rest_verts: torch.Tensor, target: torch.Tensor) -> float:
+        """cm from the midpoint of the eyes of an expressionless mesh (V, 3) to a gaze target (3,)."""
+        return float((target - self.centres(rest_verts[None])[0].mean(dim=0)).norm())
 
     def aim(self, verts: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) the meshes with both eyeballs turned about their centres toward `target` (3,) or (B, 3)."""

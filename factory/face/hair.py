@@ -20,10 +20,16 @@ import torch
 import torch.nn.functional as F
 
 from factory.face.texture.template import JAW_TOP_RIGHT, smoothstep
+from factory.face.wrinkles import nasolabial_distance
 from factory.spec.plan import Hair
 
 CHIN, NOSE_BASE, UPPER_LIP_TOP, LOWER_LIP_BOTTOM = 8, 33, 51, 57
-RIGHT_MOUTH_CORNER, RIGHT_NOSE_WING = 48, 31
+RIGHT_MOUTH_CORNER, LEFT_MOUTH_CORNER, RIGHT_NOSE_WING, LEFT_NOSE_WING = 48, 54, 31, 35
+# What facial hair leaves bare for AU9 and AU10 (`au_evidence_clearance`): a gap under the nostrils, the nose wings,
+# and sparse hair along the nasolabial folds.
+NOSTRIL_GAP_CM = 0.15  # the moustache starts this far below the nose's base (full NOSTRIL_GAP_CM + 0.3 below it)
+WING_CLEAR_CM = 0.3  # no hair this close to a nose wing's base (landmarks 31, 35), fading in over 0.35 cm
+FOLD_HALF_WIDTH_CM, FOLD_COVER = 0.3, 0.4  # within this of the fold: this share of the full coverage (0.3 cm to full)
 FLOW_RADIUS_CM = 10.0
 SIDEBURN_ABOVE_JAW_TOP_CM = 1.0
 CHEEK_LINE_POWER = 2.5  # strand coordinates are angles on the head scaled to cm at this radius
@@ -33,15 +39,17 @@ def facial_density(points: torch.Tensor, landmarks: torch.Tensor, style: str) ->
     """(P,) 0..1 facial hair of `style` ("none", "stubble", "moustache", "goatee", "beard") at template points:
     beard and stubble below a line from the sideburns across the cheeks to the nose's base and above a neckline
     under the jaw; a moustache between the nose and the upper lip; a goatee adds the chin. Lips stay bare (the
-    caller masks the lip and mouth parts)."""
+    caller masks the lip and mouth parts), and every style leaves the evidence of AU9 and AU10 visible
+    (`au_evidence_clearance`)."""
     if style == "none":
         return torch.zeros_like(points[:, 0])
     x, y, z = points.unbind(-1)
     lm = landmarks
     front = smoothstep((z - float(lm[JAW_TOP_RIGHT, 2]) + 1.0) / 1.0)
     mouth_half = float(lm[RIGHT_MOUTH_CORNER, 0].abs())
-    below_nose = smoothstep((float(lm[NOSE_BASE, 1]) - 0.15 - y) / 0.3)
-    moustache = below_nose * smoothstep((mouth_half + 0.5 - x.abs()) / 0.4) * smoothstep((y - float(lm[UPPER_LIP_TOP, 1]) + 0.1) / 0.2)
+    below_nose = smoothstep((float(lm[NOSE_BASE, 1]) - NOSTRIL_GAP_CM - y) / 0.3)
+    moustache = below_nose * smoothstep((mouth_half + 0.1 - x.abs()) / 0.4) * smoothstep((y - float(lm[UPPER_LIP_TOP, 1]) + 0.1) / 0.2)
+    front = front * au_evidence_clearance(points, lm)
     if style == "moustache":
         return moustache * front
     chin = (smoothstep((mouth_half + 0.4 - x.abs()) / 0.5) * smoothstep((float(lm[LOWER_LIP_BOTTOM, 1]) - 0.15 - y) / 0.3)
@@ -49,6 +57,19 @@ def facial_density(points: torch.Tensor, landmarks: torch.Tensor, style: str) ->
     if style == "goatee":
         return torch.maximum(moustache, chin) * front
     return torch.maximum(moustache, beard_region(points, lm)) * front
+
+
+def au_evidence_clearance(points: torch.Tensor, lm: torch.Tensor) -> torch.Tensor:
+    """(P,) how much facial hair may grow at template points, 0..1: none on the nose wings (AU9 raises and flares
+    them) and FOLD_COVER along the nasolabial folds down to the mouth corners (AU9 and AU10 deepen them), where the
+    strands are sparse enough to show the crease between them, as the sparse hair along a real fold does; 1
+    elsewhere (below the mouth corners the beard closes again)."""
+    wing_x, wing_y = float(lm[LEFT_NOSE_WING, 0]), float(lm[LEFT_NOSE_WING, 1])
+    to_wing = torch.stack([points[:, 0].abs() - wing_x, points[:, 1] - wing_y], dim=-1).norm(dim=-1)
+    off_wing = smoothstep((to_wing - WING_CLEAR_CM) / 0.35)
+    above_corner = smoothstep((points[:, 1] - float(lm[LEFT_MOUTH_CORNER, 1]) + 0.3) / 0.5)  # the fold AU10 deepens
+    on_fold = smoothstep((FOLD_HALF_WIDTH_CM + 0.3 - nasolabial_distance(points, lm)) / 0.3) * above_corner
+    return off_wing * (1 - (1 - FOLD_COVER) * on_fold)
 
 
 def beard_region(points: torch.Tensor, lm: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,8 @@ from factory.face.texture.template import (
     smoothstep,
     where_hair_grows,
 )
+from factory.face.topology import unique_edges
+from factory.face.wrinkles import STRAIN_KINDS, directional_strains, neighbour_average
 from factory.render.mesh import vertex_normals
 from factory.spec.plan import Hair
 
@@ -55,6 +57,9 @@ SHAVED_COVERAGE = 0.3  # a shaved scalp: stubble where the hair would grow
 THIN_CROWN_COVERAGE = 0.3  # what is left of the hair on a thinned crown, as sparse strands on the skin
 MIN_COVERAGE = 0.02
 MIN_OFFSET_CM = 0.02  # shells sit at least this far out, so the skin under them never wins the depth test
+# Facial hair parts where an expression squeezes the skin vertically (`hair_lie`): from no parting at the first
+# compression to full parting at the second; a parted shell sinks this far under the skin, so the skin shows.
+PART_COMPRESSION, PART_DEPTH_CM, PART_SMOOTHING_STEPS = (0.15, 0.4), 0.05, 2
 BUN_RADIUS_CM = (3.2, 4.5)
 BUN_RINGS, BUN_SEGMENTS = 8, 14
 CURTAIN_COLUMNS, CURTAIN_ROWS = 44, 14  # long hair's sheet
@@ -133,7 +138,9 @@ class HairShells:
             pieces.append(self.shell_piece(scalp_shell, verts, normals, scalp, scalp_flow, SHELL_STYLE[hair.style][2]))
         facial_shell = self.facial_shell(hair, facial, lumps)
         if facial_shell is not None:
-            pieces.append(self.shell_piece(facial_shell, verts, normals, facial, facial_flow, FACIAL_SEGMENT_CM))
+            pieces.append(self.shell_piece(facial_shell, verts, normals, facial, facial_flow, FACIAL_SEGMENT_CM,
+                                           lie=hair_lie(verts[:, facial_shell.vertices], self.faces[facial_shell.triangles],
+                                                        facial_shell.vertices)))
         if hair.style == "long_tied":
             pieces.append(self.bun(hair, verts, normals))
         if hair.style == "long":
@@ -142,9 +149,14 @@ class HairShells:
         return assemble(pieces, attributes, verts.shape[0])
 
     def shell_piece(self, shell: Shell, verts: torch.Tensor, normals: torch.Tensor, density: torch.Tensor, flow: Flow,
-                    segment_cm: float) -> Piece:
-        """The shell's vertices pushed out along the posed normals; its triangles keep the skin's UVs."""
-        push = (shell.thickness.clamp(min=0) + MIN_OFFSET_CM)[None, :, None]
+                    segment_cm: float, lie: torch.Tensor | None = None) -> Piece:
+        """The shell's vertices pushed out along the posed normals; its triangles keep the skin's UVs. `lie` (N, S),
+        0..1 per expression and vertex, scales the push: 1 where the hair stands as planned, 0 where the skin under it
+        is squeezed so much that the strands part and the shell dips PART_DEPTH_CM under the skin (`hair_lie`)."""
+        push = (shell.thickness.clamp(min=0) + MIN_OFFSET_CM)[None, :]
+        if lie is not None:
+            push = push * lie - PART_DEPTH_CM * (1 - lie)
+        push = push[:, :, None]
         local = torch.full((self.model.num_vertices,), -1, dtype=torch.int64)
         local[shell.vertices] = torch.arange(len(shell.vertices))
         return Piece(verts[:, shell.vertices] + push * normals[:, shell.vertices], normals[:, shell.vertices],
@@ -308,6 +320,24 @@ def lip_clearance(model: FaceModel) -> torch.Tensor:
         distance = torch.cdist(model.neutral[near], lips).min(dim=1).values
         clearance[near] = smoothstep(distance / LIP_CLEARANCE_CM)
     return clearance
+
+
+def hair_lie(verts: torch.Tensor, triangles: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
+    """(N, S) how the facial hair on `vertices` (S,) (ids of the posed meshes' (N, S, 3) `verts`, whose skin
+    `triangles` (T, 3) use face-model ids) lies in each expression: 1 where the skin is as in the first, neutral
+    mesh or stretched, falling to 0 where it is compressed vertically by PART_COMPRESSION[1]. A raised upper lip
+    (AU10) and raised nose wings (AU9) squeeze the skin between them; real strands there splay and part over the lip
+    rather than pile up, and the shell dipping under the skin shows that skin, its creases and its fold."""
+    local = torch.full((int(vertices.max()) + 1,), -1, dtype=torch.int64)
+    local[vertices] = torch.arange(len(vertices))
+    edges = unique_edges(local[triangles])
+    strains = directional_strains(verts, verts[0], edges)  # (S, N, kinds)
+    smooth = neighbour_average(edges, len(vertices))
+    for _ in range(PART_SMOOTHING_STEPS):
+        strains = smooth(strains)
+    squeeze = strains[:, :, STRAIN_KINDS.index("y")].T  # (N, S)
+    low, high = PART_COMPRESSION
+    return 1 - smoothstep((squeeze - low) / (high - low))
 
 
 def pack(coverage: torch.Tensor, flow: Flow, vertices: torch.Tensor, segment_cm: float) -> torch.Tensor:

@@ -141,16 +141,28 @@ def upper_lid(p: torch.Tensor, t: Template) -> tuple[torch.Tensor, torch.Tensor]
 def nasolabial(p: torch.Tensor, t: Template) -> tuple[torch.Tensor, torch.Tensor]:
     """AU10 (and AU9, AU6): the fold from beside the nose wing to below the mouth corner, bowed outward."""
     lm = t.landmarks
-    start = lm[NOSE_WING, :2] + torch.tensor([0.35, 0.35])
-    end = lm[MOUTH_CORNER, :2] + torch.tensor([0.55, -0.75])
-    bow = torch.tensor([0.55, 0.0])
-    s = torch.linspace(0, 1, 9)[:, None]
-    curve = (1 - s) ** 2 * start + 2 * s * (1 - s) * ((start + end) / 2 + bow) + s**2 * end
-    q = torch.stack([side_x(p), p[:, 1]], dim=-1)
-    distance, _ = nearest_on_polyline(q, curve)
+    curve = nasolabial_curve(lm)
+    start, end = curve[0], curve[-1]
+    distance = nasolabial_distance(p, lm)
     along = window(p[:, 1], float(end[1]) + 0.2, float(start[1]) - 0.1, 0.35)
     region = smoothstep(0.6, 0.25, distance) * along * front(p, float(lm[MOUTH_CORNER, 2]), 2.0, soft=1.0)
     return region, groove(distance + 0.5 * t.wobble(p), 0.08)
+
+
+def nasolabial_curve(landmarks: torch.Tensor) -> torch.Tensor:
+    """(9, 2) the nasolabial fold on the face's left (x, y in cm; mirrored by |x|): from beside the nose wing to below
+    the mouth corner, bowed outward. Facial hair thins over it (factory/face/hair.py), so the fold stays visible."""
+    start = landmarks[NOSE_WING, :2] + torch.tensor([0.35, 0.35])
+    end = landmarks[MOUTH_CORNER, :2] + torch.tensor([0.55, -0.75])
+    bow = torch.tensor([0.55, 0.0])
+    s = torch.linspace(0, 1, 9)[:, None]
+    return (1 - s) ** 2 * start + 2 * s * (1 - s) * ((start + end) / 2 + bow) + s**2 * end
+
+
+def nasolabial_distance(p: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    """(P,) cm from each point (P, 3) to the nasolabial fold on its side of the face, in the x-y plane."""
+    q = torch.stack([side_x(p), p[:, 1]], dim=-1)
+    return nearest_on_polyline(q, nasolabial_curve(landmarks))[0]
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from factory.render.background import Background
 from factory.render.camera import Camera
 from factory.render.detail import SurfaceDetail
 from factory.render.hair import HairLayer
-from factory.render.lights import GAMMA, Light
+from factory.render.lights import GAMMA, LUMA, Light, direction_toward
 from factory.render.mesh import Meshes
 from factory.render.pixels import CoveredPixels, sample_texture
 
@@ -42,6 +42,10 @@ SPECULAR_BY_PART = {"skin": SKIN_SPECULAR, "brows": SKIN_SPECULAR, "lips": SKIN_
                     "hair": SKIN_SPECULAR, "facial_hair": SKIN_SPECULAR,
                     "occluder": (0.12, 30.0)}  # masks, tubes, tape, a hand: each vertex's shine sets its own share
 HAIR_WRAP = 0.3  # hair is lit a little past its terminator: light scatters through the strands
+# Wet parts mirror the room as well as the key light: a second, softer catchlight from the environment's brightest
+# direction besides the key (`environment_catchlight`), so an eye in the nose's shadow of a side key still shows one.
+WET_PARTS, CATCHLIGHT_EXPONENT = ("eyes", "eye_surface"), 50.0
+SKY_CATCHLIGHT = (0.0, 30.0)  # azimuth, elevation (deg) of the bright room above the camera, without a fill light
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing tensors field by field is ambiguous
@@ -79,6 +83,7 @@ class Shader:
 
     def __init__(self, part_names: Sequence[str]):
         self.specular_strength, self.specular_exponent = specular_table(part_names)
+        self.wet = torch.tensor([name in WET_PARTS for name in part_names])
 
     def __call__(self, pixels: CoveredPixels, meshes: Meshes, camera: Camera, *, texture: UVTexture, light: Light,
                  background: Background, terms: VertexTerms | None = None, hair: HairLayer | None = None,
@@ -125,12 +130,30 @@ class Shader:
         exponent = self.specular_exponent.to(normal.device)[part]
         key_direction = light.direction.to(normal)
         half = F.normalize(view + key_direction, dim=-1)
-        # The key light's highlight only: the fill is a broad source, whose highlight is too faint to matter.
+        # The key light's highlight; on skin the fill's (a broad source) is too faint to matter, on the wet eye the
+        # room's shows as a second, softer catchlight (add_catchlight).
         glint = (normal * half).sum(-1).clamp(min=0) ** exponent * ((normal @ key_direction) > 0) * key_visibility
         colour = torch.addcmul(albedo * irradiance, (strength * glint)[:, None], light.colour.to(normal))
+        colour = self.add_catchlight(colour, part, normal, view, light, occlusion)
         if hair is None:
             return colour, None
         return self.shade_hair(colour, pixels, meshes, camera, hair, normal, view, light, key_visibility, occlusion)
+
+    def add_catchlight(self, colour: torch.Tensor, part: torch.Tensor, normal: torch.Tensor, view: torch.Tensor,
+                       light: Light, occlusion: torch.Tensor) -> torch.Tensor:
+        """`colour` (P, 3) with the environment's catchlight added on the wet parts' pixels: a broad source, so a
+        wider, dimmer lobe than the key's, cut by the socket's occlusion but not by the key's shadow."""
+        wet = torch.nonzero(self.wet.to(part.device).index_select(0, part)).squeeze(1)
+        if len(wet) == 0:
+            return colour
+        direction, radiance = environment_catchlight(light)
+        direction = direction.to(normal)
+        n = normal.index_select(0, wet)
+        half = F.normalize(view.index_select(0, wet) + direction, dim=-1)
+        lobe = (n * half).sum(-1).clamp(min=0) ** CATCHLIGHT_EXPONENT * ((n @ direction) > 0)
+        strength = self.specular_strength.to(n.device).index_select(0, part.index_select(0, wet))
+        glint = (strength * lobe * occlusion.index_select(0, wet))[:, None] * radiance.to(n)
+        return colour.index_add(0, wet, glint)
 
     def shade_hair(self, colour: torch.Tensor, pixels: CoveredPixels, meshes: Meshes, camera: Camera, hair: HairLayer,
                    normal: torch.Tensor, view: torch.Tensor, light: Light, key_visibility: torch.Tensor,
@@ -157,6 +180,20 @@ class Shader:
         opacity = torch.ones_like(colour[:, 0])
         opacity[where[fringe]] = (1 - rim[fringe] * (1.3 - 1.8 * strands.brightness[fringe])).clamp(0, 1)
         return colour.index_copy(0, where, blended), opacity
+
+
+def environment_catchlight(light: Light) -> tuple[torch.Tensor, torch.Tensor]:
+    """(3,) direction toward the brightest part of the environment besides the key, and (3,) its linear radiance as a
+    wet surface mirrors it: the fill light's direction where there is one (a reflector, a lit wall), else the room
+    above the camera (SKY_CATCHLIGHT); as bright as the room's light falling from there (the ambient share, brighter
+    from above by `sky`) plus the fill's, in the fill's colour (white without one)."""
+    fill_luma = float(light.fill.colour @ LUMA)
+    if fill_luma > 0:
+        direction, hue = light.fill.direction, light.fill.colour / fill_luma
+    else:
+        direction, hue = direction_toward(*SKY_CATCHLIGHT), torch.ones(3)
+    level = light.ambient * (1 + light.sky * float(direction[1])) + (1 - light.ambient) * fill_luma
+    return direction, hue * level
 
 
 def diffuse_light(normal: torch.Tensor, light: Light, occlusion: torch.Tensor, key_visibility: torch.Tensor,

@@ -285,6 +285,7 @@ class IdentityRenderer:
         layers["heatmap"] = self.heatmaps(prepared.meshes, views[0][1])
         layers.update(identity_layers(prepared.face.verts, self.model, prepared.texture, prepared.scene))
         layers["gaze_target"] = prepared.face.gaze_target.cpu().numpy()
+        layers["gaze_distance"] = self.rig.eyes.gaze_distance(prepared.face.rest, prepared.face.gaze_target)
         layers["background_parameters"] = prepared.outputs.background_parameters if prepared.outputs else {}
         return layers
 
@@ -293,8 +294,8 @@ class IdentityRenderer:
         the expressionless mesh the expressions are measured against."""
         identity = torch.tensor(spec.identity, dtype=torch.float32)
         rest = self.rig.rest_vertices(identity)
-        gaze = spec.gaze
-        target = self.rig.eyes.gaze_target(rest, yaw_deg=gaze.yaw, pitch_deg=gaze.pitch, distance_cm=gaze.distance)
+        gaze, camera = spec.gaze, self.cameras(spec, rest)[0]  # the first planned view is the frontal one
+        target = self.rig.eyes.gaze_target(rest, camera.center, gaze.yaw, gaze.pitch, gaze.distance_scale)
         verts = self.rig.vertices(identity, [e.aus for e in spec.expressions], gaze_target=target)
         return PosedFace(verts, rest, target)
 
@@ -371,13 +372,9 @@ class IdentityRenderer:
         """Per planned view: the camera framing the neutral face through the view's lens, what it sees behind the head
         (render.background, or the choice `background`; `outputs` holds the rooms the diffusion stage painted for the
         inpaint background) and its sensor."""
-        # The face surface from the chin up (forehead, temples and ears included): portraits that show the whole head
-        # and its hair, not a crop at the brows.
         neutral = meshes.verts[0, : self.model.num_vertices]
-        centre, radius = head_sphere(neutral, int(self.model.landmarks[CHIN]), self.model.layout.framed.to(neutral.device))
-        cameras = [head_camera(orbit_of(view), self.config.image_size, centre, radius,
-                               fov_deg=fov_of_focal_length(view.focal_mm), shift=(view.shift_x, view.shift_y))
-                   for view in spec.views]
+        centre, _ = self.head(neutral)
+        cameras = self.cameras(spec, neutral)
         painted = painted_rooms(spec, outputs)
         bedding = None if spec.bed is None else bedside.bedding_of(spec, self.model, neutral, centre, light_of(spec.light).direction)
         seen_by = cameras if bedding is None else [bed_camera(camera, bedding) for camera in cameras]  # the room lies in the bed's frame
@@ -388,6 +385,18 @@ class IdentityRenderer:
             backgrounds = bedside.ward_backgrounds(bedding, cameras, backgrounds)
         sensors = [Sensor(defocus_px=view.defocus_px, noise=view.sensor_noise, seed=view.sensor_seed) for view in spec.views]
         return Scene(cameras=cameras, backgrounds=backgrounds, sensors=sensors)
+
+    def head(self, neutral: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The sphere the cameras frame around a neutral face (V, 3): the face surface from the chin up (forehead,
+        temples and ears included), so portraits show the whole head and its hair, not a crop at the brows."""
+        return head_sphere(neutral, int(self.model.landmarks[CHIN]), self.model.layout.framed.to(neutral.device))
+
+    def cameras(self, spec: IdentitySpec, neutral: torch.Tensor) -> list[Camera]:
+        """Per planned view, the camera framing a neutral face (V, 3) through the view's lens."""
+        centre, radius = self.head(neutral)
+        return [head_camera(orbit_of(view), self.config.image_size, centre, radius,
+                            fov_deg=fov_of_focal_length(view.focal_mm), shift=(view.shift_x, view.shift_y))
+                for view in spec.views]
 
     def view_layers(self, meshes: Meshes, camera: Camera, view: RenderedView) -> dict[str, np.ndarray]:
         """The VIEW_LAYERS of one view, each (expressions, …)."""
@@ -407,6 +416,7 @@ class IdentityRenderer:
         """meta.json of docs/DATA.md: the plan, labels, cameras, landmarks and how the sample was made."""
         data = spec.to_dict()
         data["gaze"]["target"] = rounded(layers["gaze_target"], 4)  # world cm, the point both eyes look at
+        data["gaze"]["distance"] = round(float(layers["gaze_distance"]), 2)  # cm from the midpoint of the eyes
         for x, expression in enumerate(data["expressions"]):
             expression["landmarks_3d"] = rounded(layers["landmarks_3d"][x], 4)
         for v, (view, camera) in enumerate(zip(data["views"], layers["cameras"])):

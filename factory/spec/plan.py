@@ -168,12 +168,14 @@ class View:
 
 @dataclass(frozen=True)
 class Gaze:
-    """Where both eyes look: a point `distance` cm from the midpoint of the eyes, `yaw` degrees toward the face's
-    left (+x) and `pitch` degrees up from straight ahead. Drawn near the frontal camera, a little below the eyes."""
+    """Where both eyes look: near the frontal (first) view's camera. Seen from the midpoint of the eyes, the target
+    lies `yaw` degrees toward the face's left (+x) and `pitch` degrees up from the camera, at `distance_scale` times
+    the camera's distance; the renderer places it once it knows where that camera stands (meta.json's gaze adds
+    the `target` point and its `distance` in cm)."""
 
     yaw: float
     pitch: float
-    distance: float
+    distance_scale: float
 
 
 @dataclass(frozen=True)
@@ -376,14 +378,15 @@ def draw_skin(rng: np.random.Generator, ethnicity: str, age: int) -> Skin:
 
 
 GAZE_STREAM = 0x6A2E  # the gaze has its own random stream: adding it changed no other draw of existing plans
-GAZE_YAW_DEG, GAZE_PITCH_DEG, GAZE_DISTANCE_CM = (-5.0, 5.0), (-9.0, 1.0), (40.0, 90.0)
+GAZE_YAW_DEG, GAZE_PITCH_DEG, GAZE_DISTANCE_SCALE = (-5.0, 5.0), (-5.0, 2.0), (0.85, 1.15)
 
 
 def draw_gaze(seed: int, index: int) -> Gaze:
-    """A target near the frontal camera: within a few degrees of it, between arm's length and a little beyond."""
+    """A target around the frontal camera: within a few degrees of it (more often a little below: the lens, a
+    screen or a face beside it), at about the camera's distance."""
     rng = np.random.default_rng([seed, index, GAZE_STREAM])
     return Gaze(yaw=round(float(rng.uniform(*GAZE_YAW_DEG)), 3), pitch=round(float(rng.uniform(*GAZE_PITCH_DEG)), 3),
-                distance=round(float(rng.uniform(*GAZE_DISTANCE_CM)), 2))
+                distance_scale=round(float(rng.uniform(*GAZE_DISTANCE_SCALE)), 4))
 
 
 def draw_view(rng: np.random.Generator, name: str, yaw: float, config: PlanConfig) -> View:
