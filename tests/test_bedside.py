@@ -158,7 +158,7 @@ def test_a_tiny_clinical_dataset_verifies(tmp_path, ray_local):
     from PIL import Image
 
     from factory.format.dataset import open_dataset
-    from factory.qa.preview import dataset_samples
+    from factory.format.members import IMAGES, LAYERS
     from factory.qa.verify import verify_dataset
     from factory.run.config import load_generate_config
     from factory.run.generate import generate
@@ -169,7 +169,7 @@ def test_a_tiny_clinical_dataset_verifies(tmp_path, ray_local):
     generate(config, progress=False)
     report = verify_dataset(str(tmp_path / "ds"))  # raises, naming the problem, on anything wrong
     assert report.identities == 2
-    for _, _, members in dataset_samples(open_dataset(str(tmp_path / "ds"))):
+    for _, members in open_dataset(str(tmp_path / "ds")).samples(sets=(IMAGES, LAYERS)):  # segmentation is a layer
         meta = json.loads(members["meta.json"])
         assert meta["scenario"] == "clinical" and "occluder" in meta
         part = meta["parts"].index(OCCLUDER_PART)
