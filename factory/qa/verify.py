@@ -4,7 +4,7 @@ For every shard listed: the file exists (not a symbolic link), its size and sha2
 it is a well-formed tar whose samples are exactly the listed identities in order, every member is one the format
 names and within its size (factory/format/members.py), every meta.json matches its schema and its PSPIs equal
 AU4 + max(AU6, AU7) + max(AU9, AU10) + AU43 of their AUs (factory/format/sample.py), every image decodes within
-its kind's size, the mesh is UTF-8 text, and every expression's rendered views are there.
+its kind's size, the mesh is UTF-8 text, and every expression's (and sequence frame's) rendered views are there.
 The listed shards must cover identities 0 … N-1 once each.
 """
 
@@ -99,7 +99,7 @@ def check_sample(where: str, key: str, members: dict[str, bytes]) -> int:
         meta = read_meta(where, key, members)
     except SampleError as error:
         raise VerifyError(str(error)) from None
-    for expression in meta["expressions"]:
+    for expression in meta["expressions"] + meta.get("frames", []):  # a sequence's frames have every view too
         for view in meta["views"]:
             if view_member(expression["name"], view["name"]) not in members:
                 raise VerifyError(f"{where}: {view_member(expression['name'], view['name'])} missing")

@@ -2,7 +2,7 @@
 
 Every flag has a YAML spelling: the top-level keys are the fields of GenerateConfig, `plan:` holds PlanConfig
 fields (factory/spec/plan.py) and `render:` RenderConfig fields (factory/run/identity.py); `--image-size` is
-`render: {image_size: …}`, `--texturer`/`--background` are `render: {texturer: …, background: …}` and the model flags
+`render: {image_size: …}`, `--sequence-frames` is `render: {sequence: {frames: …}}`, `--texturer`/`--background` are `render: {texturer: …, background: …}` and the model flags
 (`--texture-model`, `--controlnet-model`, `--background-model`) are `render: {diffusion: {texture: {model, controlnet},
 background: {model}}}` (factory/diffusion/settings.py). A flag given on the command line wins over the file.
 
@@ -12,6 +12,7 @@ out: s3://my-bucket/3dpain
 seed: 0
 identities_per_shard: 8
 render: {image_size: 512, texturer: procedural, background: scene}   # face_model: flame, flame_path: /data/flame2023_Open.pkl
+# render: {sequence: {frames: 16}}   # --sequence-frames 16: every pain expression as a 16-frame sequence too
 plan: {view_yaws: [0, -35, 35], expressions: {pain_expressions: 10}, light_families: [window, clinical, studio]}
 storage_options: {client_kwargs: {endpoint_url: "http://127.0.0.1:9000"}}
 diffusion_gpus_per_actor: 1      # the diffusion stage (with texturer diffusion or background inpaint)
@@ -147,7 +148,7 @@ def load_generate_config(config_file: Path | None = None, **flags) -> GenerateCo
 # Flags that set a render key: flag name → its path under `render:`.
 RENDER_FLAGS = {"image_size": ("image_size",), "texturer": ("texturer",), "background": ("background",),
                 "face_model": ("face_model",), "flame_path": ("flame_path",), "flame_uv": ("flame_uv",),
-                "flame_landmarks": ("flame_landmarks",),
+                "flame_landmarks": ("flame_landmarks",), "sequence_frames": ("sequence", "frames"),
                 "texture_model": ("diffusion", "texture", "model"), "controlnet_model": ("diffusion", "texture", "controlnet"),
                 "background_model": ("diffusion", "background", "model")}
 

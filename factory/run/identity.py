@@ -22,7 +22,7 @@ made for the identity (its portraits and one painted room per view: factory/run/
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -63,8 +63,10 @@ from factory.render.renderer import MeshRenderer, RenderedView
 from factory.render.sensor import Sensor, expose
 from factory.render.shading import Shader, UVTexture, VertexTerms
 from factory.run.backgrounds import ViewContext, check_background, make_background
+from factory.run.sequence import encode_frames, render_sequences
 from factory.spec.plan import IdentitySpec, View
 from factory.spec.plan import Light as PlannedLight
+from factory.spec.sequence import SequenceConfig, frame_record
 
 DEVICES = ("auto", "cpu", "cuda")
 LASH_DARKENING = 0.45  # lashes are darker than the hair of the head
@@ -97,6 +99,7 @@ class RenderConfig:
     flame_sha256: str | None = None
     flame_uv_sha256: str | None = None
     flame_landmarks_sha256: str | None = None
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)  # pain sequences (factory/spec/sequence.py); none by default
 
     def __post_init__(self) -> None:
         self.check_face_model()
@@ -221,6 +224,15 @@ class IdentityRenderer:
         diffusion stage made for it (when the texturer or background needs them); `texture`: one already made."""
         face = self.pose(spec)  # face: one mesh per expression, eyes on the planned gaze target
         texture = texture or self.texture(spec, face.verts[0], outputs)  # texture: once per identity
+        layers = self.render_posed(spec, face, texture, outputs)
+        if self.config.sequence.enabled:  # every pain expression over time: factory/run/sequence.py
+            layers["sequences"] = render_sequences(self, spec, face, texture, outputs)
+        return layers
+
+    def render_posed(self, spec: IdentitySpec, face: "PosedFace", texture: Texture,
+                     outputs: DiffusionOutputs | None = None) -> dict[str, object]:
+        """The layers of posed meshes (`face.verts`, the neutral first: cameras frame it and ambient occlusion is
+        taken from it), indexed [mesh, view, …]: the rest of `render`, shared with the sequences' frames."""
         surface = UVTexture.from_srgb(texture.image.to(self.device))
         meshes, hair, source = self.dress(spec, face.verts)  # hair: shells over the scalp and beard, strands
         detail = self.surface_detail(spec, face, source)  # creases and lid shadows, per expression
@@ -362,6 +374,9 @@ class IdentityRenderer:
                           "texturer": self.config.texturer, "background": self.config.background,
                           "backend": self.rasterizer.backend_name(self.device)},
         })
+        if "sequences" in layers:  # docs/DATA.md, "Sequences"
+            data["sequences"] = [sequence.record() for sequence, _ in layers["sequences"]]
+            data["frames"] = [frame_record(frame) for sequence, _ in layers["sequences"] for frame in sequence.frames]
         data["background"].update(layers["background_parameters"])  # the inpaint background: what painted the rooms
         if self.face.record["name"] == "flame":  # the FLAME file's digest, and where its landmarks and UVs came from
             data["generator"]["face_model_files"] = self.face.record
@@ -377,6 +392,8 @@ class IdentityRenderer:
                 members[view_member(expression.name, view.name, "depth")] = encode_depth(layers["depth"][x, v])
             if x > 0:
                 members[heatmap_member(expression.name)] = encode_png(layers["heatmap"][x])
+        for sequence, frames in layers.get("sequences", ()):
+            members.update(encode_frames(sequence, frames, spec.views, self.jpeg_quality))
         members[MESH] = self.obj_writer.encode(layers["vertices"][0])
         members[TEXTURE] = encode_png(layers["texture"])
         return members
