@@ -33,6 +33,7 @@ from factory import __version__
 from factory.diffusion.jobs import DiffusionOutputs
 from factory.diffusion.settings import DiffusionConfig
 from factory.errors import FactoryError
+from factory.face.ageing import skin_laxity
 from factory.face.eyes import cornea_relief
 from factory.face.flame.model import FlameSource
 from factory.face.hair_shell import HairShells
@@ -185,6 +186,7 @@ class PosedFace(NamedTuple):
     verts: torch.Tensor  # (N, V, 3) one mesh per expression, in spec order (CPU)
     rest: torch.Tensor  # (V, 3) the identity's expressionless mesh (CPU)
     gaze_target: torch.Tensor  # (3,) the world point both eyes look at (cm)
+    laxity: torch.Tensor | None = None  # (V, 3) the older face's sag, already in verts and rest (factory/face/ageing.py)
 
 
 class IdentityRenderer:
@@ -256,14 +258,17 @@ class IdentityRenderer:
         return layers
 
     def pose(self, spec: IdentitySpec) -> "PosedFace":
-        """The face: one mesh per expression of the spec from the rig, both eyes on the planned gaze target; with
-        the expressionless mesh the expressions are measured against."""
+        """The face: one mesh per expression of the spec from the rig, both eyes on the planned gaze target, an
+        older face's skin laxity added; with the expressionless mesh the expressions are measured against."""
         identity = torch.tensor(spec.identity, dtype=torch.float32)
         rest = self.rig.rest_vertices(identity)
         gaze = spec.gaze
         target = self.rig.eyes.gaze_target(rest, yaw_deg=gaze.yaw, pitch_deg=gaze.pitch, distance_cm=gaze.distance)
         verts = self.rig.vertices(identity, [e.aus for e in spec.expressions], gaze_target=target)
-        return PosedFace(verts, rest, target)
+        laxity = skin_laxity(self.model, rest, spec.demographics.age)  # None under 60: the meshes as they were
+        if laxity is not None:  # the same sag on every expression, and on the face they are measured against
+            verts, rest = verts + laxity, rest + laxity
+        return PosedFace(verts, rest, target, laxity)
 
     def texture(self, spec: IdentitySpec, neutral: torch.Tensor, outputs: DiffusionOutputs | None = None) -> Texture:
         """The identity's texture: painted from its plan, or its portraits baked onto its neutral face (V, 3)."""

@@ -36,6 +36,8 @@ def render_sequences(renderer, spec, face, texture, outputs=None) -> list[tuple[
         sequence = plan_sequence(spec.seed, spec.index, expression, config)
         weights = renderer.rig.fractional_weights([frame.posed_intensities() for frame in sequence.frames])
         verts = renderer.rig.posed(identity, weights, face.gaze_target)
+        if face.laxity is not None:  # an older face sags in every frame as in the stills
+            verts = verts + face.laxity
         verts = torch.stack([turned(v, frame.head, pivot) for v, frame in zip(verts, sequence.frames)])
         layers = renderer.render_posed(spec, face._replace(verts=torch.cat([face.verts[:1], verts])), texture, outputs)
         rendered.append((sequence, {name: layers[name][1:] for name in FRAME_LAYERS}))
