@@ -13,7 +13,8 @@ occlusion once per identity and the key light's soft shadows once per expression
 layers → heatmaps (reusing the frontal view's covered pixels). The renderer (factory/render) knows nothing of plans
 or faces; this module is where a plan becomes meshes, surface detail, overlays, cameras and lights.
 `encode_sample` turns layers into the sample members of docs/DATA.md with fixed encoder settings, so the same spec
-gives the same bytes.
+gives the same bytes. A face over 60 sags (factory/face/ageing.py, added in `pose`); with `render.sequence.frames`,
+each pain expression's frames are posed and rendered through the same `render_posed` (factory/run/sequence.py).
 
 With the `diffusion` texturer or the `inpaint` background, `render(spec, outputs)` takes what the diffusion stage
 made for the identity (its portraits and one painted room per view: factory/run/stage.py gets them).
