@@ -60,6 +60,10 @@ def plan(
 
 
 
+SEQUENCE_FRAMES_HELP = ("Frames of a pain sequence per pain expression, 3..60 (neutral → onset → apex → offset, with blinks "
+                        "and head motion; docs/DATA.md); default 0: stills only.")
+
+
 @command()
 def generate(
     identities: int = typer.Option(None, "--identities", "-n", help="How many identities the dataset holds (may grow on a later run)."),
@@ -91,6 +95,7 @@ def generate(
     flame_uv: str = typer.Option(None, "--flame-uv", help="FLAME's UV layout (.obj with vt, or FLAME_texture.npz); default: ICT's, transferred."),
     flame_landmarks: str = typer.Option(None, "--flame-landmarks", help="FLAME 68-point landmark embedding (.npy/.pkl/.npz); default: the "
                                         "model file's, else transferred from ICT."),
+    sequence_frames: int = typer.Option(None, "--sequence-frames", help=SEQUENCE_FRAMES_HELP),
     storage_option: list[str] = typer.Option(None, "--storage-option", help="fsspec option key=value, repeatable (endpoint_url=http://…)."),
     overwrite: bool = typer.Option(None, "--overwrite/--no-overwrite", help="Delete the dataset already at --out (its shards and manifest) first."),
     wait: bool = typer.Option(None, "--wait/--no-wait", help="If another driver is writing --out, wait for it to finish instead of stopping."),
@@ -115,6 +120,7 @@ def generate(
         texture_model=texture_model, controlnet_model=controlnet_model, background_model=background_model,
         diffusion_actors=diffusion_actors, diffusion_gpus_per_actor=diffusion_gpus_per_actor,
         diffusion_batch_size=diffusion_batch_size, batch_identities=batch_identities, scenario=scenario,
+        sequence_frames=sequence_frames,
     )
     typer.echo(run_generate(settings, progress=progress).text())
 
@@ -217,6 +223,7 @@ def render_identity(
     flame_path: str = typer.Option(None, "--flame-path", help="FLAME model file (.pkl or .npz)."),
     flame_uv: str = typer.Option(None, "--flame-uv", help="FLAME's UV layout; default: ICT's, transferred."),
     flame_landmarks: str = typer.Option(None, "--flame-landmarks", help="FLAME landmark embedding; default: the model file's, else transferred."),
+    sequence_frames: int = typer.Option(None, "--sequence-frames", help=SEQUENCE_FRAMES_HELP),
 ) -> None:
     """Render one planned identity (every expression from every view, heatmaps, mesh, texture) into a folder.
 
@@ -231,7 +238,7 @@ def render_identity(
         fail(f"--index must be >= 0, got {index}")
     flags = {"image_size": image_size, "texturer": texturer, "background": background, "texture_model": texture_model,
              "controlnet_model": controlnet_model, "background_model": background_model, "face_model": face_model,
-             "flame_path": flame_path, "flame_uv": flame_uv, "flame_landmarks": flame_landmarks}
+             "flame_path": flame_path, "flame_uv": flame_uv, "flame_landmarks": flame_landmarks, "sequence_frames": sequence_frames}
     config = RenderConfig.from_dict(with_render_flags({"texture_size": texture_size}, flags))
     spec = plan_identity(index, seed, PlanConfig.from_dict({"scenario": scenario}))
     renderer = IdentityRenderer(config)

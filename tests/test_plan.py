@@ -27,7 +27,7 @@ def test_identity_k_does_not_depend_on_the_run_size():
     assert started_later == large[40:50]
 
 
-@pytest.mark.parametrize("count", [1, 7, 47, 48, 49, 100, 137])
+@pytest.mark.parametrize("count", [1, 7, 59, 60, 61, 100, 137])
 def test_strata_counts_differ_by_at_most_one_in_any_run(count):
     config = PlanConfig()
     counts = collections.Counter()
@@ -41,9 +41,11 @@ def test_strata_counts_differ_by_at_most_one_in_any_run(count):
     assert sum(every) == count
 
 
-def test_48_identities_cover_the_48_strata_once():
-    strata = {(s.demographics.age_band, s.demographics.gender, s.demographics.ethnicity) for s in plan_identities(48, 11)}
-    assert len(strata) == 48
+def test_60_identities_cover_the_60_strata_once():
+    """5 age bands (up to 90) × 2 genders × 6 ethnicities."""
+    assert len(PlanConfig().strata) == 60 and PlanConfig().age_bands[-1] == (75, 90)
+    strata = {(s.demographics.age_band, s.demographics.gender, s.demographics.ethnicity) for s in plan_identities(60, 11)}
+    assert len(strata) == 60
 
 
 def test_custom_strata_are_balanced_too():
@@ -82,11 +84,11 @@ def test_every_prefix_is_balanced_per_factor(seed, config):
 
 
 def test_small_runs_mix_genders_ages_and_ethnicities():
-    first = [spec.demographics for spec in plan_identities(8, 0)]
+    first = [spec.demographics for spec in plan_identities(10, 0)]
     assert collections.Counter(d.gender for d in first[:4]) == {"female": 2, "male": 2}
     assert len({d.ethnicity for d in first[:4]}) == 4
-    assert collections.Counter(d.gender for d in first) == {"female": 4, "male": 4}
-    assert set(collections.Counter(d.age_band for d in first).values()) == {2}
+    assert collections.Counter(d.gender for d in first) == {"female": 5, "male": 5}
+    assert collections.Counter(d.age_band for d in first) == {band: 2 for band in ("18-29", "30-44", "45-59", "60-74", "75-90")}
 
 
 def test_strata_without_a_windowed_order_fall_back_to_a_fair_greedy_order():

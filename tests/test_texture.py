@@ -166,7 +166,7 @@ def test_freckles_are_dark_spots_in_their_zone_only(texturer, image):
 
 def test_skin_steps_run_in_the_documented_order():
     names = [step.__name__ for step in SKIN_STEPS]
-    assert names == ["flush_with_blood", "shade_eye_sockets", "add_skin_texture", "add_freckles", "darken_age_lines",
+    assert names == ["flush_with_blood", "shade_eye_sockets", "add_skin_texture", "add_freckles", "add_age_spots", "darken_age_lines",
                      "draw_brows", "draw_scalp_hair", "draw_lash_line"]
 
 

@@ -226,7 +226,7 @@ EVALUATION_HELP = {  # the options `evaluate` and `report` share: which checkpoi
 
 
 def evaluation_predictions_of(checkpoint: str, data: Optional[str], unbc: Optional[str], fold: int, folds: int, protocol: str,
-                              split: str, split_seed: Optional[int], batch_size: int, options: dict):
+                              split: str, split_seed: Optional[int], batch_size: int, options: dict, smooth_frames: int = 1):
     """The checkpoint's predictions on `split` of the pairs it was trained on (trainer.evaluate), every problem a
     one-line error."""
     from trainer.checkpoint import latest_checkpoint, local_checkpoint, read_info
@@ -244,7 +244,8 @@ def evaluation_predictions_of(checkpoint: str, data: Optional[str], unbc: Option
     source = make_source(data, unbc, fold, folds, protocol, SplitConfig(seed=split_seed, fractions=tuple(fractions)), options)
     try:
         source.check()
-        return evaluation_predictions(found, source, split, batch_size=batch_size, storage_options=options)
+        return evaluation_predictions(found, source, split, batch_size=batch_size, storage_options=options,
+                                      smooth_frames=smooth_frames)
     except (ValueError, FileNotFoundError) as error:
         fail(str(error))
 
@@ -261,6 +262,8 @@ def evaluate(
     split_seed: Optional[int] = typer.Option(None, help=EVALUATION_HELP["split_seed"]),
     batch_size: int = typer.Option(32, help=EVALUATION_HELP["batch_size"]),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (NaN as null) instead of a table."),
+    smooth_frames: int = typer.Option(1, "--smooth-frames", help="Sequence datasets: average each sequence's frame "
+                                      "predictions over this many frames (a centred moving average); 1: none."),
     storage_option: Optional[list[str]] = typer.Option(None, "--storage-option", help=STORAGE_OPTION_HELP),
 ) -> None:
     """MAE, RMSE, Pearson, ICC(3,1), AUROC and calibrated F1 at PSPI ≥ 1, 2, 3, and MAE per group (trainer/data.py,
@@ -268,8 +271,13 @@ def evaluate(
     from trainer.evaluate import evaluation_metrics
 
     options = storage_options_of(storage_option)
-    found = evaluation_predictions_of(checkpoint, data, unbc, fold, folds, protocol, split, split_seed, batch_size, options)
+    if smooth_frames < 1:
+        fail(f"--smooth-frames must be >= 1 (1: no smoothing), got {smooth_frames}")
+    found = evaluation_predictions_of(checkpoint, data, unbc, fold, folds, protocol, split, split_seed, batch_size, options,
+                                      smooth_frames)
     metrics = evaluation_metrics(found)
+    if smooth_frames > 1:  # said with the numbers it changed
+        metrics["smooth_frames"] = smooth_frames
     if as_json:
         echo_json(metrics, sort_keys=True)
         return

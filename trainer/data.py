@@ -7,7 +7,8 @@
 A sample is one identity, so a pain image and its neutral reference arrive together. Each identity gives, per
 view, one pair per non-neutral expression (pain, or PSPI-0 hard negatives) with the neutral face of that view
 as reference, plus one neutral–neutral pair labelled PSPI 0 (told apart only by their augmentations), so the
-model sees "no change" as often as it sees each view.
+model sees "no change" as often as it sees each view. A sequence dataset (factory generate --sequence-frames)
+adds one pair per frame of each pain sequence and view, with the frame's rounded AUs and PSPI.
 
 The train/val/test split is identity-disjoint: factory/spec/split.py (a seeded hash of the identity id), the same
 function `factory export` writes splits.csv and the Hugging Face splits with.
@@ -96,10 +97,11 @@ def scaled_aus(aus: Mapping) -> tuple[float, ...]:
 
 
 def identity_pairs(sample: dict, meta: dict) -> list[Pair]:
-    """Every (expression image, neutral reference of the same view) pair of one identity, plus neutral–neutral.
+    """Every (expression image, neutral reference of the same view) pair of one identity, plus neutral–neutral,
+    and in a sequence dataset every (frame, neutral) pair with the frame's own labels (key "id/pain03f05.v1").
     `meta` is the sample's meta.json as `read_meta` checked it (labels valid for factory/spec)."""
     identity = meta["id"]
-    expressions = [(e["name"], float(e["pspi"]), scaled_aus(e["aus"])) for e in meta["expressions"]]
+    expressions = [(e["name"], float(e["pspi"]), scaled_aus(e["aus"])) for e in meta["expressions"] + meta.get("frames", [])]
     pairs = []
     for view, group in ((view["name"], pair_group(meta, view)) for view in meta["views"]):
         reference = sample.get(view_member(NEUTRAL, view))

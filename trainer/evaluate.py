@@ -1,9 +1,12 @@
 """Evaluate a checkpoint on one split: every metric of trainer.metrics, with F1 thresholds calibrated on the
 validation split's predictions (the training split's when validation is empty) and applied to this split.
-`evaluation_predictions` is the part `trainer report` shares: the split's predictions and those thresholds."""
+`evaluation_predictions` is the part `trainer report` shares: the split's predictions and those thresholds. On a
+sequence dataset, `smooth_frames` averages each sequence's frame predictions over a moving window (`smoothed`)."""
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -30,8 +33,12 @@ class EvaluationPredictions:
 
 
 def evaluation_predictions(checkpoint: str, source, split: str = "test", batch_size: int = 32,
-                           storage_options: Mapping | None = None) -> EvaluationPredictions:
+                           storage_options: Mapping | None = None, smooth_frames: int = 1) -> EvaluationPredictions:
+    """`smooth_frames` > 1: each sequence's frame predictions averaged over that many frames (`smoothed`), on the
+    split and on the calibration split alike."""
     check_split(split)
+    if isinstance(smooth_frames, bool) or not isinstance(smooth_frames, int) or smooth_frames < 1:
+        raise ValueError(f"smooth_frames must be an integer >= 1 (1: no smoothing), got {smooth_frames!r}")
     model, info = load_checkpoint(checkpoint, storage_options)
     transform = PairTransform(info["backbone"]["image_size"], tuple(info["mean"]), tuple(info["std"]))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -44,8 +51,35 @@ def evaluation_predictions(checkpoint: str, source, split: str = "test", batch_s
     if len(calibration["pred"]) < 2 and calibration_split == "val":
         calibration_split = "train"
         calibration = predict(model, source, calibration_split, transform, batch_size, device, show_progress=True)
+    for prediction in (result, calibration):
+        prediction["pred"] = smoothed(prediction["pred"], prediction["keys"], smooth_frames)
     thresholds = calibrate_thresholds(np.asarray(calibration["pred"]), np.asarray(calibration["target"]))
     return EvaluationPredictions(checkpoint, split, result, thresholds, calibration_split, info)
+
+
+# A pair of a sequence's frame (trainer/data.py identity_pairs): "id-0000123/pain03f05.v1".
+FRAME_KEY = re.compile(r"^(?P<identity>[^/]+)/(?P<expression>pain\d{2})f(?P<frame>\d{2})\.(?P<view>v\d{1,2})$")
+
+
+def smoothed(pred: list[float], keys: list[str], frames: int) -> list[float]:
+    """`pred` with every sequence frame's prediction replaced by the mean over the `frames` frames centred on it
+    (fewer at a sequence's ends) of the same sequence: identity, expression and view. Stills stay as they are.
+    Temporal smoothing as a video model's output would be; the labels stay each frame's own."""
+    if frames <= 1:
+        return list(pred)
+    sequences: dict[tuple[str, str, str], list[tuple[int, int]]] = defaultdict(list)
+    for position, key in enumerate(keys):
+        match = FRAME_KEY.match(key)
+        if match:
+            sequences[match["identity"], match["expression"], match["view"]].append((int(match["frame"]), position))
+    out = list(pred)
+    before, after = (frames - 1) // 2, frames // 2
+    for members in sequences.values():
+        positions = [position for _, position in sorted(members)]
+        values = np.asarray([pred[position] for position in positions], dtype=np.float64)
+        for k, position in enumerate(positions):
+            out[position] = float(values[max(0, k - before):k + after + 1].mean())
+    return out
 
 
 def evaluation_metrics(found: EvaluationPredictions) -> dict:
@@ -57,5 +91,6 @@ def evaluation_metrics(found: EvaluationPredictions) -> dict:
     return metrics
 
 
-def evaluate(checkpoint: str, source, split: str = "test", batch_size: int = 32, storage_options: Mapping | None = None) -> dict:
-    return evaluation_metrics(evaluation_predictions(checkpoint, source, split, batch_size, storage_options))
+def evaluate(checkpoint: str, source, split: str = "test", batch_size: int = 32, storage_options: Mapping | None = None,
+             smooth_frames: int = 1) -> dict:
+    return evaluation_metrics(evaluation_predictions(checkpoint, source, split, batch_size, storage_options, smooth_frames))

@@ -25,15 +25,17 @@ Three steps, each a small piece below:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 
 from factory.face.eyes import EyeRig
 from factory.face.geometry import interpolate
 from factory.face.model import FaceModel
 from factory.face.topology import find_margins
-from factory.spec.labels import RIG_AUS, validate_aus
+from factory.spec.labels import RIG_AUS, max_intensity, validate_aus
 
 AU_SHAPES: dict[str, dict[str, float]] = {
     "AU1": {"browInnerUp_L": 1.0, "browInnerUp_R": 1.0},
@@ -61,10 +63,20 @@ EYEBALL_OF_BLINK = {"eyeBlink_L": "eyeball_left", "eyeBlink_R": "eyeball_right"}
 EYEBALL_RETRACTION_CM = 3.0  # deeper than the eye socket (about 2.5 cm)
 BLINK_CLOSURE = 1.25  # the share of the published blink that closes the template's eye without a slit …
 MAX_BLINK_REACH = 1.6  # … and the most any lid column gets, for the tallest eye openings
+RETRACTION_FROM = 0.8  # a closing lid pushes the eyeball back from this share of its closure on (`retract_eyeballs`)
 
 
 def au_weight(au: str, intensity: int) -> float:
     return float(intensity) if au == "AU43" else INTENSITY_WEIGHT[intensity]
+
+
+def fractional_weight(au: str, intensity: float) -> float:
+    """The weight of a fractional intensity: linear between the integer intensities' (AU43: the closure 0..1)."""
+    if not math.isfinite(intensity) or not 0 <= intensity <= max_intensity(au):
+        raise ValueError(f"{au} intensity must be from 0 to {max_intensity(au)}, got {intensity!r}")
+    if au == "AU43":
+        return float(intensity)
+    return float(np.interp(intensity, range(len(INTENSITY_WEIGHT)), INTENSITY_WEIGHT))
 
 
 class AURig:
@@ -103,6 +115,19 @@ class AURig:
                 au_weights[b, RIG_AUS.index(au)] = au_weight(au, intensity)
         return torch.minimum((au_weights @ self.au_matrix).clamp(min=0.0), self.shape_ceiling)
 
+    def fractional_weights(self, intensities_list: Sequence[Mapping[str, float]]) -> torch.Tensor:
+        """(B, E) shape weights for fractional intensities (a pain sequence's frames: factory/spec/sequence.py),
+        each between the integer intensities' weights (`fractional_weight`); a closing lid lowers AU5 as it closes."""
+        au_weights = torch.zeros(len(intensities_list), len(RIG_AUS))
+        for b, intensities in enumerate(intensities_list):
+            closed = min(1.0, max(0.0, float(intensities.get("AU43", 0.0))))
+            for au, intensity in intensities.items():
+                if au not in RIG_AUS:
+                    raise ValueError(f"unknown action unit {au!r}; known: {', '.join(RIG_AUS)}")
+                scale = 1 - closed if au == "AU5" else 1.0
+                au_weights[b, RIG_AUS.index(au)] = fractional_weight(au, intensity) * scale
+        return torch.minimum((au_weights @ self.au_matrix).clamp(min=0.0), self.shape_ceiling)
+
     def gap_floors(self, rest_verts: torch.Tensor) -> list[torch.Tensor]:
         """Per margin, (B, P) the lowest allowed gap change from this identity's expressionless face: closing
         until the margins meet (gap 0), or further where a single AU at its maximum goes further."""
@@ -117,10 +142,15 @@ class AURig:
                  gaze_target: torch.Tensor | None = None) -> torch.Tensor:
         """(B, V, 3) meshes. `identity` is (I,) for one person in every expression, or (B, I); with a
         `gaze_target` (3,) world point, both eyes look at it (`EyeRig.aim`), else straight ahead as modelled."""
-        weights = self.expression_weights(aus_list).to(self.model.neutral)
+        return self.posed(identity, self.expression_weights(aus_list), gaze_target)
+
+    def posed(self, identity: torch.Tensor, weights: torch.Tensor, gaze_target: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, V, 3) meshes from (B, E) shape weights (`expression_weights`, `fractional_weights`): guarded, lids
+        closed to fit, eyes aimed; `identity` (I,) or (B, I) as for `vertices`."""
+        weights = weights.to(self.model.neutral)
         identity = torch.as_tensor(identity, dtype=torch.float32)
         if identity.ndim == 1:
-            identity = identity.expand(len(aus_list), -1)
+            identity = identity.expand(len(weights), -1)
         rest = self.model.vertices(identity, torch.zeros_like(weights))
         weights = self.guard(weights, self.gap_floors(rest))
         verts = self.model.vertices(identity, weights)
@@ -178,10 +208,12 @@ class AURig:
         The published blink leaves a thin slit between the lid margins of some identities, and identity modes can
         bulge an eyeball up to 0.8 mm past the closed lid: both showed the white of the eye or a pupil dot through
         a closed eye. Behind the socket, the slit shows the socket's shadowed skin, like a lash line. With the eye
-        open the shift is zero (AU43 is binary), and a closed lid hides where the eyeball went."""
+        open the shift is zero, and a closed lid hides where the eyeball went. A lid on its way (a blink in a
+        sequence) pushes it back only from RETRACTION_FROM of its closure on, when the lid covers most of it."""
         verts = verts.clone()
         for shape, eyeball in EYEBALL_OF_BLINK.items():
-            closing = weights[:, self.model.expression_index(shape)]
+            weight = weights[:, self.model.expression_index(shape)]
+            closing = torch.where(weight >= 1, 1.0, ((weight - RETRACTION_FROM) / (1 - RETRACTION_FROM)).clamp(min=0.0))
             verts[:, getattr(self.model.layout, eyeball), 2] -= EYEBALL_RETRACTION_CM * closing[:, None]
         return verts
 

@@ -36,6 +36,7 @@ from factory.face.texture.fields import ValueNoise
 from factory.face.texture.template import TexelRegions, nearest_on_polyline
 from factory.face.topology import face_surface, find_margins, unique_edges
 from factory.render.mesh import vertex_normals
+from factory.spec.hair import elder_factor
 
 # Multi-PIE landmark numbers (0-based).
 INNER_BROW, NASION = 22, 27
@@ -44,6 +45,7 @@ NOSE_WING, MOUTH_CORNER, EYE_OUTER = 35, 54, 45  # the face's left (+x); familie
 WOBBLE_SEED, WOBBLE_CM = 0x5717, 0.06  # one fixed noise bends every face's crease lines a little
 SMOOTHING_STEPS = 3  # neighbour-averaging passes over the per-vertex strain (it is noisy at the mesh's scale)
 YOUNG_DEPTH, AGED_DEPTH = 0.65, 1.25  # crease depth at 25 years or younger, and at 80
+ELDER_DEPTH = 0.35  # how much deeper at 90 than the age ramp alone: lax skin folds more
 STRAIN_KINDS = ("x", "y", "any", "y_either")  # what deepens a family: see `directional_strains`
 MAX_DEPTH = 1.5  # a family's depth before the age factor approaches this (`saturate`): deep creases stop deepening
 
@@ -186,8 +188,9 @@ CREASE_FAMILIES = (
 
 
 def age_depth(age: float) -> float:
-    """Crease depth factor: YOUNG_DEPTH at 25 or younger, rising to AGED_DEPTH at 80."""
-    return YOUNG_DEPTH + (AGED_DEPTH - YOUNG_DEPTH) * float(np.clip((age - 25) / 55, 0, 1))
+    """Crease depth factor: YOUNG_DEPTH at 25 or younger, rising to AGED_DEPTH at 80; after 60 the lax skin of old
+    age folds deeper still, by up to ELDER_DEPTH more at 90 (factory/spec/hair.py elder_factor)."""
+    return YOUNG_DEPTH + (AGED_DEPTH - YOUNG_DEPTH) * float(np.clip((age - 25) / 55, 0, 1)) + ELDER_DEPTH * elder_factor(age)
 
 
 class CreaseModel:

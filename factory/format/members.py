@@ -3,6 +3,7 @@ place that says which names exist and how large each kind may be.
 
     view_member("pain03", "v1")            → "pain03.v1.jpg"     the RGB render
     view_member("pain03", "v1", "depth")   → "pain03.v1.depth.png"
+    view_member("pain03f05", "v1")         → "pain03f05.v1.jpg"  frame 5 of pain03's sequence
     heatmap_member("pain03")               → "pain03.heat.png"
     META, MESH_GLB, MESH, TEXTURE          → "meta.json", "mesh.glb", "mesh.obj", "texture.png"
     check_member("pain03.v1.jpg", 41_213)  → MemberKind "rgb"; MemberError for an unknown name or a size beyond its kind's
@@ -37,6 +38,8 @@ IMAGE_EXTENSIONS = (".jpg", ".png")
 # Names the planner gives (factory/spec): the neutral, pain00…pain99, neg00…neg99; views v0…v31 (MAX_VIEWS).
 EXPRESSION_NAME = re.compile(r"^(neutral|pain\d{2}|neg\d{2})$")
 VIEW_NAME = re.compile(r"^v\d{1,2}$")
+# A frame of a pain expression's sequence (factory/spec/sequence.py): the expression's name, "f", the frame number.
+FRAME_NAME = re.compile(r"^pain\d{2}f\d{2}$")
 MiB = 1 << 20
 # All the members of one sample together: what a reader holds in memory at once. A default sample (11 expressions ×
 # 3 views at 512 px) is about 4 MB; the most the configs allow (101 expressions × 32 views at 4096 px) would not fit,
@@ -95,9 +98,11 @@ def member_kind(member: str) -> MemberKind | None:
     if member in fixed:
         return KINDS[fixed[member]]
     expression, _, rest = member.partition(".")
-    if not EXPRESSION_NAME.match(expression):
+    if FRAME_NAME.match(expression):  # a frame has its views' layers, no heatmap
+        rest = "" if rest == "heat.png" else rest
+    elif not EXPRESSION_NAME.match(expression):
         return None
-    if rest == "heat.png":
+    elif rest == "heat.png":
         return KINDS["heatmap"]
     view, _, suffix = rest.partition(".")
     layer = _VIEW_SUFFIXES.get(suffix)
@@ -109,7 +114,7 @@ def check_member(member: str, size: int) -> MemberKind:
     kind = member_kind(member)
     if kind is None:
         raise MemberError(f"member {member!r} is not one of the format's (meta.json, mesh.glb, mesh.obj, texture.png, "
-                          "{expression}.{view}.jpg|seg.png|depth.png, {expression}.heat.png; docs/DATA.md)")
+                          "{expression}.{view}.jpg|seg.png|depth.png, {expression}.heat.png, {expression}f{frame}.{view}.…; docs/DATA.md)")
     if size > kind.max_bytes:
         raise MemberError(f"member {member!r} is {size:,} bytes; a {kind.name} member holds at most {kind.max_bytes:,}")
     return kind

@@ -20,11 +20,12 @@ from collections.abc import Mapping
 from PIL import Image
 
 from factory.errors import brief
-from factory.format.members import EXPRESSION_NAME, META, VIEW_NAME, MemberKind
+from factory.format.members import EXPRESSION_NAME, FRAME_NAME, META, VIEW_NAME, MemberKind
 from factory.format.shards import KEY_PATTERN, ShardError
 from factory.spec.expressions import MAX_EXPRESSIONS
 from factory.spec.labels import pspi
 from factory.spec.plan import DEMOGRAPHIC_FIELDS, MAX_VIEWS
+from factory.spec.sequence import MAX_FRAMES
 
 MAX_TEXT = 100  # characters of a demographic or skin word ("middle_eastern")
 FORMULA = "AU4 + max(AU6, AU7) + max(AU9, AU10) + AU43"
@@ -59,7 +60,19 @@ def read_meta(where: str, key: str | None, members: Mapping[str, bytes]) -> dict
     for expression in entries(where, meta, "expressions", MAX_EXPRESSIONS + 1, EXPRESSION_NAME):
         check_labels(f"{where}: {META} expression {expression['name']}", expression)
     entries(where, meta, "views", MAX_VIEWS, VIEW_NAME)
+    if "frames" in meta:
+        check_frames(where, meta)
     return meta
+
+
+def check_frames(where: str, meta: dict) -> None:
+    """A sequence dataset's `frames`: each named like pain03f05, of one of the sample's expressions, and labelled
+    as an expression is (its rounded AUs valid, its PSPI theirs)."""
+    expressions = {expression["name"] for expression in meta["expressions"]}
+    for frame in entries(where, meta, "frames", MAX_FRAMES * MAX_EXPRESSIONS, FRAME_NAME):
+        if frame.get("expression") not in expressions or not frame["name"].startswith(str(frame.get("expression"))):
+            raise mistyped(where, f"frames {frame['name']}.expression", "the expression the frame belongs to", frame.get("expression"))
+        check_labels(f"{where}: {META} frame {frame['name']}", frame)
 
 
 def mistyped(where: str, name: str, expected: str, value: object) -> SampleError:

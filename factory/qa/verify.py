@@ -6,7 +6,7 @@ exactly the listed identities in order, the same in every set, every member is o
 set and within its size (factory/format/members.py), every meta.json matches its schema and its PSPIs equal
 AU4 + max(AU6, AU7) + max(AU9, AU10) + AU43 of their AUs (factory/format/sample.py), every image decodes within
 its kind's size, mesh.obj is UTF-8 text and mesh.glb a textured glTF mesh whose texture decodes, and every
-expression's views are there in each set that holds views (RGB; depth and segmentation).
+expression's (and sequence frame's) views are there in each set that holds views (RGB; depth and segmentation).
 The listed shards must cover identities 0 … N-1 once each.
 """
 
@@ -123,7 +123,7 @@ def check_sample(record: ShardRecord, key: str, members: dict[str, bytes], sets:
         return f"{record.file(member_set(member)).path}: {key}"
 
     layers = [layer for name in sets for layer in VIEW_LAYERS_OF_SET.get(name, ())]
-    for expression in meta["expressions"]:
+    for expression in meta["expressions"] + meta.get("frames", []):  # a sequence's frames have every view too
         for view in meta["views"]:
             for member in (view_member(expression["name"], view["name"], layer) for layer in layers):
                 if member not in members:

@@ -43,7 +43,8 @@ def render_batch(renderer: IdentityRenderer, specs: Sequence[IdentitySpec], diff
     prepare = functools.partial(prepare_one, renderer)
     prepared = list(pool.map(prepare, specs, inputs) if pool else map(prepare, specs, inputs))
     fragments = iter(rasterize_groups(renderer.renderer.rasterizer, raster_groups(prepared)))
-    return [renderer.collect(one, [renderer.render_view(one, v, next(fragments)) for v in range(len(one.scene.cameras))])
+    return [renderer.with_sequences(one, renderer.collect(one, [renderer.render_view(one, v, next(fragments))
+                                                                for v in range(len(one.scene.cameras))]))
             for one in prepared]
 
 

@@ -2,7 +2,8 @@
 
 Every flag has a YAML spelling: the top-level keys are the fields of GenerateConfig, `plan:` holds PlanConfig
 fields (factory/spec/plan.py) and `render:` RenderConfig fields (factory/run/identity.py); `--image-size` is
-`render: {image_size: …}`, `--scenario` is `plan: {scenario: …}`, `--texturer`/`--background` are `render: {texturer: …, background: …}` and the model flags
+`render: {image_size: …}`, `--scenario` is `plan: {scenario: …}`, `--sequence-frames` is `render: {sequence: {frames: …}}`,
+`--texturer`/`--background` are `render: {texturer: …, background: …}` and the model flags
 (`--texture-model`, `--controlnet-model`, `--background-model`) are `render: {diffusion: {texture: {model, controlnet},
 background: {model}}}` (factory/diffusion/settings.py). A flag given on the command line wins over the file.
 
@@ -14,6 +15,7 @@ identities_per_shard: 8
 sets: [images, layers, assets]   # the shard sets written (docs/DATA.md); images always
 mesh_format: glb                 # the assets set's mesh: glb (texture embedded as JPEG) or obj (mesh.obj + texture.png)
 render: {image_size: 512, texturer: procedural, background: scene}   # face_model: flame, flame_path: /data/flame2023_Open.pkl
+# render: {sequence: {frames: 16}}   # --sequence-frames 16: every pain expression as a 16-frame sequence too
 plan: {view_yaws: [0, -35, 35], expressions: {pain_expressions: 10}, light_families: [window, clinical, studio]}
 storage_options: {client_kwargs: {endpoint_url: "http://127.0.0.1:9000"}}
 diffusion_gpus_per_actor: 1      # the diffusion stage (with texturer diffusion or background inpaint)
@@ -180,7 +182,7 @@ PLAN_FLAGS = ("scenario",)  # flags that set a `plan:` key of the same name
 # Flags that set a render key: flag name → its path under `render:`.
 RENDER_FLAGS = {"image_size": ("image_size",), "texturer": ("texturer",), "background": ("background",),
                 "face_model": ("face_model",), "flame_path": ("flame_path",), "flame_uv": ("flame_uv",),
-                "flame_landmarks": ("flame_landmarks",),
+                "flame_landmarks": ("flame_landmarks",), "sequence_frames": ("sequence", "frames"),
                 "texture_model": ("diffusion", "texture", "model"), "controlnet_model": ("diffusion", "texture", "controlnet"),
                 "background_model": ("diffusion", "background", "model")}
 

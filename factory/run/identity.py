@@ -13,7 +13,8 @@ occlusion once per identity and the key light's soft shadows once per expression
 layers → heatmaps (reusing the frontal view's covered pixels). The renderer (factory/render) knows nothing of plans
 or faces; this module is where a plan becomes meshes, surface detail, overlays, cameras and lights.
 `encode_sample` turns layers into the sample members of docs/DATA.md with fixed encoder settings, so the same spec
-gives the same bytes.
+gives the same bytes. A face over 60 sags (factory/face/ageing.py, added in `pose`); with `render.sequence.frames`,
+each pain expression's frames are posed and rendered through the same `render_posed` (factory/run/sequence.py).
 
 With the `diffusion` texturer or the `inpaint` background, `render(spec, outputs)` takes what the diffusion stage
 made for the identity (its portraits and one painted room per view: factory/run/stage.py gets them).
@@ -22,7 +23,7 @@ made for the identity (its portraits and one painted room per view: factory/run/
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,6 +34,7 @@ from factory import __version__
 from factory.diffusion.jobs import DiffusionOutputs
 from factory.diffusion.settings import DiffusionConfig
 from factory.errors import FactoryError
+from factory.face.ageing import skin_laxity
 from factory.face.eyes import cornea_relief
 from factory.face.flame.model import FlameSource
 from factory.face.hair_shell import HairShells
@@ -65,8 +67,10 @@ from factory.render.sensor import Sensor, expose
 from factory.render.shading import Shader, UVTexture, VertexTerms
 from factory.run import bedside
 from factory.run.backgrounds import ViewContext, check_background, make_background
+from factory.run.sequence import encode_frames, render_sequences
 from factory.spec.plan import IdentitySpec, View
 from factory.spec.plan import Light as PlannedLight
+from factory.spec.sequence import SequenceConfig, frame_record
 
 DEVICES = ("auto", "cpu", "cuda")
 LASH_DARKENING = 0.45  # lashes are darker than the hair of the head
@@ -99,6 +103,7 @@ class RenderConfig:
     flame_sha256: str | None = None
     flame_uv_sha256: str | None = None
     flame_landmarks_sha256: str | None = None
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)  # pain sequences (factory/spec/sequence.py); none by default
 
     def __post_init__(self) -> None:
         self.check_face_model()
@@ -184,6 +189,7 @@ class PosedFace(NamedTuple):
     verts: torch.Tensor  # (N, V, 3) one mesh per expression, in spec order (CPU)
     rest: torch.Tensor  # (V, 3) the identity's expressionless mesh (CPU)
     gaze_target: torch.Tensor  # (3,) the world point both eyes look at (cm)
+    laxity: torch.Tensor | None = None  # (V, 3) the older face's sag, already in verts and rest (factory/face/ageing.py)
 
 
 class Prepared(NamedTuple):
@@ -238,16 +244,36 @@ class IdentityRenderer:
     def render(self, spec: IdentitySpec, outputs: DiffusionOutputs | None = None, texture: Texture | None = None) -> dict[str, object]:
         """All layers of one identity. Arrays are indexed [expression, view, …] in spec order. `outputs`: what the
         diffusion stage made for it (when the texturer or background needs them); `texture`: one already made.
-        The three steps are apart so that factory/run/batch.py can rasterize many identities' views in one call."""
+        The steps are apart so that factory/run/batch.py can rasterize many identities' views in one call."""
         prepared = self.prepare(spec, outputs, texture)
+        return self.with_sequences(prepared, self.render_prepared(prepared))
+
+    def render_posed(self, spec: IdentitySpec, face: "PosedFace", texture: Texture,
+                     outputs: DiffusionOutputs | None = None) -> dict[str, object]:
+        """The layers of posed meshes (`face.verts`, the neutral first: cameras frame it and ambient occlusion is
+        taken from it), indexed [mesh, view, …]: the rest of `render`, shared with the sequences' frames."""
+        return self.render_prepared(self.prepare_posed(spec, face, texture, outputs))
+
+    def render_prepared(self, prepared: "Prepared") -> dict[str, object]:
         views = [self.render_view(prepared, v, self.renderer.rasterizer(prepared.meshes, camera))  # one pass: all expressions
                  for v, camera in enumerate(prepared.scene.cameras)]
         return self.collect(prepared, views)
 
-    def prepare(self, spec: IdentitySpec, outputs: DiffusionOutputs | None = None, texture: Texture | None = None) -> Prepared:
+    def with_sequences(self, prepared: "Prepared", layers: dict[str, object]) -> dict[str, object]:
+        """`layers`, with every pain expression over time when the config asks for sequences (factory/run/sequence.py)."""
+        if self.config.sequence.enabled:
+            layers["sequences"] = render_sequences(self, prepared.spec, prepared.face, prepared.texture, prepared.outputs)
+        return layers
+
+    def prepare(self, spec: IdentitySpec, outputs: DiffusionOutputs | None = None, texture: Texture | None = None) -> "Prepared":
         """Everything of one identity before its views are rasterized (see `render`)."""
         face = self.pose(spec)  # face: one mesh per expression, eyes on the planned gaze target
         texture = texture or self.texture(spec, face.verts[0], outputs)  # texture: once per identity
+        return self.prepare_posed(spec, face, texture, outputs)
+
+    def prepare_posed(self, spec: IdentitySpec, face: "PosedFace", texture: Texture,
+                      outputs: DiffusionOutputs | None = None) -> "Prepared":
+        """Posed meshes dressed, lit and placed in their scene, ready to be rasterized."""
         surface = UVTexture.from_srgb(texture.image.to(self.device))
         occluder = bedside.pose_occluder(spec, self.model, face.rest, face.verts)  # a mask, tube, … carried by the face
         meshes, hair, source = self.dress(spec, face.verts, occluder)  # hair: shells over the scalp and beard, strands
@@ -290,14 +316,17 @@ class IdentityRenderer:
         return layers
 
     def pose(self, spec: IdentitySpec) -> "PosedFace":
-        """The face: one mesh per expression of the spec from the rig, both eyes on the planned gaze target; with
-        the expressionless mesh the expressions are measured against."""
+        """The face: one mesh per expression of the spec from the rig, both eyes on the planned gaze target, an
+        older face's skin laxity added; with the expressionless mesh the expressions are measured against."""
         identity = torch.tensor(spec.identity, dtype=torch.float32)
         rest = self.rig.rest_vertices(identity)
         gaze, camera = spec.gaze, self.cameras(spec, rest)[0]  # the first planned view is the frontal one
         target = self.rig.eyes.gaze_target(rest, camera.center, gaze.yaw, gaze.pitch, gaze.distance_scale)
         verts = self.rig.vertices(identity, [e.aus for e in spec.expressions], gaze_target=target)
-        return PosedFace(verts, rest, target)
+        laxity = skin_laxity(self.model, rest, spec.demographics.age)  # None under 60: the meshes as they were
+        if laxity is not None:  # the same sag on every expression, and on the face they are measured against
+            verts, rest = verts + laxity, rest + laxity
+        return PosedFace(verts, rest, target, laxity)
 
     def texture(self, spec: IdentitySpec, neutral: torch.Tensor, outputs: DiffusionOutputs | None = None) -> Texture:
         """The identity's texture: painted from its plan, or its portraits baked onto its neutral face (V, 3)."""
@@ -438,6 +467,9 @@ class IdentityRenderer:
                           "texturer": self.config.texturer, "background": self.config.background,
                           "backend": self.rasterizer.backend_name(self.device)},
         })
+        if "sequences" in layers:  # docs/DATA.md, "Sequences"
+            data["sequences"] = [sequence.record() for sequence, _ in layers["sequences"]]
+            data["frames"] = [frame_record(frame) for sequence, _ in layers["sequences"] for frame in sequence.frames]
         data["background"].update(layers["background_parameters"])  # the inpaint background: what painted the rooms
         if self.face.record["name"] == "flame":  # the FLAME file's digest, and where its landmarks and UVs came from
             data["generator"]["face_model_files"] = self.face.record
@@ -458,6 +490,8 @@ class IdentityRenderer:
                 members[view_member(expression.name, view.name, "depth")] = encode_depth(layers["depth"][x, v])
             if x > 0:
                 members[heatmap_member(expression.name)] = encode_png(layers["heatmap"][x], COMPACT_PNG_LEVEL)
+        for sequence, frames in layers.get("sequences", ()):
+            members.update(encode_frames(sequence, frames, spec.views, self.jpeg_quality))
         members[MESH] = self.obj_writer.encode(layers["vertices"][0])
         members[TEXTURE] = encode_png(layers["texture"])
         return members

@@ -4,10 +4,13 @@ A plan is a pure function of (seed, index, PlanConfig). Identity k's plan never 
 identities a run asks for, so a larger run extends a smaller one and any worker can plan any identity.
 
 Demographic balance: identities are dealt out in blocks of S = |age bands| × |genders| × |ethnicities|
-strata; each block is a seeded order of all strata. Any prefix of N identities therefore holds each stratum
+strata (5 × 2 × 6 = 60 by default); each block is a seeded order of all strata. Any prefix of N identities therefore holds each stratum
 either floor(N/S) or ceil(N/S) times, and N = S gives one identity per stratum. Within a block the order also
 balances each factor on its own (`windowed_order`): any prefix of N identities holds each gender, age band and
 ethnicity floor(N/k) or ceil(N/k) times for a factor of k levels (N = 4: two women, two men, four ethnicities).
+The default age bands reach 90 and hold two of 60 and older (60-74, 75-90), for the older adults with dementia that
+clinical pain assessment is most needed for; before they were four bands up to 80 (18-29 … 60-80, S = 48), so
+plans of existing seeds changed with them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 from factory.options import ConfigError, build
 from factory.spec.bedside import CLINICAL_OCCLUDED_SHARE, SCENARIOS, Bed, Occluder, clinical_plan, draw_occluder
 from factory.spec.expressions import Expression, ExpressionConfig, sample_expressions
-from factory.spec.hair import Hair, draw_hair
+from factory.spec.hair import Hair, draw_hair, elder_factor
 from factory.spec.sampling import pick
 from factory.spec.scene import LIGHT_FAMILIES, Background, Light, draw_light, draw_room
 
@@ -38,7 +41,7 @@ MAX_VIEWS = 32  # cameras per identity; each costs every expression a render
 class PlanConfig:
     """What the planner draws from. Every field has a default that reproduces 3DPain's design."""
 
-    age_bands: tuple[AgeBand, ...] = ((18, 29), (30, 44), (45, 59), (60, 80))
+    age_bands: tuple[AgeBand, ...] = ((18, 29), (30, 44), (45, 59), (60, 74), (75, 90))  # older adults: the clinical population
     genders: tuple[str, ...] = ("female", "male")
     ethnicities: tuple[str, ...] = ("white", "black", "east_asian", "south_asian", "hispanic_latino", "middle_eastern")
     identity_modes: int = 100  # how many of the face model's identity modes get a coefficient (ICT has 100, FLAME 300)
@@ -141,7 +144,7 @@ class Skin:
     redness: float  # 0..1, cheeks and lips
     freckles: float  # 0..1 density
     iris: str  # "dark_brown", "brown", "hazel", "green", "blue", "gray"
-    hair: str  # scalp, brow and lash colour: "black", "dark_brown", "brown", "blond", "red", "gray"
+    hair: str  # scalp, brow and lash colour: "black", "dark_brown", "brown", "blond", "red", "gray", "white"
     texture_seed: int  # seeds the texturer's noise
     shine: float = 1.0  # 0.6..1.5: how oily (glossy) the skin is, on top of its regional shine (T-zone, cheeks)
 
@@ -248,6 +251,10 @@ HAIR_ODDS = {
     "white": {"blond": 2, "brown": 3, "dark_brown": 3, "red": 1, "black": 1},
     "default": {"black": 5, "dark_brown": 3, "brown": 1},
 }
+
+
+GREY_SHARE = (0.5, 0.45)  # share of people over 60 with grey or white hair: 50 % at 60, 95 % at 90
+WHITE_SHARE = 0.6  # … of whom white: 0 at 60, 60 % at 90 (× the elder factor squared)
 
 
 def stratum_of(index: int, seed: int, config: PlanConfig) -> tuple[AgeBand, str, str]:
@@ -362,8 +369,10 @@ def draw_skin(rng: np.random.Generator, ethnicity: str, age: int) -> Skin:
     iris_odds = IRIS_ODDS.get(ethnicity, IRIS_ODDS["default"])
     hair_odds = HAIR_ODDS.get(ethnicity, HAIR_ODDS["default"])
     hair = pick(rng, hair_odds)
-    if age >= 60 and rng.random() < 0.6:
-        hair = "gray"
+    if age >= 60:  # grey, then white, more often with age: one draw decides both
+        draw = rng.random()
+        if draw < GREY_SHARE[0] + GREY_SHARE[1] * elder_factor(age):
+            hair = "white" if draw < WHITE_SHARE * elder_factor(age) ** 2 else "gray"
     return Skin(
         tone=round(tone, 4),
         fitzpatrick=min(6, 1 + int(tone * 6)),

@@ -14,8 +14,9 @@ FITZPATRICK_SRGB = np.array([
 ]) / 255.0
 HAIR_SRGB = {
     "black": (0.06, 0.05, 0.05), "dark_brown": (0.17, 0.11, 0.08), "brown": (0.32, 0.21, 0.13),
-    "blond": (0.66, 0.53, 0.33), "red": (0.55, 0.24, 0.12), "gray": (0.55, 0.54, 0.53),
+    "blond": (0.66, 0.53, 0.33), "red": (0.55, 0.24, 0.12), "gray": (0.55, 0.54, 0.53), "white": (0.80, 0.79, 0.76),
 }
+GREYING = ("gray", "white")  # hair that has lost its pigment: as light on dark skin as on fair
 IRIS_SRGB = {
     "dark_brown": (0.18, 0.10, 0.05), "brown": (0.35, 0.20, 0.09), "hazel": (0.45, 0.35, 0.16),
     "green": (0.30, 0.45, 0.28), "blue": (0.33, 0.48, 0.66), "gray": (0.50, 0.55, 0.58),
@@ -44,7 +45,10 @@ def skin_base_srgb(tone: float, undertone: float) -> np.ndarray:
 
 def hair_srgb(name: str, skin_srgb: np.ndarray) -> torch.Tensor:
     """Brow, lash and scalp hair colour: the named colour, darkened where needed so that hair is never lighter
-    than 40 % of the skin's luminance (light-brown brows on very dark skin read as pale patches)."""
+    than 40 % of the skin's luminance (light-brown brows on very dark skin read as pale patches); grey and white hair
+    has no pigment left and stays as light as named."""
     hair = np.array(HAIR_SRGB[name])
+    if name in GREYING:
+        return torch.tensor(hair, dtype=torch.float32)
     ceiling = HAIR_LUMA_CEILING * float(skin_srgb @ LUMA)
     return torch.tensor(hair * min(1.0, ceiling / float(hair @ LUMA)), dtype=torch.float32)

@@ -4,7 +4,8 @@
 regions, eye coordinates, per-texel region maps). `texture` then draws one identity's `Look` (its colours and
 noise) and paints three regions:
 - skin: the base tone, then each step of `SKIN_STEPS` in order, a small function (colour, look, maps) → colour.
-  A new layer (wrinkle maps, stubble, make-up …) is one more function in that list;
+  A new layer (wrinkle maps, stubble, make-up …) is one more function in that list; after 60, age spots and sparser
+  brows (`elder`);
 - eyes: iris fibres, a dark limbal ring, the pupil and an off-white sclera, darker and warmer toward the corners;
 - mouth: teeth (yellower with age), gums and tongue, a socket darker deeper in.
 Noise is 3D value noise at the template point of each texel, so it runs across UV seams without a visible cut.
@@ -29,6 +30,7 @@ from factory.face.texture.atlas import gutter_sources
 from factory.face.texture.base import Texture, Texturer
 from factory.face.texture.fields import ValueNoise
 from factory.face.texture.palette import (
+    GREYING,
     GUMS_SRGB,
     IRIS_SRGB,
     MOUTH_SRGB,
@@ -51,6 +53,7 @@ from factory.face.texture.template import (
     scalp_density,
     where_hair_grows,
 )
+from factory.spec.hair import elder_factor
 from factory.spec.plan import Demographics, Hair, Skin
 
 NOISE_STREAM = 0x7E47  # mixed with the plan's texture_seed: the texturer's own random stream
@@ -81,6 +84,7 @@ class Look:
 
     plan: Skin
     aging: float  # age_factor of the identity's age
+    elder: float  # factory/spec/hair.py elder_factor: 0 up to 60 years, 1 at 90 (age spots, sparser brows)
     male: bool
     skin_srgb: np.ndarray  # (3,) float64 base skin colour
     hair_srgb: torch.Tensor  # (3,) brow, lash and scalp hair colour
@@ -96,7 +100,7 @@ class Look:
         rng = np.random.default_rng([plan.texture_seed, NOISE_STREAM])
         noise = Noise.draw(rng, box)
         skin_srgb = skin_base_srgb(plan.tone, plan.undertone)
-        return cls(plan=plan, aging=age_factor(demographics.age), male=demographics.gender == "male",
+        return cls(plan=plan, aging=age_factor(demographics.age), elder=elder_factor(demographics.age), male=demographics.gender == "male",
                    skin_srgb=skin_srgb, hair_srgb=hair_srgb(plan.hair, skin_srgb), noise=noise, rng=rng,
                    fine_texture=noise.fine(skin_points),
                    hair_strokes=noise.finest(skin_points * BROW_STROKE_STRETCH) * 0.5 + 0.5, hair=hair)
@@ -109,6 +113,13 @@ UNDER_EYE_TINT = torch.tensor([1.0, 1.05, 0.95])
 EYE_SOCKET_TINT = torch.tensor([0.8, 0.62, 0.62])
 HUE_WANDER = torch.tensor([0.5, -0.5, -0.5])
 FRECKLE_TINT = torch.tensor([0.7, 0.9, 1.0])
+AGE_SPOT_TINT = torch.tensor([0.68, 0.55, 0.42])  # a lentigo: brown, darker in blue than in red
+# The fine noise's level above which a spot shows, and how far it drops at 90 where the spots cluster: about 1 % of
+# the face at 70, 2–4 % at 85.
+AGE_SPOT_THRESHOLD, AGE_SPOT_SHARE = 0.85, 0.35
+ELDER_LINES = 1.0  # at 90 the age lines are this much darker than the age ramp alone makes them
+GREY_BROW_MIX = 0.45  # grey or white brows: this share of their colour is the skin's, darkened (salt and pepper)
+BROW_THINNING = 0.7  # at 90, brow hair between the strokes is this much sparser
 BALDING_ABOVE_CM = 9  # with age, men's scalp hair thins above this height of the template (the crown)
 SHAVED_SHADOW = 0.35  # a shaved scalp keeps this much of the hair's colour: the stubble's shadow
 
@@ -147,14 +158,32 @@ def add_freckles(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tens
     return colour * (1 - (0.35 * maps.freckle_zone * spots)[:, None] * FRECKLE_TINT)
 
 
+def add_age_spots(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
+    """Solar lentigines after 60: flat brown spots of a few millimetres where the 1 cm noise peaks, clustered by the
+    3 cm noise, on the face below the hairline (not the lips), more and darker with age; none before 60."""
+    if look.elder <= 0:
+        return colour
+    cluster = (look.noise.coarse(maps.points + 1.1) * 0.5 + 0.5).clamp(0, 1)  # small offsets: the noise spans the head's box
+    threshold = AGE_SPOT_THRESHOLD - AGE_SPOT_SHARE * look.elder * (0.5 + cluster)  # the noise's 95th percentile is ~0.5
+    spots = ((look.noise.medium(maps.points + 0.37) - threshold) * 4).clamp(0, 1)  # soft-edged
+    zone = (-maps.above_hairline - 0.5).clamp(0, 1) * (1 - maps.lips) * (1 - maps.eye_sockets)
+    strength = (0.3 + 0.5 * look.elder) * (1 - 0.6 * look.plan.tone)  # lentigines are rarer and fainter on dark skin
+    return torch.lerp(colour, colour * AGE_SPOT_TINT, (strength * zone * spots)[:, None])
+
+
 def darken_age_lines(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
-    return colour * (1 - look.aging * maps.age_lines * (0.75 + 0.25 * look.fine_texture))[:, None]
+    deeper = 1 + ELDER_LINES * look.elder  # the static lines of old age: darker still after 60
+    return colour * (1 - (look.aging * deeper * maps.age_lines * (0.75 + 0.25 * look.fine_texture)).clamp(max=0.6))[:, None]
 
 
 def draw_brows(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
     """Brow hair: strokes of hair colour over the brow band."""
-    cover = (maps.brows * (0.25 + 0.9 * look.hair_strokes)).clamp(0, 1)[:, None] * 0.8
-    return torch.lerp(colour, look.hair_srgb.expand_as(colour), cover)
+    sparse = 1 - BROW_THINNING * look.elder * (1 - look.hair_strokes)  # old brows thin between their strokes
+    cover = (maps.brows * (0.25 + 0.9 * look.hair_strokes)).clamp(0, 1)[:, None] * (0.8 * sparse[:, None])
+    brow = look.hair_srgb
+    if look.plan.hair in GREYING:  # grey brows keep some dark hairs and show the skin: no solid pale stripe
+        brow = torch.lerp(brow, torch.tensor(look.skin_srgb, dtype=torch.float32) * 0.6, GREY_BROW_MIX)
+    return torch.lerp(colour, brow.expand_as(colour), cover)
 
 
 def draw_scalp_hair(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
@@ -182,7 +211,7 @@ def draw_lash_line(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Te
 
 
 SkinStep = Callable[[torch.Tensor, Look, SkinMaps], torch.Tensor]
-SKIN_STEPS: tuple[SkinStep, ...] = (flush_with_blood, shade_eye_sockets, add_skin_texture, add_freckles,
+SKIN_STEPS: tuple[SkinStep, ...] = (flush_with_blood, shade_eye_sockets, add_skin_texture, add_freckles, add_age_spots,
                                     darken_age_lines, draw_brows, draw_scalp_hair, draw_lash_line)
 
 
