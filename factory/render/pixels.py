@@ -29,8 +29,8 @@ class CoveredPixels:
         self.shape = pix_to_face.shape
         self.mask = pix_to_face >= 0
         self.flat_index = torch.nonzero(self.mask.reshape(-1)).squeeze(1)  # (P,) into N·H·W
-        self.image_pixel = self.flat_index % (self.shape[1] * self.shape[2])  # (P,) into H·W
-        self.batch = self.flat_index // (self.shape[1] * self.shape[2])
+        self.batch = self.flat_index // (self.shape[1] * self.shape[2])  # (P,) the image
+        self.image_pixel = self.flat_index - self.batch * (self.shape[1] * self.shape[2])  # (P,) into H·W (no 2nd division)
         self.face = pix_to_face.reshape(-1).index_select(0, self.flat_index)  # (P,)
         self.bary = fragments.bary_coords.reshape(-1, 3).index_select(0, self.flat_index).T.contiguous()  # (3, P)
         # (3, P) row of each corner's vertex in a batch of per-vertex values flattened to (N·V, C)

@@ -218,8 +218,9 @@ def to_srgb(linear: torch.Tensor) -> torch.Tensor:
 
 def antialias_edges(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Soften the silhouette, in place: pixels with both face and background among their 4 neighbours get the mean
-    of their 3×3 block. (N, H, W, C) images, (N, H, W) masks. Only the edge pixels (about 1 % at 512 px) are touched, so it
-    costs a few ms where 2× supersampling would cost 4× the raster and shading; see bench/RESULTS.md."""
+    of their 3×3 block. (N, H, W, C) contiguous images, (N, H, W) masks. Only the edge pixels (about 1 % at 512 px)
+    are touched, so it costs a few ms where 2× supersampling would cost 4× the raster and shading; see
+    bench/RESULTS.md."""
     across = mask[:, :, 1:] != mask[:, :, :-1]  # a change between horizontal neighbours
     down = mask[:, 1:, :] != mask[:, :-1, :]
     edge = torch.zeros_like(mask)
@@ -229,7 +230,8 @@ def antialias_edges(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     edge[:, :-1, :] |= down
     n, row, col = torch.nonzero(edge, as_tuple=True)
     height, width = mask.shape[1:]
-    block = sum(image[n, (row + dy).clamp(0, height - 1), (col + dx).clamp(0, width - 1)]
+    flat = image.view(-1, image.shape[-1])  # gathers by flat pixel index: much cheaper than indexing (n, row, col)
+    block = sum(flat.index_select(0, (n * height + (row + dy).clamp(0, height - 1)) * width + (col + dx).clamp(0, width - 1))
                 for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9
-    image[n, row, col] = block  # in place: every block was read above
+    flat.index_copy_(0, (n * height + row) * width + col, block)  # in place: every block was read above
     return image
