@@ -50,6 +50,16 @@ class CoveredPixels:
         flat = values.reshape(-1, values.shape[-1])
         return self._blend([flat.index_select(0, rows) for rows in self.corner_rows])
 
+    def interpolate_vertex_channels(self, values: torch.Tensor) -> list[torch.Tensor]:
+        """(N, V, C) per-vertex values → C tensors (P,), one per channel: the same numbers as interpolate_vertex,
+        gathered channel by channel from a (C, N·V) copy, which is faster for a few channels read one by one."""
+        channels = []
+        for channel in values.reshape(-1, values.shape[-1]).T.contiguous():
+            out = channel.take(self.corner_rows[0]) * self.bary[0]
+            out.addcmul_(channel.take(self.corner_rows[1]), self.bary[1])
+            channels.append(out.addcmul_(channel.take(self.corner_rows[2]), self.bary[2]))
+        return channels
+
     def interpolate_shared(self, values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
         """(V, C) per-vertex values shared by every mesh of the batch → (Q, C) at the covered pixels `where` (Q,)."""
         corners = self.faces.index_select(0, self.face.index_select(0, where)).T
