@@ -76,7 +76,8 @@ def main() -> None:
     text = "\n".join([
         SECTION, "",
         f"`python bench/bench_scaling.py --identities {args.identities} --per-shard {args.per_shard} --image-size {args.image_size} "
-        f"--texture-size {args.texture_size} --repeats {args.repeats} --threads-per-worker {args.threads_per_worker}` on {machine()}, "
+        f"--texture-size {args.texture_size} --repeats {args.repeats} --threads-per-worker {args.threads_per_worker}` "
+        f"on {machine()}, "
         f"{time.strftime('%Y-%m-%d', time.gmtime())}.",
         "Each run is one `generate()` call into a fresh folder (actor start and model loading included, Ray start excluded); "
         f"the table shows the best of {args.repeats} alternating runs each (all runs, identities/min: {runs}); "

@@ -190,7 +190,8 @@ def test_occlusion_culling_changes_nothing(head, monkeypatch):
     monkeypatch.setattr(raster_torch, "hidden_by_keys", lambda *args: culled.append(hidden := hidden_by_keys(*args)) or hidden)
     fragments = rasterize(head.meshes, head.model.faces, head.cameras, backend="torch")
     assert culled[0].float().mean() > 0.5  # most back faces of a head are hidden
-    monkeypatch.setattr(raster_torch, "hidden_by_keys", lambda keys, triangles, rows, *rest: torch.zeros(len(rows), dtype=torch.bool))
+    monkeypatch.setattr(raster_torch, "hidden_by_keys",
+                        lambda keys, triangles, rows, *rest: torch.zeros(len(rows), dtype=torch.bool))
     everything = rasterize(head.meshes, head.model.faces, head.cameras, backend="torch")
     for ours, drawn in zip(fragments, everything):
         assert torch.equal(ours, drawn)

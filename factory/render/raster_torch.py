@@ -59,7 +59,8 @@ def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int,
     # some pixel of their box could still show (hidden_by_keys).
     draw_triangles(keys, triangles, front_facing.nonzero().squeeze(1), first_pixel, size)
     back_facing = (~front_facing).nonzero().squeeze(1)
-    draw_triangles(keys, triangles, back_facing[~hidden_by_keys(keys, triangles, back_facing, num_faces, size)], first_pixel, size)
+    visible = back_facing[~hidden_by_keys(keys, triangles, back_facing, num_faces, size)]
+    draw_triangles(keys, triangles, visible, first_pixel, size)
 
     pixel = (keys != EMPTY_KEY).nonzero().squeeze(1)
     winner = keys.index_select(0, pixel)
@@ -165,7 +166,8 @@ def hidden_by_keys(keys: torch.Tensor, triangles: Triangles, rows: torch.Tensor,
     tile = level_start.index_select(0, level) + subset.ids // num_faces * side * side  # the image's first tile
     columns = x >> level, (x + width - 1) >> level
     tile_rows = y >> level, (y + height - 1) >> level
-    farthest = torch.stack([pyramid.index_select(0, tile + row * side + column) for row in tile_rows for column in columns]).amax(0)
+    corners = [pyramid.index_select(0, tile + row * side + column) for row in tile_rows for column in columns]
+    farthest = torch.stack(corners).amax(0)
 
     a, b, c = subset.planes[3]  # 1/z = a·dx + b·dy + c over the box, dx in 0..width-1, dy in 0..height-1
     dx, dy = (width - 1).float(), (height - 1).float()
