@@ -3,7 +3,9 @@
     python bench/bench_scaling.py --identities 8 --image-size 128
 
 Both runs render the same identities into fresh temporary folders on one local Ray cluster (started here, one
-CPU per worker) and must produce identical shards. The wall time of each run is the generate() call: actor start
+CPU per worker) and must produce identical shards. Threads are pinned per actor: every process of the cluster gets
+OMP_NUM_THREADS / MKL_NUM_THREADS = --threads-per-worker (1 by default), so W workers use W cores and no more, and
+the figures say how many each actor had. The wall time of each run is the generate() call: actor start
 and model loading included, Ray start excluded. The table goes into the "Scaling" section of bench/RESULTS.md,
 with the machine it ran on; compare the two rows as a ratio, not with numbers from other machines.
 """
@@ -47,14 +49,16 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--texture-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2, help="runs per worker count, alternating; the best is reported")
+    parser.add_argument("--threads-per-worker", type=int, default=1, help="torch/OpenMP threads of each actor")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave RESULTS.md alone")
     args = parser.parse_args()
 
     import ray
 
     load_before = os.getloadavg()[0]
+    threads = str(args.threads_per_worker)
     ray.init(num_cpus=max(2, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}})
     rates: dict[int, list[float]] = {1: [], 2: []}
     shards: set[tuple[str, ...]] = set()
     for repeat in range(args.repeats):  # alternate 1 and 2 workers so that load from elsewhere hits both alike
@@ -72,10 +76,13 @@ def main() -> None:
     text = "\n".join([
         SECTION, "",
         f"`python bench/bench_scaling.py --identities {args.identities} --per-shard {args.per_shard} --image-size {args.image_size} "
-        f"--texture-size {args.texture_size} --repeats {args.repeats}` on {machine()}, {time.strftime('%Y-%m-%d', time.gmtime())}.",
+        f"--texture-size {args.texture_size} --repeats {args.repeats} --threads-per-worker {args.threads_per_worker}` "
+        f"on {machine()}, "
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}.",
         "Each run is one `generate()` call into a fresh folder (actor start and model loading included, Ray start excluded); "
         f"the table shows the best of {args.repeats} alternating runs each (all runs, identities/min: {runs}); "
-        f"all runs wrote byte-identical shards. 1-minute load average before the runs: {load_before:.1f} "
+        f"all runs wrote byte-identical shards; {args.threads_per_worker} thread(s) per actor (OMP_NUM_THREADS). "
+        f"1-minute load average before the runs: {load_before:.1f} "
         "(other work on a shared machine takes CPU from the workers).", "",
         "| workers | identities/min | speed-up |", "|---|---|---|",
         f"| 1 | {one:.1f} | 1.00× |", f"| 2 | {two:.1f} | {two / one:.2f}× |", "",

@@ -4,12 +4,16 @@ reading datasets only through it."""
 from __future__ import annotations
 
 import ast
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from factory.cli import app
+from factory.format.encoders import DEPTH_UNIT_CM, encode_depth, encode_png
 from factory.format.members import heatmap_member, is_image, view_member
 from factory.format.storage import resolve_storage_options
 from tests.trainer_shards import write_dataset
@@ -79,3 +83,29 @@ def test_every_reader_keeps_the_endpoint_when_a_flag_sets_the_region(s3, monkeyp
     assert result.exit_code == 0, result.output
     if command != "preview":
         assert "2 identities" in result.output, result.output
+
+
+@pytest.mark.parametrize("image", [
+    np.random.default_rng(1).integers(0, 256, (37, 53), dtype=np.uint8),  # segmentation: 8-bit grey
+    np.random.default_rng(2).integers(0, 65536, (31, 17), dtype=np.uint16),  # depth: 16-bit grey
+    np.random.default_rng(3).integers(0, 256, (9, 11, 3), dtype=np.uint8),  # heatmaps, texture: RGB
+    np.zeros((1, 1), dtype=np.uint8),
+])
+def test_png_encoder_round_trips_through_pillow(image):
+    png = encode_png(image)
+    assert png == encode_png(image.copy())  # the same pixels, the same bytes
+    decoded = Image.open(io.BytesIO(png))
+    decoded.load()  # checks the chunks' CRCs and the zlib stream
+    assert np.array_equal(np.asarray(decoded), image) and np.asarray(decoded).dtype == image.dtype
+
+
+def test_depth_png_holds_depth_in_its_unit_and_background_as_zero():
+    depth = np.array([[0.0, 12.345], [650.0, 700.0]], dtype=np.float32)
+    decoded = np.asarray(Image.open(io.BytesIO(encode_depth(depth))))
+    assert decoded.tolist() == [[0, round(12.345 / DEPTH_UNIT_CM)], [65000, 65535]]
+
+
+@pytest.mark.parametrize("image", [np.zeros((4, 4), np.float32), np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4, 4), np.uint8)])
+def test_png_encoder_refuses_what_it_cannot_write(image):
+    with pytest.raises(ValueError, match="encode_png takes 8- or 16-bit grey"):
+        encode_png(image)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from factory.face.model import FaceModel
-from factory.render import raster_pytorch3d
+from factory.render import raster_pytorch3d, raster_torch
 from factory.render.camera import Camera, Orbit, head_camera, head_sphere
 from factory.render.raster import rasterize
 
@@ -180,6 +180,34 @@ def test_head_fragments_are_consistent(head):
         alone = rasterize(mesh[None], head.model.faces, camera)  # a batch gives what each mesh gives alone
         assert torch.equal(alone.pix_to_face[0], head.ours.pix_to_face[image])
         assert torch.equal(alone.zbuf[0], head.ours.zbuf[image])
+
+
+def test_occlusion_culling_changes_nothing(head, monkeypatch):
+    """The second pass skips back-facing triangles hidden behind the first pass's: the fragments are exactly those
+    of drawing every triangle (the head from the front and the side, the random soup's interpenetrating ones)."""
+    culled = []
+    hidden_by_keys = raster_torch.hidden_by_keys
+    monkeypatch.setattr(raster_torch, "hidden_by_keys", lambda *args: culled.append(hidden := hidden_by_keys(*args)) or hidden)
+    fragments = rasterize(head.meshes, head.model.faces, head.cameras, backend="torch")
+    assert culled[0].float().mean() > 0.5  # most back faces of a head are hidden
+    monkeypatch.setattr(raster_torch, "hidden_by_keys",
+                        lambda keys, triangles, rows, *rest: torch.zeros(len(rows), dtype=torch.bool))
+    everything = rasterize(head.meshes, head.model.faces, head.cameras, backend="torch")
+    for ours, drawn in zip(fragments, everything):
+        assert torch.equal(ours, drawn)
+
+
+def test_occlusion_culling_keeps_a_back_face_in_front():
+    """A clockwise (back-facing) triangle in front of a counter-clockwise one wins where it covers it; one behind
+    is culled and loses everywhere."""
+    camera = pinhole(12)
+    wall = at_pixels(camera, [(0.5, 0.5), (0.5, 11.5), (11.5, 0.5)], [3.0, 3.0, 3.0])
+    small = [(1.5, 1.5), (6.2, 1.5), (1.5, 6.2)]  # clockwise on screen
+    for depth, wins in ((2.0, True), (4.0, False)):
+        verts = torch.cat([wall, at_pixels(camera, small, [depth] * 3)])[None]
+        fragments = rasterize(verts, torch.tensor([[0, 1, 2], [3, 4, 5]]), camera, backend="torch")
+        assert (fragments.pix_to_face[0, 2, 2, 0] == 1) == wins
+        assert (fragments.pix_to_face[0, ..., 0] == 1).any() == wins
 
 
 def test_bad_input_is_refused_clearly():

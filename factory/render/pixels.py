@@ -29,11 +29,14 @@ class CoveredPixels:
         self.shape = pix_to_face.shape
         self.mask = pix_to_face >= 0
         self.flat_index = torch.nonzero(self.mask.reshape(-1)).squeeze(1)  # (P,) into N·H·W
-        self.batch = self.flat_index // (self.shape[1] * self.shape[2])
+        self.batch = self.flat_index // (self.shape[1] * self.shape[2])  # (P,) the image
+        self.image_pixel = self.flat_index - self.batch * (self.shape[1] * self.shape[2])  # (P,) into H·W (no 2nd division)
         self.face = pix_to_face.reshape(-1).index_select(0, self.flat_index)  # (P,)
         self.bary = fragments.bary_coords.reshape(-1, 3).index_select(0, self.flat_index).T.contiguous()  # (3, P)
         # (3, P) row of each corner's vertex in a batch of per-vertex values flattened to (N·V, C)
-        self.corner_rows = (meshes.faces.index_select(0, self.face) + (self.batch * meshes.num_vertices)[:, None]).T.contiguous()
+        # (Gathered from the faces' columns: index_select on (3, F) then an in-place add is 2× faster than gathering
+        # (P, 3) rows, adding a broadcast column and transposing.)
+        self.corner_rows = meshes.faces.T.contiguous().index_select(1, self.face).add_(self.batch * meshes.num_vertices)
         self.corner_faces = self.face * 3
         self.faces = meshes.faces
 
@@ -46,6 +49,16 @@ class CoveredPixels:
         """(N, V, C) per-vertex values → (P, C) at the covered pixels."""
         flat = values.reshape(-1, values.shape[-1])
         return self._blend([flat.index_select(0, rows) for rows in self.corner_rows])
+
+    def interpolate_vertex_channels(self, values: torch.Tensor) -> list[torch.Tensor]:
+        """(N, V, C) per-vertex values → C tensors (P,), one per channel: the same numbers as interpolate_vertex,
+        gathered channel by channel from a (C, N·V) copy, which is faster for a few channels read one by one."""
+        channels = []
+        for channel in values.reshape(-1, values.shape[-1]).T.contiguous():
+            out = channel.take(self.corner_rows[0]) * self.bary[0]
+            out.addcmul_(channel.take(self.corner_rows[1]), self.bary[1])
+            channels.append(out.addcmul_(channel.take(self.corner_rows[2]), self.bary[2]))
+        return channels
 
     def interpolate_shared(self, values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
         """(V, C) per-vertex values shared by every mesh of the batch → (Q, C) at the covered pixels `where` (Q,)."""
@@ -60,16 +73,19 @@ class CoveredPixels:
         flat = values.reshape(-1, values.shape[-1])
         return self._blend([flat.index_select(0, self.corner_faces + k) for k in range(3)])
 
-    def view_directions(self, camera: Camera) -> torch.Tensor:
-        """(P, 3) world-space unit vectors from each covered pixel's surface point toward the camera: minus the ray
-        through the pixel centre, which needs no interpolation (computed once per image pixel, then gathered)."""
+    def image_rays(self, camera: Camera) -> torch.Tensor:
+        """(H·W, 3) world-space unit vectors toward the camera through every pixel centre of the image: minus the
+        rays. What depends on the pixel alone is computed on these, once per image, then gathered (at_image_pixels)."""
         height, width = self.shape[1:]
         row, column = torch.meshgrid(torch.arange(height, dtype=torch.float32, device=self.flat_index.device),
                                      torch.arange(width, dtype=torch.float32, device=self.flat_index.device), indexing="ij")
         pixel = torch.stack([column, row, torch.ones_like(row)], dim=-1).reshape(-1, 3)
         K, R = camera.K.to(pixel), camera.R.to(pixel)
-        rays = -F.normalize(pixel @ torch.linalg.inv(K).T @ R, dim=-1)  # camera → world: Rᵀ K⁻¹ p, for rows
-        return rays.index_select(0, self.flat_index % (height * width))
+        return -F.normalize(pixel @ torch.linalg.inv(K).T @ R, dim=-1)  # camera → world: Rᵀ K⁻¹ p, for rows
+
+    def at_image_pixels(self, values: torch.Tensor) -> torch.Tensor:
+        """(H·W, C) values per image pixel → (P, C) at the covered pixels (of every image of the batch)."""
+        return values.index_select(0, self.image_pixel)
 
     def scatter(self, values: torch.Tensor, fill: torch.Tensor | float = 0.0) -> torch.Tensor:
         """(P, C) → (N, H, W, C) images, `fill` (a value or an (H, W, C) image) elsewhere."""

@@ -93,7 +93,7 @@ class Shader:
         fill = background.image(camera).to(colour.device)
         colour = to_srgb(colour)
         if opacity is not None:  # hair thinning out against the background at its silhouette
-            behind = fill.reshape(-1, 3).index_select(0, pixels.flat_index % (fill.shape[0] * fill.shape[1]))
+            behind = pixels.at_image_pixels(fill.reshape(-1, 3))
             colour = torch.lerp(behind, colour, opacity[:, None])
         return antialias_edges(pixels.scatter(colour, fill=fill), pixels.mask)
 
@@ -110,26 +110,25 @@ class Shader:
         not 1 (the fringes of hair), else None."""
         uv = pixels.interpolate_corner(meshes.corner_uvs)
         albedo = texture.sample(uv)
+        normal, (occlusion, key_visibility, shine) = interpolate_normals_and_terms(pixels, meshes, terms)
         if meshes.albedo is not None:  # plain materials (occluders) over the texture, by their weight
             plain = pixels.interpolate_shared(meshes.albedo.to(albedo), torch.arange(len(albedo), device=albedo.device))
             albedo = torch.lerp(albedo, plain[:, :3], plain[:, 3:])
-        normal = F.normalize(pixels.interpolate_vertex(meshes.vertex_normals), dim=-1)
         if detail is not None:  # creases and lid shadows (factory/render/detail.py)
             albedo, normal = detail.apply(pixels, uv, albedo, normal)
-        view = pixels.view_directions(camera)
-        # Seen from behind (inside of the lips, mouth socket), a surface is lit as if it faced the camera.
-        normal = torch.where((normal * view).sum(-1, keepdim=True) < 0, -normal, normal)
-        if terms is None:
-            occlusion = key_visibility = shine = torch.ones_like(normal[:, 0])
-        else:
-            occlusion, key_visibility, shine = pixels.interpolate_vertex(terms.packed.to(normal)).unbind(-1)
+        rays = pixels.image_rays(camera)
+        view = pixels.at_image_pixels(rays)
+        # Seen from behind (inside of the lips, mouth socket), a surface is lit as if it faced the camera. (Times ±1:
+        # exact, and cheaper than a where over (P, 3).)
+        normal = normal * torch.where((normal * view).sum(-1, keepdim=True) < 0, -1.0, 1.0)
 
         irradiance = diffuse_light(normal, light, occlusion, key_visibility, wrap=0.0)
         part = meshes.face_part.index_select(0, pixels.face)
-        strength = self.specular_strength.to(normal.device)[part] * shine
-        exponent = self.specular_exponent.to(normal.device)[part]
+        strength = self.specular_strength.to(normal.device).index_select(0, part) * shine
+        exponent = self.specular_exponent.to(normal.device).index_select(0, part)
         key_direction = light.direction.to(normal)
-        half = F.normalize(view + key_direction, dim=-1)
+        # The half vector depends on the pixel alone, not on the mesh: normalised once per image pixel, then gathered.
+        half = pixels.at_image_pixels(F.normalize(rays + key_direction, dim=-1))
         # The key light's highlight; on skin the fill's (a broad source) is too faint to matter, on the wet eye the
         # room's shows as a second, softer catchlight (add_catchlight).
         glint = (normal * half).sum(-1).clamp(min=0) ** exponent * ((normal @ key_direction) > 0) * key_visibility
@@ -137,7 +136,7 @@ class Shader:
         colour = self.add_catchlight(colour, part, normal, view, light, occlusion)
         if hair is None:
             return colour, None
-        return self.shade_hair(colour, pixels, meshes, camera, hair, normal, view, light, key_visibility, occlusion)
+        return self.shade_hair(colour, pixels, meshes, camera, hair, normal, view, half, light, key_visibility, occlusion)
 
     def add_catchlight(self, colour: torch.Tensor, part: torch.Tensor, normal: torch.Tensor, view: torch.Tensor,
                        light: Light, occlusion: torch.Tensor) -> torch.Tensor:
@@ -156,30 +155,45 @@ class Shader:
         return colour.index_add(0, wet, glint)
 
     def shade_hair(self, colour: torch.Tensor, pixels: CoveredPixels, meshes: Meshes, camera: Camera, hair: HairLayer,
-                   normal: torch.Tensor, view: torch.Tensor, light: Light, key_visibility: torch.Tensor,
+                   normal: torch.Tensor, view: torch.Tensor, half: torch.Tensor, light: Light, key_visibility: torch.Tensor,
                    occlusion: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Blend hair strands over `colour` (P, 3) at the pixels of triangles that carry hair; where hair meets the
-        background at a grazing angle, the gaps between its strands let the background through (the opacity)."""
+        """Blend hair strands over `colour` (P, 3) at the pixels of triangles that carry hair, in place; where hair
+        meets the background at a grazing angle, the gaps between its strands let the background through (the
+        opacity). `half`: the key light's half vectors."""
         where = torch.nonzero(hair.hairy_faces(meshes.faces).index_select(0, pixels.face)).squeeze(1)
         if len(where) == 0:
             return colour, None
         attributes = pixels.interpolate_shared(hair.attributes.to(colour), where)
         strands = hair.strands(attributes, pixel_footprint_cm(meshes, camera))
-        n, v, lit = normal[where], view[where], key_visibility[where]
-        irradiance = diffuse_light(n, light, occlusion[where], lit, wrap=HAIR_WRAP)
+        n, v, lit = (values.index_select(0, where) for values in (normal, view, key_visibility))
+        irradiance = diffuse_light(n, light, occlusion.index_select(0, where), lit, wrap=HAIR_WRAP)
         key_direction = light.direction.to(n)
         direct = ((n @ key_direction + HAIR_WRAP) / (1 + HAIR_WRAP)).clamp(min=0) * lit
-        sheen = hair.sheen(strands.tangent, n, F.normalize(v + key_direction, dim=-1)) * (direct * (0.25 + 1.5 * strands.shine))[:, None]
+        sheen = hair.sheen(strands.tangent, n, half.index_select(0, where)) * (direct * (0.25 + 1.5 * strands.shine))[:, None]
         lit_hair = torch.addcmul(strands.albedo * irradiance, sheen, light.colour.to(n))
-        blended = torch.lerp(colour[where], lit_hair, strands.alpha[:, None])
+        blended = torch.lerp(colour.index_select(0, where), lit_hair, strands.alpha[:, None])
         rim = ((0.55 - (n * v).sum(-1).abs()) / 0.45).clamp(0, 1)  # hair seen edge-on: its outline
         edge_on = torch.nonzero(rim > 0).squeeze(1)
         fringe = edge_on[near_background(pixels, where[edge_on])]
+        colour.index_copy_(0, where, blended)  # in place: `colour` is the shader's own fresh tensor
         if len(fringe) == 0:
-            return colour.index_copy(0, where, blended), None
+            return colour, None
         opacity = torch.ones_like(colour[:, 0])
         opacity[where[fringe]] = (1 - rim[fringe] * (1.3 - 1.8 * strands.brightness[fringe])).clamp(0, 1)
-        return colour.index_copy(0, where, blended), opacity
+        return colour, opacity
+
+
+def interpolate_normals_and_terms(pixels: CoveredPixels, meshes: Meshes, terms: VertexTerms | None
+                                  ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """(P, 3) unit normals and the (P,) occlusion, key-light visibility and shine at the covered pixels. With terms,
+    all six channels are interpolated channel by channel (the terms are used as single channels; contiguous (P,)
+    tensors are cheaper in every later step than strided columns)."""
+    normals = meshes.vertex_normals
+    if terms is None:
+        normal = F.normalize(pixels.interpolate_vertex(normals), dim=-1)
+        return normal, (torch.ones_like(normal[:, 0]),) * 3
+    channels = pixels.interpolate_vertex_channels(torch.cat([normals, terms.packed.to(normals).expand_as(normals)], dim=-1))
+    return F.normalize(torch.stack(channels[:3], dim=-1), dim=-1), tuple(channels[3:])
 
 
 def environment_catchlight(light: Light) -> tuple[torch.Tensor, torch.Tensor]:
@@ -246,9 +260,10 @@ def to_srgb(linear: torch.Tensor) -> torch.Tensor:
 
 
 def antialias_edges(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Soften the silhouette: pixels with both face and background among their 4 neighbours get the mean of their
-    3×3 block. (N, H, W, C) images, (N, H, W) masks. Only the edge pixels (about 1 % at 512 px) are touched, so it
-    costs a few ms where 2× supersampling would cost 4× the raster and shading; see bench/RESULTS.md."""
+    """Soften the silhouette, in place: pixels with both face and background among their 4 neighbours get the mean
+    of their 3×3 block. (N, H, W, C) contiguous images, (N, H, W) masks. Only the edge pixels (about 1 % at 512 px)
+    are touched, so it costs a few ms where 2× supersampling would cost 4× the raster and shading; see
+    bench/RESULTS.md."""
     across = mask[:, :, 1:] != mask[:, :, :-1]  # a change between horizontal neighbours
     down = mask[:, 1:, :] != mask[:, :-1, :]
     edge = torch.zeros_like(mask)
@@ -258,8 +273,8 @@ def antialias_edges(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     edge[:, :-1, :] |= down
     n, row, col = torch.nonzero(edge, as_tuple=True)
     height, width = mask.shape[1:]
-    block = sum(image[n, (row + dy).clamp(0, height - 1), (col + dx).clamp(0, width - 1)]
+    flat = image.view(-1, image.shape[-1])  # gathers by flat pixel index: much cheaper than indexing (n, row, col)
+    block = sum(flat.index_select(0, (n * height + (row + dy).clamp(0, height - 1)) * width + (col + dx).clamp(0, width - 1))
                 for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9
-    image = image.clone()
-    image[n, row, col] = block
+    flat.index_copy_(0, (n * height + row) * width + col, block)  # in place: every block was read above
     return image
