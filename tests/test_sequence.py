@@ -124,7 +124,7 @@ def sequence_dataset(tmp_path_factory, ray_local):
 
 def test_a_sequence_dataset_verifies_with_its_frames(sequence_dataset):
     report = verify_dataset(str(sequence_dataset))
-    assert report.images == (3 + 2 * 4) * 2 * 3 + 2 + 1  # (stills + frames) × views × (rgb, seg, depth), heatmaps, texture
+    assert report.images == (3 + 2 * 4) * 2 * 3 + 2  # (stills + frames) × views × (rgb, seg, depth), heatmaps (the texture is in mesh.glb)
     [(key, members)] = list(open_dataset(str(sequence_dataset)).samples())
     meta = json.loads(members["meta.json"])
     assert [s["expression"] for s in meta["sequences"]] == ["pain00", "pain01"]
