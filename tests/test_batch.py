@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from factory.format.members import IMAGES, SETS
 from factory.format.shards import read_shard
 from factory.options import ConfigError
 from factory.qa.verify import verify_dataset
@@ -128,10 +129,10 @@ def test_generate_with_batches_writes_the_per_identity_dataset(tmp_path, ray_loc
 
     reference = generate(replace(config, out=str(tmp_path / "single"), batch_identities=1), progress=False)
     assert reference.rendered_identities == 3
-    for shard in ("shard-000000.tar", "shard-000001.tar"):
-        batched, single = (tmp_path / name / "shards" / shard for name in ("batched", "single"))
+    for shard in (f"{shard_set}/shard-00000{number}.tar" for shard_set in SETS for number in (0, 1)):
+        batched, single = (tmp_path / name / shard for name in ("batched", "single"))
         assert hashlib.sha256(batched.read_bytes()).digest() == hashlib.sha256(single.read_bytes()).digest(), shard
-    with open(tmp_path / "batched" / "shards" / "shard-000001.tar", "rb") as handle:
+    with open(tmp_path / "batched" / IMAGES / "shard-000001.tar", "rb") as handle:
         assert [key for key, _ in read_shard(handle)] == ["id-0000002"]
 
 

@@ -14,7 +14,7 @@ import torch
 from factory.face.model import FaceModel
 from factory.face.rig import AURig
 from factory.format.dataset import open_dataset
-from factory.format.members import member_kind
+from factory.format.members import IMAGES, LAYERS, member_kind
 from factory.options import ConfigError
 from factory.qa.verify import verify_dataset
 from factory.run.config import GenerateConfig, load_generate_config
@@ -125,7 +125,7 @@ def sequence_dataset(tmp_path_factory, ray_local):
 def test_a_sequence_dataset_verifies_with_its_frames(sequence_dataset):
     report = verify_dataset(str(sequence_dataset))
     assert report.images == (3 + 2 * 4) * 2 * 3 + 2  # (stills + frames) × views × (rgb, seg, depth), heatmaps (the texture is in mesh.glb)
-    [(key, members)] = list(open_dataset(str(sequence_dataset)).samples())
+    [(key, members)] = list(open_dataset(str(sequence_dataset)).samples(sets=(IMAGES, LAYERS)))  # seg and depth are layers
     meta = json.loads(members["meta.json"])
     assert [s["expression"] for s in meta["sequences"]] == ["pain00", "pain01"]
     assert [f["name"] for f in meta["frames"]] == [f"pain0{x}f0{k}" for x in (0, 1) for k in range(4)]
