@@ -320,14 +320,12 @@ class IdentityRenderer:
         older face's skin laxity added; with the expressionless mesh the expressions are measured against."""
         identity = torch.tensor(spec.identity, dtype=torch.float32)
         rest = self.rig.rest_vertices(identity)
-        laxity = skin_laxity(self.model, rest, spec.demographics.age)  # None under 60: the meshes as they were
-        if laxity is not None:  # the same sag on the face the expressions are measured against and (below) on each
-            rest = rest + laxity
         gaze, camera = spec.gaze, self.cameras(spec, rest)[0]  # the first planned view is the frontal one
         target = self.rig.eyes.gaze_target(rest, camera.center, gaze.yaw, gaze.pitch, gaze.distance_scale)
         verts = self.rig.vertices(identity, [e.aus for e in spec.expressions], gaze_target=target)
-        if laxity is not None:
-            verts = verts + laxity
+        laxity = skin_laxity(self.model, rest, spec.demographics.age)  # None under 60: the meshes as they were
+        if laxity is not None:  # the same sag on every expression, and on the face they are measured against
+            verts, rest = verts + laxity, rest + laxity
         return PosedFace(verts, rest, target, laxity)
 
     def texture(self, spec: IdentitySpec, neutral: torch.Tensor, outputs: DiffusionOutputs | None = None) -> Texture:
