@@ -18,10 +18,10 @@ from PIL import Image
 DEPTH_UNIT_CM = 0.01  # depth.png stores depth / DEPTH_UNIT_CM as uint16: 0.1 mm steps up to 6.5 m
 PNG_COMPRESS_LEVEL = 1  # fixed, for identical bytes; measured here: 3× faster than level 6 for 16 % more bytes
 # Depth, segmentation and heatmaps are stored for good (texture.png, with a GLB mesh, is only a step on the way), so
-# they are worth zlib's level 6: lossless, at 512 px 23 % smaller depth, 30 % smaller segmentation and heatmaps than
-# level 1, for +0.55 s CPU per identity (level 9: 4-8 % smaller again for 10× the time; lossless JPEG 2000 would save
-# 41 % of the depth but is not a WebDataset or `datasets` default). bench/RESULTS.md, "Shard sets".
-COMPACT_PNG_LEVEL = 6
+# they get a higher zlib level. With the Up filter, level 4 against 6 for one 512 px identity's 33 depth, 33
+# segmentation and 10 heatmap PNGs: 0.21 against 0.57 s CPU, 2.34 against 2.18 MB (level 1: 0.12 s, 2.95 MB); lossless
+# JPEG 2000 would be smaller still but is no WebDataset or `datasets` default. bench/RESULTS.md, "Shard sets".
+COMPACT_PNG_LEVEL = 4
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_COLOUR_TYPES = {2: 0, 3: 2}  # array dimensions → PNG colour type: (H, W) grey, (H, W, 3) RGB
 PNG_UP_FILTER = 2  # each byte minus the one above it
