@@ -38,7 +38,7 @@ def run(workers: int, args: argparse.Namespace, root: Path) -> tuple[float, list
                             gpus_per_worker=0, render=RenderConfig(image_size=args.image_size, texture_size=args.texture_size))
     summary = generate(config, progress=True)
     print(summary.text(), flush=True)
-    shas = [s.files for s in Manifest.from_json((out / "manifest.json").read_bytes()).shards]
+    shas = [entry.sha256 for s in Manifest.from_json((out / "manifest.json").read_bytes()).shards for entry in s.files.values()]
     return summary.identities_per_minute, shas
 
 
