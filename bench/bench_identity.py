@@ -77,7 +77,7 @@ def time_identities(renderer: IdentityRenderer, repeats: int) -> list[dict[str, 
         spec = plan_identity(index, seed=0)
         clock.seconds = {}
         started, cpu_started = time.perf_counter(), time.process_time()
-        members = renderer.encode_sample(spec, renderer.render(spec))
+        members = renderer.encode_sample(spec, renderer.render(spec), "glb")  # as a worker writes it (mesh.glb)
         total, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         stages = {stage: clock.seconds.get(stage, 0.0) for stage in STAGES}
         runs.append({**stages, "other": cpu - sum(stages.values()), "total CPU": cpu, "total wall": total})
@@ -92,7 +92,7 @@ def supersampling_note(renderer: IdentityRenderer, texture_size: int) -> str:
     """What 2× supersampling would cost instead of edge antialiasing: the same identity's render at twice the size
     (a fresh renderer, as a worker would have it), against `renderer`'s."""
     spec, size = plan_identity(0, seed=0), renderer.config.image_size
-    big = IdentityRenderer(RenderConfig(image_size=2 * size, texture_size=texture_size, backend="torch"))
+    big = IdentityRenderer(RenderConfig(image_size=2 * size, texture_size=texture_size, backend="auto"))
     cpu_started = time.process_time()
     big.render(spec)
     supersampled = time.process_time() - cpu_started
@@ -115,7 +115,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     started = time.perf_counter()
-    renderer = IdentityRenderer(RenderConfig(image_size=args.image_size, texture_size=args.texture_size, backend="torch"))
+    renderer = IdentityRenderer(RenderConfig(image_size=args.image_size, texture_size=args.texture_size, backend="auto"))
     setup = time.perf_counter() - started
     renderer.render(plan_identity(999, seed=0))  # warm-up: first calls allocate and fill caches
     runs = time_identities(renderer, args.repeats)

@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 from factory.cli import app
 from factory.export import ExportError, ExportRequest, export
 from factory.format.dataset import open_dataset
-from factory.format.glb import asset_members
 from factory.format.manifest import Manifest, save_manifest
 from factory.format.members import MESH, SETS, TEXTURE, heatmap_member, view_member
 from factory.format.sets import write_shard_sets
@@ -46,7 +45,7 @@ def dataset(tmp_path_factory) -> Path:
     manifest = Manifest(package_version="0.1.0", seed=0, config={"render": render.to_dict()}, identities=IDENTITIES)
     for task in ShardPlan(IDENTITIES, PER_SHARD):
         specs = [plan_identity(index, 0, plan) for index in task.indices]
-        samples = [(spec.id, asset_members(renderer.encode_sample(spec, renderer.render(spec)), "obj")) for spec in specs]
+        samples = [(spec.id, renderer.encode_sample(spec, renderer.render(spec))) for spec in specs]
         manifest.add(write_shard_sets(storage, task, SETS, samples))
     save_manifest(storage, manifest)
     return root

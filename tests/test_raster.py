@@ -1,4 +1,5 @@
-"""The rasterizer: hand-computed cases, then the torch backend against pytorch3d's on the real ICT head."""
+"""The rasterizer: hand-computed cases, then the torch backend against pytorch3d's on the real ICT head, and the
+numba backend against the torch one, bit for bit."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import pytest
 import torch
 
 from factory.face.model import FaceModel
-from factory.render import raster_pytorch3d, raster_torch
+from factory.render import raster_numba, raster_pytorch3d, raster_torch
 from factory.render.camera import Camera, Orbit, head_camera, head_sphere
-from factory.render.raster import rasterize
+from factory.render.raster import Fragments, Rasterizer, rasterize
 
 needs_pytorch3d = pytest.mark.skipif(not raster_pytorch3d.available(), reason="pytorch3d is not importable here")
-BACKENDS = ["torch", pytest.param("pytorch3d", marks=needs_pytorch3d)]
+BACKENDS = ["torch", "numba", pytest.param("pytorch3d", marks=needs_pytorch3d)]
 
 
 def pinhole(size: int, focal: float = 10.0) -> Camera:
@@ -107,16 +108,20 @@ def test_triangles_off_screen_or_behind_the_camera_cover_nothing():
     assert (fragments.pix_to_face == -1).all() and (fragments.zbuf == -1).all()
 
 
-@needs_pytorch3d
-def test_random_triangle_soup_matches_pytorch3d():
-    """Triangles of every size, partly off-screen, interpenetrating: exercises every window bucket and clamping."""
-    generator = torch.Generator().manual_seed(7)
+def triangle_soup(seed: int = 7) -> tuple[torch.Tensor, torch.Tensor, Camera]:
+    """Triangles of every size, partly off-screen, interpenetrating: every window bucket and clamping."""
+    generator = torch.Generator().manual_seed(seed)
     size, count = 48, 300
     camera = Camera(K=torch.tensor([[40.0, 0, 23.5], [0, 40.0, 23.5], [0, 0, 1]]), R=torch.eye(3), t=torch.zeros(3), image_size=size)
     centres = torch.rand(count, 1, 3, generator=generator) * torch.tensor([1.6, 1.6, 3.0]) + torch.tensor([-0.8, -0.8, 2.0])
     spread = torch.rand(count, 1, 1, generator=generator) ** 3 * 1.5  # mostly small, a few huge
     verts = (centres + spread * torch.randn(count, 3, 3, generator=generator)).reshape(1, -1, 3)
-    faces = torch.arange(3 * count).reshape(count, 3)
+    return verts, torch.arange(3 * count).reshape(count, 3), camera
+
+
+@needs_pytorch3d
+def test_random_triangle_soup_matches_pytorch3d():
+    verts, faces, camera = triangle_soup()
     ours = rasterize(verts, faces, camera, backend="torch")
     theirs = rasterize(verts, faces, camera, backend="pytorch3d")
     assert_agree(ours, theirs, min_face_agreement=0.995)
@@ -182,6 +187,20 @@ def test_head_fragments_are_consistent(head):
         assert torch.equal(alone.zbuf[0], head.ours.zbuf[image])
 
 
+@pytest.mark.parametrize("cull_backfaces", [False, True])
+def test_numba_gives_the_torch_fragments_bit_for_bit(head, cull_backfaces):
+    """The compiled loops round as the tensor code does (fused multiply-adds where torch's addcmul fuses), so
+    every pixel's face, depth and barycentrics are the same bits: on the head (expressive, two views) and on the
+    soup of triangles of every size, cut at every image border."""
+    verts, faces, camera = triangle_soup(seed=11)
+    for meshes, mesh_faces, cameras in [(head.meshes, head.model.faces, head.cameras), (verts, faces, camera)]:
+        torch_fragments = rasterize(meshes, mesh_faces, cameras, backend="torch", cull_backfaces=cull_backfaces)
+        numba_fragments = rasterize(meshes, mesh_faces, cameras, backend="numba", cull_backfaces=cull_backfaces)
+        assert (torch_fragments.pix_to_face >= 0).any()
+        for name, ours, theirs in zip(Fragments._fields, numba_fragments, torch_fragments):
+            assert ours.dtype == theirs.dtype and torch.equal(ours, theirs), name
+
+
 def test_occlusion_culling_changes_nothing(head, monkeypatch):
     """The second pass skips back-facing triangles hidden behind the first pass's: the fragments are exactly those
     of drawing every triangle (the head from the front and the side, the random soup's interpenetrating ones)."""
@@ -230,4 +249,14 @@ def test_missing_pytorch3d_is_a_clear_error(monkeypatch):
     verts = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.5, 1.0], [0.5, 0.0, 1.0]]])
     with pytest.raises(RuntimeError, match="pytorch3d cannot be imported"):
         rasterize(verts, torch.tensor([[0, 1, 2]]), pinhole(8), backend="pytorch3d")
+    assert (rasterize(verts, torch.tensor([[0, 1, 2]]), pinhole(8), backend="auto").pix_to_face >= 0).any()
+
+
+def test_missing_numba_is_a_clear_error(monkeypatch):
+    """Without numba, asking for it names the fix, and "auto" renders with the torch backend (the same fragments)."""
+    monkeypatch.setattr(raster_numba, "available", lambda: False)
+    verts = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.5, 1.0], [0.5, 0.0, 1.0]]])
+    with pytest.raises(RuntimeError, match="numba cannot be imported.*pip install numba"):
+        rasterize(verts, torch.tensor([[0, 1, 2]]), pinhole(8), backend="numba")
+    assert Rasterizer("auto").backend_name(torch.device("cpu")) == "torch"
     assert (rasterize(verts, torch.tensor([[0, 1, 2]]), pinhole(8), backend="auto").pix_to_face >= 0).any()

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from factory.cli import app
 from factory.export import ExportRequest, export
 from factory.format.dataset import DatasetError, open_dataset
-from factory.format.glb import asset_members, glb_to_obj, parse_obj, read_glb
+from factory.format.glb import glb_to_obj, obj_to_glb, parse_obj, read_glb
 from factory.format.manifest import Manifest, save_manifest
-from factory.format.members import IMAGES, MESH, MESH_GLB, SETS, TEXTURE, member_set
+from factory.format.members import IMAGES, MESH, MESH_FORMATS, MESH_GLB, SETS, TEXTURE, member_set
 from factory.format.sets import split_members, write_shard_sets
 from factory.format.shards import ShardError, ShardPlan
 from factory.format.storage import Storage
@@ -36,33 +36,50 @@ PLAN = PlanConfig(expressions=ExpressionConfig(pain_expressions=2), view_yaws=(0
 
 
 @pytest.fixture(scope="module")
-def rendered() -> dict[str, dict[str, bytes]]:
-    """Two identities' members as the renderer encodes them (mesh.obj + texture.png), by key."""
+def encoded() -> dict[str, dict[str, dict[str, bytes]]]:
+    """Two identities' members as the renderer encodes them, by mesh format ("obj": mesh.obj + texture.png, "glb":
+    mesh.glb), then by key."""
     from factory.run.identity import IdentityRenderer, RenderConfig
 
     renderer = IdentityRenderer(RenderConfig(image_size=64, texture_size=128))
-    specs = [plan_identity(index, 0, PLAN) for index in range(IDENTITIES)]
-    return {spec.id: renderer.encode_sample(spec, renderer.render(spec)) for spec in specs}
+    layers = {spec.id: (spec, renderer.render(spec)) for spec in (plan_identity(index, 0, PLAN) for index in range(IDENTITIES))}
+    return {mesh_format: {key: renderer.encode_sample(spec, one, mesh_format) for key, (spec, one) in layers.items()}
+            for mesh_format in MESH_FORMATS}
 
 
-def write(root: Path, rendered: dict, sets: tuple[str, ...] = SETS, mesh_format: str = "glb") -> Path:
-    """The rendered identities as a dataset of one shard in `sets`, the way the workers write it."""
+@pytest.fixture(scope="module")
+def rendered(encoded) -> dict[str, dict[str, bytes]]:
+    return encoded["obj"]
+
+
+def write(root: Path, rendered: dict, sets: tuple[str, ...] = SETS) -> Path:
+    """The rendered identities' members as a dataset of one shard in `sets`, the way the workers write it."""
     storage = Storage(str(root))
     manifest = Manifest(package_version="0.1.0", seed=0, config={}, identities=IDENTITIES, sets=sets)
     (task,) = ShardPlan(IDENTITIES, IDENTITIES)
-    manifest.add(write_shard_sets(storage, task, sets, [(key, asset_members(m, mesh_format)) for key, m in rendered.items()]))
+    manifest.add(write_shard_sets(storage, task, sets, rendered.items()))
     save_manifest(storage, manifest)
     return root
 
 
 @pytest.fixture(scope="module")
-def dataset(rendered, tmp_path_factory) -> Path:
-    return write(tmp_path_factory.mktemp("sets") / "ds", rendered)
+def dataset(encoded, tmp_path_factory) -> Path:
+    return write(tmp_path_factory.mktemp("sets") / "ds", encoded["glb"])
 
 
 def tar_names(path: Path) -> list[str]:
     with tarfile.open(path) as tar:
         return tar.getnames()
+
+
+def test_the_glb_written_from_arrays_is_obj_to_glb_of_the_obj_and_png(encoded):
+    """encode_sample writes mesh.glb straight from the arrays; converting the mesh.obj and texture.png it writes
+    otherwise gives the same bytes (the rest of the sample is the same too)."""
+    for key, members in encoded["glb"].items():
+        obj_members = encoded["obj"][key]
+        assert members[MESH_GLB] == obj_to_glb(obj_members[MESH], obj_members[TEXTURE])
+        assert {name: payload for name, payload in obj_members.items() if name not in (MESH, TEXTURE)} == \
+            {name: payload for name, payload in members.items() if name != MESH_GLB}
 
 
 def test_each_set_holds_its_members_and_the_images_set_is_the_small_one(dataset, rendered):
@@ -140,7 +157,7 @@ def test_a_dataset_written_without_a_set_says_so(rendered, tmp_path):
 
 
 def test_obj_assets_keep_mesh_and_texture(rendered, tmp_path):
-    root = write(tmp_path / "obj", rendered, mesh_format="obj")
+    root = write(tmp_path / "obj", rendered)
     assets = dict(open_dataset(str(root)).samples(sets=("assets",)))["id-0000000"]
     assert assets == {MESH: rendered["id-0000000"][MESH], TEXTURE: rendered["id-0000000"][TEXTURE]}
 

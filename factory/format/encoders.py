@@ -1,7 +1,7 @@
 """Encoders of sample members, with fixed settings so that the same pixels always give the same bytes.
 
     encode_jpeg(rgb, quality)    (H, W, 3) uint8 → JPEG (4:2:0, baseline, no optimisation pass)
-    encode_png(image, level)     8-bit grey, 16-bit grey (uint16) or 8-bit RGB → PNG (Up filter, zlib at a fixed level)
+    encode_png(image, level)     8-bit grey, 16-bit grey (uint16) or 8-bit RGB → PNG (Up filter, zlib-ng at a fixed level)
     encode_depth(depth_cm)       (H, W) float depth in cm → 16-bit PNG in DEPTH_UNIT_CM steps, at COMPACT_PNG_LEVEL
     ObjWriter(faces, corner_uvs).encode(vertices)   a textured Wavefront OBJ of one mesh
 """
@@ -14,13 +14,16 @@ import zlib
 
 import numpy as np
 from PIL import Image
+from zlib_ng import zlib_ng
 
 DEPTH_UNIT_CM = 0.01  # depth.png stores depth / DEPTH_UNIT_CM as uint16: 0.1 mm steps up to 6.5 m
-PNG_COMPRESS_LEVEL = 1  # fixed, for identical bytes; measured here: 3× faster than level 6 for 16 % more bytes
-# Depth, segmentation and heatmaps are stored for good (texture.png, with a GLB mesh, is only a step on the way), so
-# they get a higher zlib level. With the Up filter, level 4 against 6 for one 512 px identity's 33 depth, 33
-# segmentation and 10 heatmap PNGs: 0.21 against 0.57 s CPU, 2.34 against 2.18 MB (level 1: 0.12 s, 2.95 MB); lossless
-# JPEG 2000 would be smaller still but is no WebDataset or `datasets` default. bench/RESULTS.md, "Shard sets".
+# PNGs are deflated by zlib-ng (a faster zlib with the same format; its own bytes, fixed by its version): for one
+# 512 px identity's 33 depth, 33 segmentation and 10 heatmap PNGs, zlib-ng at level 4 takes 0.59× the CPU time of
+# zlib at level 4 for 3 % fewer bytes (bench/RESULTS.md, "Identity"). Levels are fixed, for identical bytes.
+PNG_COMPRESS_LEVEL = 2  # texture.png beside mesh.obj: zlib-ng's level 1 is a much weaker quick mode
+# Depth, segmentation and heatmaps are stored for good, so they get a higher level. With the Up filter (and zlib)
+# level 4 against 6: 0.21 against 0.57 s CPU, 2.34 against 2.18 MB (level 1: 0.12 s, 2.95 MB); lossless JPEG 2000
+# would be smaller still but is no WebDataset or `datasets` default. bench/RESULTS.md, "Shard sets".
 COMPACT_PNG_LEVEL = 4
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_COLOUR_TYPES = {2: 0, 3: 2}  # array dimensions → PNG colour type: (H, W) grey, (H, W, 3) RGB
@@ -35,10 +38,10 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
 
 
 def encode_png(image: np.ndarray, level: int = PNG_COMPRESS_LEVEL) -> bytes:
-    """8-bit grey, 16-bit grey (uint16) or 8-bit RGB (H, W, 3) PNG, deflated at zlib `level`.
+    """8-bit grey, 16-bit grey (uint16) or 8-bit RGB (H, W, 3) PNG, deflated at zlib-ng `level`.
 
     Written here, not through Pillow: every row gets PNG's Up filter (the byte above subtracted, so smooth depth,
-    masks and textures deflate well) in one numpy subtraction, then zlib at `level`. Pillow tries five
+    masks and textures deflate well) in one numpy subtraction, then zlib-ng at `level`. Pillow tries five
     filters on every row and keeps the best, which here took twice the time for files no smaller (depth maps,
     segmentation, heatmaps and textures of a 512 px identity: 0.37 s with Pillow against 0.16 s, 4 % fewer bytes).
     """
@@ -53,7 +56,7 @@ def encode_png(image: np.ndarray, level: int = PNG_COMPRESS_LEVEL) -> bytes:
     filtered[0, 1:] = rows[0]
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 wraps modulo 256, as PNG's filters do
     header = struct.pack(">IIBBBBB", width, height, 8 * image.itemsize, colour_type, 0, 0, 0)  # no interlacing
-    return PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(filtered, level)) \
+    return PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib_ng.compress(filtered, level)) \
         + png_chunk(b"IEND", b"")
 
 
@@ -79,5 +82,15 @@ class ObjWriter:
                      + ("f %d/%d %d/%d %d/%d\n" * len(faces)) % tuple(corners.tolist())).encode()
 
     def encode(self, vertices: np.ndarray) -> bytes:
-        block = ("v %.4f %.4f %.4f\n" * len(vertices)) % tuple(vertices.astype(np.float64).ravel())
+        block = ("v %s %s %s\n" * len(vertices)) % tuple(obj_numbers(vertices))
         return (self.header + block).encode() + self.tail
+
+
+def obj_numbers(vertices: np.ndarray) -> list[str]:
+    """mesh.obj's text of each coordinate of (V, 3) vertices in cm: 0.1 mm steps."""
+    return ("%.4f " * vertices.size % tuple(vertices.astype(np.float64).ravel())).split()
+
+
+def obj_vertices(vertices: np.ndarray) -> np.ndarray:
+    """(V, 3) vertices as a reader of mesh.obj gets them back: its text parsed (float64)."""
+    return np.array(obj_numbers(vertices), np.float64).reshape(-1, 3)

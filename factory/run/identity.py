@@ -47,7 +47,8 @@ from factory.face.texture import TEXTURERS, DiffusionTexturer, Texture, make_tex
 from factory.face.texture.palette import hair_srgb, skin_base_srgb
 from factory.face.wrinkles import CreaseModel
 from factory.format.encoders import COMPACT_PNG_LEVEL, DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
-from factory.format.members import MESH, META, TEXTURE, heatmap_member, view_member
+from factory.format.glb import GlbWriter
+from factory.format.members import MESH, MESH_FORMATS, MESH_GLB, META, TEXTURE, heatmap_member, view_member
 from factory.options import ConfigError, build
 from factory.render.background import Background
 from factory.render.bedding import bed_camera
@@ -90,7 +91,7 @@ class RenderConfig:
     image_size: int = 512
     texturer: str = "procedural"
     texture_size: int = 1024
-    backend: str = "auto"  # raster backend: "auto" (pytorch3d on CUDA, torch otherwise), "torch", "pytorch3d"
+    backend: str = "auto"  # raster backend: "auto" (pytorch3d on CUDA, numba on CPU), "torch", "numba", "pytorch3d"
     jpeg_quality: int | None = None  # None: each view's planned quality (PlanConfig.jpeg_quality); a number: all
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
     background: str = "scene"  # one of factory/run/backgrounds.py's BACKGROUNDS: "scene" (rooms), "gradient", "inpaint"
@@ -224,6 +225,7 @@ class IdentityRenderer:
         self.texturer = make_texturer(self.config.texturer, self.model, self.config.texture_size)
         atlas = self.texturer.atlas
         self.obj_writer = ObjWriter(atlas.faces.numpy(), atlas.corner_uvs.numpy())
+        self.glb_writer = GlbWriter(self.obj_writer, self.model.num_vertices)
         self.part_names = self.model.part_names + HAIR_PARTS + (bedside.OCCLUDER_PART,)
         self.hair = HairShells(self.model, atlas.faces, atlas.corner_uvs, atlas.face_part,
                                *(self.part_names.index(name) for name in HAIR_PARTS))
@@ -479,8 +481,11 @@ class IdentityRenderer:
         """The segmentation's class names, by id: the occluder class only where the bedside marks the sample."""
         return list(self.part_names if bedside.marked(spec) else self.part_names[:-1])
 
-    def encode_sample(self, spec: IdentitySpec, layers: dict[str, object]) -> dict[str, bytes]:
-        """The sample members of docs/DATA.md (names without the sample key), in a fixed order."""
+    def encode_sample(self, spec: IdentitySpec, layers: dict[str, object], mesh_format: str = "obj") -> dict[str, bytes]:
+        """The sample members of docs/DATA.md (names without the sample key), in a fixed order; the mesh as
+        `mesh_format` (MESH_FORMATS): mesh.obj + texture.png, or one mesh.glb with the texture in it."""
+        if mesh_format not in MESH_FORMATS:
+            raise ValueError(f"mesh format must be one of {', '.join(MESH_FORMATS)}, got {mesh_format!r}")
         members = {META: json.dumps(self.meta(spec, layers), sort_keys=True, separators=(",", ":")).encode()}
         for x, expression in enumerate(spec.expressions):
             for v, view in enumerate(spec.views):
@@ -492,8 +497,11 @@ class IdentityRenderer:
                 members[heatmap_member(expression.name)] = encode_png(layers["heatmap"][x], COMPACT_PNG_LEVEL)
         for sequence, frames in layers.get("sequences", ()):
             members.update(encode_frames(sequence, frames, spec.views, self.jpeg_quality))
-        members[MESH] = self.obj_writer.encode(layers["vertices"][0])
-        members[TEXTURE] = encode_png(layers["texture"])
+        if mesh_format == "glb":
+            members[MESH_GLB] = self.glb_writer.encode(layers["vertices"][0], layers["texture"])
+        else:
+            members[MESH] = self.obj_writer.encode(layers["vertices"][0])
+            members[TEXTURE] = encode_png(layers["texture"])
         return members
 
     def jpeg_quality(self, planned: int) -> int:

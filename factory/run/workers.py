@@ -19,9 +19,8 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from factory.format.glb import asset_members
 from factory.format.manifest import ShardRecord
-from factory.format.members import ASSETS, SETS, is_image
+from factory.format.members import SETS, is_image
 from factory.format.sets import write_shard_sets
 from factory.format.shards import ShardTask
 from factory.format.storage import Storage, merge_nested
@@ -60,8 +59,6 @@ class ShardWorker:
             nonlocal images
             specs = [plan_identity(index, self.seed, self.plan) for index in task.indices]
             for spec, members in self.encoded(specs):
-                if ASSETS in self.sets:
-                    members = asset_members(members, self.mesh_format)
                 images += sum(map(is_image, members))
                 yield spec.id, members
 
@@ -71,10 +68,10 @@ class ShardWorker:
     def encoded(self, specs: list[IdentitySpec]) -> Iterator[tuple[IdentitySpec, dict[str, bytes]]]:
         """(spec, sample members) of each identity, in order: one at a time, or in batches (factory/run/batch.py)."""
         if self.batch_identities > 1:
-            yield from batched_samples(self.renderer, specs, self.batch_identities, self.diffusion)
+            yield from batched_samples(self.renderer, specs, self.batch_identities, self.diffusion, mesh_format=self.mesh_format)
             return
         for spec, layers in render_identities(self.renderer, specs, self.diffusion):
-            yield spec, self.renderer.encode_sample(spec, layers)
+            yield spec, self.renderer.encode_sample(spec, layers, self.mesh_format)
 
     def placement(self) -> dict:
         """Where this worker runs: its process, the GPUs Ray gave it, and what CUDA_VISIBLE_DEVICES shows."""
