@@ -1,9 +1,10 @@
-"""Time the two raster backends side by side on the ICT head (52,220 triangles) and record the figures.
+"""Time the raster backends side by side on the ICT head (52,220 triangles) and record the figures.
 
     python bench/bench_raster.py --threads 1 --repeats 7
 
 For each image size: the torch backend (median of --repeats, with and without back-face culling, frontal and
-side view) and pytorch3d's CPU rasterizer (timed once: tens of seconds at 512 px), then the ratio. The table is
+side view), the numba backend (the same fragments, bit for bit) and pytorch3d's CPU rasterizer (timed once: tens of
+seconds at 512 px), then the ratios. The table is
 printed and written as the "Rasterizer" section of bench/RESULTS.md (other sections are left as they are).
 """
 
@@ -75,9 +76,9 @@ def main() -> None:
     center, radius = head_sphere(model.neutral, int(model.landmarks[8]))
     with_pytorch3d = raster_pytorch3d.available() and not args.skip_pytorch3d
 
-    header = ("| image | view | torch ms, wall / CPU | torch culled ms, wall / CPU | pytorch3d (CPU backend) ms, "
-              "wall / CPU | pytorch3d / torch (CPU time) |")
-    rows = [header, "|---|---|---|---|---|---|"]
+    header = ("| image | view | torch ms, wall / CPU | torch culled ms, wall / CPU | numba ms, wall / CPU | torch / numba (CPU time) "
+              "| pytorch3d (CPU backend) ms, wall / CPU | pytorch3d / torch (CPU time) |")
+    rows = [header, "|---|---|---|---|---|---|---|---|"]
     print(header)
     per_pass_at_512 = None
     for size in args.sizes:
@@ -85,13 +86,14 @@ def main() -> None:
             camera = head_camera(orbit, size, center, radius)
             plain = timed(lambda: rasterize(verts, model.faces, camera, backend="torch"), args.repeats)
             culled = timed(lambda: rasterize(verts, model.faces, camera, backend="torch", cull_backfaces=True), args.repeats)
+            compiled = timed(lambda: rasterize(verts, model.faces, camera, backend="numba"), args.repeats)
             reference, ratio = "–", "–"
             if with_pytorch3d and view == "frontal":  # slow: once per size, and it has no caches to warm
                 timing = timed(lambda: rasterize(verts, model.faces, camera, backend="pytorch3d"), 1, warm_up=False)
                 reference, ratio = f"{timing.wall_ms:.0f} / {timing.cpu_ms:.0f}", f"{timing.cpu_ms / plain.cpu_ms:.0f}×"
             if size == 512 and view == "frontal":
                 per_pass_at_512, lost_to_culling = plain, culling_loss(verts, model.faces, camera)
-            row = f"| {size} px | {view} | {plain} | {culled} | {reference} | {ratio} |"
+            row = f"| {size} px | {view} | {plain} | {culled} | {compiled} | {plain.cpu_ms / compiled.cpu_ms:.1f}× | {reference} | {ratio} |"
             rows.append(row)
             print(row, flush=True)
 

@@ -5,8 +5,7 @@
     image = pixels.scatter(colour, fill=background)               # (N, H, W, 3)
 
 A 512 px head covers about a third of the frame, so shading only the covered pixels does a third of the work.
-Building this costs about 0.1 s for 11 meshes at 512 px on one CPU core, so one is built per view and shared by
-everything that reads that view (shading, heatmaps).
+One is built per view (11 meshes) and shared by everything that reads that view (shading, heatmaps).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from factory.render import compiled
 from factory.render.camera import Camera
 from factory.render.mesh import Meshes
 from factory.render.raster import Fragments
@@ -21,44 +21,64 @@ from factory.render.raster import Fragments
 
 class CoveredPixels:
     """Where the covered pixels are, which triangle each shows, with which barycentrics. Attributes are
-    interpolated at these pixels only, corner by corner (three gathers and two fused multiply-adds), which is
-    several times faster than gathering (P, 3, C) blocks and summing them."""
+    interpolated at these pixels only. On a CPU, packing and interpolating run as compiled loops
+    (factory/render/loops.py, several times faster); elsewhere as the torch code here, with the same results."""
 
     def __init__(self, fragments: Fragments, meshes: Meshes):
         pix_to_face = fragments.pix_to_face[..., 0]  # (N, H, W)
         self.shape = pix_to_face.shape
         self.mask = pix_to_face >= 0
-        self.flat_index = torch.nonzero(self.mask.reshape(-1)).squeeze(1)  # (P,) into N·H·W
-        self.batch = self.flat_index // (self.shape[1] * self.shape[2])  # (P,) the image
-        self.image_pixel = self.flat_index - self.batch * (self.shape[1] * self.shape[2])  # (P,) into H·W (no 2nd division)
-        self.face = pix_to_face.reshape(-1).index_select(0, self.flat_index)  # (P,)
-        self.bary = fragments.bary_coords.reshape(-1, 3).index_select(0, self.flat_index).T.contiguous()  # (3, P)
-        # (3, P) row of each corner's vertex in a batch of per-vertex values flattened to (N·V, C)
-        # (Gathered from the faces' columns: index_select on (3, F) then an in-place add is 2× faster than gathering
-        # (P, 3) rows, adding a broadcast column and transposing.)
-        self.corner_rows = meshes.faces.T.contiguous().index_select(1, self.face).add_(self.batch * meshes.num_vertices)
-        self.corner_faces = self.face * 3
         self.faces = meshes.faces
+        image_pixels = self.shape[1] * self.shape[2]
+        if compiled.runs_on(pix_to_face):
+            self._pack_compiled(pix_to_face, fragments.bary_coords, meshes.num_vertices, int(self.mask.sum()))
+        else:
+            self.flat_index = torch.nonzero(self.mask.reshape(-1)).squeeze(1)  # (P,) into N·H·W
+            self.face = pix_to_face.reshape(-1).index_select(0, self.flat_index)  # (P,)
+            self.bary = fragments.bary_coords.reshape(-1, 3).index_select(0, self.flat_index).T.contiguous()  # (3, P)
+            # (3, P) row of each corner's vertex in a batch of per-vertex values flattened to (N·V, C)
+            # (Gathered from the faces' columns: index_select on (3, F) then an in-place add is 2× faster than
+            # gathering (P, 3) rows, adding a broadcast column and transposing.)
+            first_vertex = self.flat_index // image_pixels * meshes.num_vertices
+            self.corner_rows = meshes.faces.T.contiguous().index_select(1, self.face).add_(first_vertex)
+        self.batch = self.flat_index // image_pixels  # (P,) the image
+        self.image_pixel = self.flat_index - self.batch * image_pixels  # (P,) into H·W (no 2nd division)
 
-    def _blend(self, corners: list[torch.Tensor]) -> torch.Tensor:
-        out = corners[0] * self.bary[0, :, None]
-        out.addcmul_(corners[1], self.bary[1, :, None])
-        return out.addcmul_(corners[2], self.bary[2, :, None])
+    def _pack_compiled(self, pix_to_face: torch.Tensor, bary: torch.Tensor, num_vertices: int, covered: int) -> None:
+        """flat_index, face, bary and corner_rows as the torch code makes them, in one pass (loops.py)."""
+        from factory.render import loops
+
+        self.flat_index, self.face = torch.empty(covered, dtype=torch.int64), torch.empty(covered, dtype=pix_to_face.dtype)
+        self.bary = torch.empty(3, covered, dtype=bary.dtype)
+        self.corner_rows = torch.empty(3, covered, dtype=self.faces.dtype)
+        loops.pack_covered_pixels(pix_to_face.reshape(-1).contiguous().numpy(), bary.reshape(-1, 3).contiguous().numpy(),
+                                  self.faces.contiguous().numpy(), num_vertices, self.shape[1] * self.shape[2],
+                                  self.flat_index.numpy(), self.face.numpy(), self.bary.numpy(), self.corner_rows.numpy())
+
+    def blend(self, values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """(C, P): each channel of (M, C) `values` at the covered pixels, from the rows (3, P) of each pixel's three
+        corners in `values`, weighted by the barycentrics: v0·b0, then + v1·b1 and + v2·b2 (addcmul, fused)."""
+        if compiled.runs_on(values):
+            from factory.render import loops
+
+            out = torch.empty(values.shape[1], rows.shape[1], dtype=values.dtype)
+            loops.blend_rows(values.contiguous().numpy(), rows.contiguous().numpy(), self.bary.numpy(), out.numpy())
+            return out
+        out = torch.empty(values.shape[1], rows.shape[1], dtype=values.dtype, device=values.device)
+        for channel, column in zip(out, values.T.contiguous()):  # one channel at a time: contiguous gathers
+            torch.mul(column.take(rows[0]), self.bary[0], out=channel)
+            channel.addcmul_(column.take(rows[1]), self.bary[1])
+            channel.addcmul_(column.take(rows[2]), self.bary[2])
+        return out
 
     def interpolate_vertex(self, values: torch.Tensor) -> torch.Tensor:
         """(N, V, C) per-vertex values → (P, C) at the covered pixels."""
-        flat = values.reshape(-1, values.shape[-1])
-        return self._blend([flat.index_select(0, rows) for rows in self.corner_rows])
+        return self.blend(values.reshape(-1, values.shape[-1]), self.corner_rows).T
 
     def interpolate_vertex_channels(self, values: torch.Tensor) -> list[torch.Tensor]:
-        """(N, V, C) per-vertex values → C tensors (P,), one per channel: the same numbers as interpolate_vertex,
-        gathered channel by channel from a (C, N·V) copy, which is faster for a few channels read one by one."""
-        channels = []
-        for channel in values.reshape(-1, values.shape[-1]).T.contiguous():
-            out = channel.take(self.corner_rows[0]) * self.bary[0]
-            out.addcmul_(channel.take(self.corner_rows[1]), self.bary[1])
-            channels.append(out.addcmul_(channel.take(self.corner_rows[2]), self.bary[2]))
-        return channels
+        """(N, V, C) per-vertex values → C contiguous tensors (P,), one per channel: interpolate_vertex's numbers,
+        cheaper to read one channel at a time."""
+        return list(self.blend(values.reshape(-1, values.shape[-1]), self.corner_rows))
 
     def interpolate_shared(self, values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
         """(V, C) per-vertex values shared by every mesh of the batch → (Q, C) at the covered pixels `where` (Q,)."""
@@ -70,8 +90,8 @@ class CoveredPixels:
 
     def interpolate_corner(self, values: torch.Tensor) -> torch.Tensor:
         """(F, 3, C) per-triangle-corner values (UVs) → (P, C)."""
-        flat = values.reshape(-1, values.shape[-1])
-        return self._blend([flat.index_select(0, self.corner_faces + k) for k in range(3)])
+        rows = self.face * 3 + torch.arange(3, device=self.face.device)[:, None]  # (3, P) rows of (F·3, C)
+        return self.blend(values.reshape(-1, values.shape[-1]), rows).T
 
     def image_rays(self, camera: Camera) -> torch.Tensor:
         """(H·W, 3) world-space unit vectors toward the camera through every pixel centre of the image: minus the

@@ -4,7 +4,7 @@ bit for bit, several times faster on a CPU.
 `raster_torch` is vectorised: it evaluates every triangle's edge functions over a window of candidate pixels as
 tensors, then keeps the nearest with `scatter_reduce`. On a CPU most of that time goes to building and gathering
 candidate tensors, not to arithmetic. This backend sets the triangles up with the same code
-(`raster_torch.screen_triangles`), then runs two plain loops (factory/render/raster_loops.py): the z-test over
+(`raster_torch.screen_triangles`), then runs two plain loops (factory/render/loops.py): the z-test over
 each triangle's pixels, and the winners' depth and barycentrics per pixel. They evaluate the same float32 planes
 with the same roundings over the same pixels, so the fragments are those of the torch backend
 (tests/test_raster.py holds it to that). CPU only; numba compiles the loops once per machine (`cache=True`).
@@ -14,23 +14,18 @@ from __future__ import annotations
 
 import torch
 
-from factory.render import raster_torch
+from factory.render import compiled, raster_torch
 
 NAME = "numba"  # the backend's name in RenderConfig.backend and meta.json
 
 
 def available() -> bool:
-    """Whether numba imports (it is a dependency, but where it is missing the torch backend renders the same)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return compiled.available()
 
 
 def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int, cull_backfaces: bool):
     """screen (N, V, 3): pixel x, pixel y, depth z; faces (F, 3) → pix_to_face, zbuf (N, S, S), bary (N, S, S, 3)."""
-    from factory.render import raster_loops  # imports numba: only when this backend runs
+    from factory.render import loops  # imports numba: only when this backend runs
 
     if screen.device.type != "cpu":
         raise ValueError(f"the numba rasterizer runs on the CPU; got tensors on {screen.device} (use backend 'auto' or 'torch')")
@@ -43,8 +38,8 @@ def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int,
     bary = torch.empty(pixels, 3, dtype=torch.float32)
     # The loops read and write numpy views of these tensors' memory.
     ids, planes = triangles.ids.numpy(), triangles.planes.numpy()
-    raster_loops.draw_keys(keys.numpy(), ids, first_pixel.numpy(), triangles.box_size.numpy(), planes, size)
-    raster_loops.resolve_keys(keys.numpy(), ids, triangles.origin.numpy(), planes, triangles.corner_inverse_depth.numpy(),
+    loops.draw_keys(keys.numpy(), ids, first_pixel.numpy(), triangles.box_size.numpy(), planes, size)
+    loops.resolve_keys(keys.numpy(), ids, triangles.origin.numpy(), planes, triangles.corner_inverse_depth.numpy(),
                               batch * num_faces, num_faces, size, pix_to_face.numpy(), zbuf.numpy(), bary.numpy())
     shape = (batch, size, size)
     return pix_to_face.view(shape), zbuf.view(shape), bary.view(*shape, 3)

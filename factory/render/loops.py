@@ -1,12 +1,16 @@
-"""The compiled loops of the numba raster backend (factory/render/raster_numba.py), in numba's subset of Python.
-
-They compute what raster_torch computes with tensors, step for step with the same float32 roundings, so that the
-two backends give the same bits:
+"""Compiled CPU loops (numba) for the render's hottest steps, each computing exactly what a torch version does:
+- the raster backend "numba" (factory/render/raster_numba.py): `draw_keys`, `resolve_keys` (raster_torch's
+  z-test and fragments);
+- the covered pixels (factory/render/pixels.py): `pack_covered_pixels`, `blend_rows` (CoveredPixels' packing and
+  its barycentric interpolation).
+They round step for step as the tensor code does, so both give the same bits (tests hold each pair to it):
 - torch's addcmul(b, a, x) runs as one fused multiply-add on CPUs that have one (its kernels are built that way):
   `fused` is a·x + b compiled with fast-math "contract", which lets LLVM fuse exactly that multiply and add (it
   fuses only where both carry the flag, so nothing else is contracted);
 - every other operation rounds as the tensor operation does: float32 throughout (`np.float32` constants, never a
   Python float, which would widen to float64).
+Plain loops over pixels and triangles cost here what the arithmetic costs; as tensor code on a CPU, most of the
+time went to building, gathering and copying intermediate tensors.
 """
 
 from __future__ import annotations
@@ -95,3 +99,31 @@ def resolve_keys(keys, ids, origin, planes, corner_inverse_depth, num_ids, num_f
         total = (weighted[0] + weighted[1]) + weighted[2]
         for i in range(3):
             bary[pixel, i] = weighted[i] / total
+
+
+@numba.njit(cache=True, nogil=True)
+def pack_covered_pixels(pix_to_face, bary, faces, num_vertices, image_pixels, flat_index, face, packed_bary, corner_rows):
+    """The covered pixels of (N·H·W,) `pix_to_face` packed flat, in pixel order: each one's flat index, face, (3, P)
+    barycentrics from (N·H·W, 3) `bary`, and (3, P) rows of its corners' vertices in the batch's (N·V) vertices."""
+    covered = 0
+    for pixel in range(pix_to_face.shape[0]):
+        triangle = pix_to_face[pixel]
+        if triangle < 0:
+            continue
+        flat_index[covered], face[covered] = pixel, triangle
+        first_vertex = pixel // image_pixels * num_vertices
+        for k in range(3):
+            packed_bary[k, covered] = bary[pixel, k]
+            corner_rows[k, covered] = faces[triangle, k] + first_vertex
+        covered += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def blend_rows(values, rows, bary, out):
+    """out (C, P): per pixel p and channel c, Σ_k bary[k, p]·values[rows[k, p], c] for (M, C) `values`, rounded as
+    CoveredPixels' torch code: v0·b0, then + v1·b1 and + v2·b2, each an addcmul (fused)."""
+    for p in range(rows.shape[1]):
+        row0, row1, row2 = rows[0, p], rows[1, p], rows[2, p]
+        b0, b1, b2 = bary[0, p], bary[1, p], bary[2, p]
+        for c in range(values.shape[1]):
+            out[c, p] = fused(values[row2, c], b2, fused(values[row1, c], b1, values[row0, c] * b0))

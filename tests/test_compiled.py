@@ -1,0 +1,59 @@
+"""The compiled CPU loops (factory/render/loops.py) against the torch code they replace: the same bits.
+
+The raster backends are compared in tests/test_raster.py; here the covered pixels' packing and interpolation, and a
+whole identity rendered and encoded both ways (only meta.json's record of the raster backend differs)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from factory.render import compiled
+from factory.render.pixels import CoveredPixels
+from factory.run.identity import IdentityRenderer, RenderConfig
+from factory.spec.plan import plan_identity
+
+pytestmark = pytest.mark.skipif(not compiled.available(), reason="numba is not importable here")
+
+
+@pytest.fixture(scope="module")
+def renderer() -> IdentityRenderer:
+    return IdentityRenderer(RenderConfig(image_size=96, texture_size=128))
+
+
+def without_loops(monkeypatch) -> None:
+    monkeypatch.setattr(compiled, "available", lambda: False)
+
+
+def test_covered_pixels_pack_and_interpolate_as_the_torch_code(renderer, monkeypatch):
+    prepared = renderer.prepare(plan_identity(1, seed=0))
+    meshes = prepared.meshes  # 11 expressions with hair shells: faces beyond the face model's
+    fragments = renderer.renderer.rasterizer(meshes, prepared.scene.cameras[1])
+    values = torch.cat([meshes.vertex_normals, prepared.lighting.terms.packed.expand_as(meshes.vertex_normals)], dim=-1)
+
+    def everything(pixels: CoveredPixels) -> dict[str, torch.Tensor]:
+        return {"flat_index": pixels.flat_index, "face": pixels.face, "bary": pixels.bary, "corner_rows": pixels.corner_rows,
+                "batch": pixels.batch, "image_pixel": pixels.image_pixel, "vertex": pixels.interpolate_vertex(meshes.vertex_normals),
+                "channels": torch.stack(pixels.interpolate_vertex_channels(values)),
+                "corner": pixels.interpolate_corner(meshes.corner_uvs)}
+
+    ours = everything(CoveredPixels(fragments, meshes))
+    without_loops(monkeypatch)
+    theirs = everything(CoveredPixels(fragments, meshes))
+    assert ours["flat_index"].numel() > 0.2 * fragments.pix_to_face.numel()
+    for name, value in ours.items():
+        assert value.dtype == theirs[name].dtype and torch.equal(value, theirs[name]), name
+
+
+def test_an_identity_is_the_same_bytes_with_and_without_the_loops(renderer, monkeypatch):
+    spec = plan_identity(2, seed=0)
+    ours = renderer.encode_sample(spec, renderer.render(spec), "glb")
+    without_loops(monkeypatch)
+    theirs = renderer.encode_sample(spec, renderer.render(spec), "glb")
+    assert ours.keys() == theirs.keys()
+    assert [name for name in ours if ours[name] != theirs[name]] == ["meta.json"]
+    meta, their_meta = json.loads(ours["meta.json"]), json.loads(theirs["meta.json"])
+    assert (meta["generator"].pop("backend"), their_meta["generator"].pop("backend")) == ("numba", "torch")
+    assert meta == their_meta
