@@ -55,20 +55,22 @@ class CoveredPixels:
                                   self.faces.contiguous().numpy(), num_vertices, self.shape[1] * self.shape[2],
                                   self.flat_index.numpy(), self.face.numpy(), self.bary.numpy(), self.corner_rows.numpy())
 
-    def blend(self, values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """(C, P): each channel of (M, C) `values` at the covered pixels, from the rows (3, P) of each pixel's three
-        corners in `values`, weighted by the barycentrics: v0·b0, then + v1·b1 and + v2·b2 (addcmul, fused)."""
+    def blend(self, values: torch.Tensor, rows: torch.Tensor, bary: torch.Tensor | None = None) -> torch.Tensor:
+        """(C, Q): each channel of (M, C) `values` at Q pixels, from the rows (3, Q) of each pixel's three corners in
+        `values`, weighted by their barycentrics (3, Q) (default: every covered pixel's): v0·b0, then + v1·b1 and
+        + v2·b2 (addcmul, fused)."""
+        bary = self.bary if bary is None else bary
         if compiled.runs_on(values):
             from factory.render import loops
 
             out = torch.empty(values.shape[1], rows.shape[1], dtype=values.dtype)
-            loops.blend_rows(values.contiguous().numpy(), rows.contiguous().numpy(), self.bary.numpy(), out.numpy())
+            loops.blend_rows(values.contiguous().numpy(), rows.contiguous().numpy(), bary.contiguous().numpy(), out.numpy())
             return out
         out = torch.empty(values.shape[1], rows.shape[1], dtype=values.dtype, device=values.device)
         for channel, column in zip(out, values.T.contiguous()):  # one channel at a time: contiguous gathers
-            torch.mul(column.take(rows[0]), self.bary[0], out=channel)
-            channel.addcmul_(column.take(rows[1]), self.bary[1])
-            channel.addcmul_(column.take(rows[2]), self.bary[2])
+            torch.mul(column.take(rows[0]), bary[0], out=channel)
+            channel.addcmul_(column.take(rows[1]), bary[1])
+            channel.addcmul_(column.take(rows[2]), bary[2])
         return out
 
     def interpolate_vertex(self, values: torch.Tensor) -> torch.Tensor:
@@ -83,10 +85,7 @@ class CoveredPixels:
     def interpolate_shared(self, values: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
         """(V, C) per-vertex values shared by every mesh of the batch → (Q, C) at the covered pixels `where` (Q,)."""
         corners = self.faces.index_select(0, self.face.index_select(0, where)).T
-        bary = self.bary[:, where]
-        out = values.index_select(0, corners[0]) * bary[0, :, None]
-        out.addcmul_(values.index_select(0, corners[1]), bary[1, :, None])
-        return out.addcmul_(values.index_select(0, corners[2]), bary[2, :, None])
+        return self.blend(values, corners, self.bary[:, where]).T
 
     def interpolate_corner(self, values: torch.Tensor) -> torch.Tensor:
         """(F, 3, C) per-triangle-corner values (UVs) → (P, C)."""
