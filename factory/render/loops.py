@@ -1,6 +1,6 @@
 """Compiled CPU loops (numba) for the render's hottest steps, each computing exactly what a torch version does:
 - the raster backend "numba" (factory/render/raster_numba.py): `draw_keys`, `resolve_keys` (raster_torch's
-  z-test and fragments);
+  triangle set-up, z-test and fragments);
 - the covered pixels (factory/render/pixels.py): `pack_covered_pixels`, `blend_rows` (CoveredPixels' packing and
   its barycentric interpolation).
 They round step for step as the tensor code does, so both give the same bits (tests hold each pair to it):
@@ -28,23 +28,69 @@ def fused(a, x, b):
 
 
 @numba.njit(cache=True, nogil=True)
-def draw_keys(keys, ids, first_pixel, box_size, planes, size):
-    """Lower `keys` (N·S·S,) to the key (depth bits << 32 | id) of the nearest triangle at each pixel.
+def set_up_triangle(screen, faces, triangle, size, near, cull_backfaces, planes, origin, box, inverse_depth):
+    """raster_torch.setup_triangles for triangle `triangle` (mesh · F + face) of screen (N, V, 3): fills its column of
+    planes (4, 3, N·F), origin and box (2, N·F) and inverse_depth (3, N·F); False where it is dropped (no pixel
+    centre, degenerate, (partly) behind the camera or, when culling, facing away)."""
+    num_faces = faces.shape[0]
+    mesh, face = triangle // num_faces, triangle % num_faces
+    corner0, corner1, corner2 = screen[mesh, faces[face, 0]], screen[mesh, faces[face, 1]], screen[mesh, faces[face, 2]]
+    x0, y0, z0 = corner0[0], corner0[1], corner0[2]
+    x1, y1, z1 = corner1[0], corner1[1], corner1[2]
+    x2, y2, z2 = corner2[0], corner2[1], corner2[2]
+    low_x = max(np.ceil(min(min(x0, x1), x2)), np.float32(0))
+    low_y = max(np.ceil(min(min(y0, y1), y2)), np.float32(0))
+    width = min(np.floor(max(max(x0, x1), x2)), np.float32(size - 1)) - low_x + np.float32(1)
+    height = min(np.floor(max(max(y0, y1), y2)), np.float32(size - 1)) - low_y + np.float32(1)
+    area2 = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
+    if not (width >= 1 and height >= 1 and min(min(z0, z1), z2) > near and abs(area2) > np.float32(1e-12)):
+        return False
+    if cull_backfaces and not area2 < 0:
+        return False
+    origin[0, triangle], origin[1, triangle] = np.int64(low_x), np.int64(low_y)
+    box[0, triangle], box[1, triangle] = np.int64(width), np.int64(height)
+    # Relative to the box, for precision (the integer origin, as a float32).
+    x0, x1, x2 = x0 - low_x, x1 - low_x, x2 - low_x
+    y0, y1, y2 = y0 - low_y, y1 - low_y, y2 - low_y
+    inverse_area2 = np.float32(1.0) / area2
+    depth0, depth1, depth2 = np.float32(1.0) / z0, np.float32(1.0) / z1, np.float32(1.0) / z2
+    inverse_depth[0, triangle], inverse_depth[1, triangle], inverse_depth[2, triangle] = depth0, depth1, depth2
+    # Barycentric i is the edge function of the edge from corner i+1 to corner i+2, divided by the area.
+    edge_plane(planes, 0, triangle, x1, y1, x2, y2, inverse_area2)
+    edge_plane(planes, 1, triangle, x2, y2, x0, y0, inverse_area2)
+    edge_plane(planes, 2, triangle, x0, y0, x1, y1, inverse_area2)
+    for k in range(3):  # the 1/z plane: Python's sum over the corners, which starts from 0
+        planes[3, k, triangle] = ((np.float32(0) + planes[0, k, triangle] * depth0) + planes[1, k, triangle] * depth1) \
+            + planes[2, k, triangle] * depth2
+    return True
 
-    For triangle t: `planes[:, :, t]` (4, 3) holds its three barycentric edge planes and its 1/z plane over its
-    box, `box_size[:, t]` the box's width and height, `first_pixel[t]` the box's top-left pixel. The pixels tested
-    are raster_torch's window over the box (each side the smallest power of two that holds it), cut to the box only
-    where the window crosses the image's right or bottom edge: a window pixel just beyond the box can pass the edge
-    tests by rounding, and the torch backend draws it, so this loop does too.
+
+@numba.njit(cache=True, nogil=True)
+def edge_plane(planes, i, triangle, x_start, y_start, x_end, y_end, inverse_area2):
+    planes[i, 0, triangle] = (y_start - y_end) * inverse_area2
+    planes[i, 1, triangle] = (x_end - x_start) * inverse_area2
+    planes[i, 2, triangle] = (x_start * y_end - x_end * y_start) * inverse_area2
+
+
+@numba.njit(cache=True, nogil=True)
+def draw_keys(screen, faces, size, near, cull_backfaces, keys, planes, origin, box, inverse_depth):
+    """Set up every triangle of screen (N, V, 3) (`set_up_triangle`) and lower `keys` (N·S·S,) to the key (depth
+    bits << 32 | triangle) of the nearest triangle at each pixel: raster_torch.rasterize_screen's z-test.
+
+    The pixels tested are raster_torch's window over the triangle's box (each side the smallest power of two that
+    holds it), cut to the box only where the window crosses the image's right or bottom edge: a window pixel just
+    beyond the box can pass the edge tests by rounding, and the torch backend draws it, so this loop does too.
     """
     one = np.float32(1.0)
     depth = np.empty(1, dtype=np.float32)  # a float32 and its bits, as torch's `depth.view(torch.int32)`
     depth_bits = depth.view(np.int32)
-    for t in range(ids.shape[0]):
-        width, height = box_size[0, t], box_size[1, t]
-        start = first_pixel[t]
-        within = start % (size * size)  # the pixel within its image
-        x0, y0 = within % size, within // size
+    image_pixels = size * size
+    for t in range(planes.shape[2]):
+        if not set_up_triangle(screen, faces, t, size, near, cull_backfaces, planes, origin, box, inverse_depth):
+            continue
+        width, height = box[0, t], box[1, t]
+        x0, y0 = origin[0, t], origin[1, t]
+        start = t // faces.shape[0] * image_pixels + y0 * size + x0
         window_width, window_height = 1, 1
         while window_width < width:
             window_width *= 2
@@ -64,20 +110,17 @@ def draw_keys(keys, ids, first_pixel, box_size, planes, size):
                 fx = np.float32(dx)
                 if fused(a0, fx, row0) >= 0 and fused(a1, fx, row1) >= 0 and fused(a2, fx, row2) >= 0:
                     depth[0] = one / fused(a3, fx, row3)
-                    key = (np.int64(depth_bits[0]) << 32) | ids[t]
+                    key = (np.int64(depth_bits[0]) << 32) | t
                     pixel = start + dy * size + dx
                     if key < keys[pixel]:
                         keys[pixel] = key
 
 
 @numba.njit(cache=True, nogil=True)
-def resolve_keys(keys, ids, origin, planes, corner_inverse_depth, num_ids, num_faces, size, pix_to_face, zbuf, bary):
+def resolve_keys(keys, planes, origin, inverse_depth, num_faces, size, pix_to_face, zbuf, bary):
     """From the z-test's keys (N·S·S,), per pixel: the winner's face index within its mesh, its depth and its
-    perspective-correct barycentrics (raster_torch.fragments_from_keys and perspective_barycentrics); -1 where
-    empty."""
-    row_of_id = np.full(num_ids, -1, dtype=np.int64)
-    for row in range(ids.shape[0]):
-        row_of_id[ids[row]] = row
+    perspective-correct barycentrics (raster_torch.fragments_from_keys and perspective_barycentrics, from the
+    winner's planes as draw_keys set them up); -1 where empty."""
     depth_bits = np.empty(1, dtype=np.int32)
     depth = depth_bits.view(np.float32)
     weighted = np.empty(3, dtype=np.float32)
@@ -87,15 +130,14 @@ def resolve_keys(keys, ids, origin, planes, corner_inverse_depth, num_ids, num_f
             pix_to_face[pixel], zbuf[pixel] = -1, np.float32(-1.0)
             bary[pixel, 0], bary[pixel, 1], bary[pixel, 2] = np.float32(-1.0), np.float32(-1.0), np.float32(-1.0)
             continue
-        face_id = key & 0xFFFFFFFF
+        t = key & 0xFFFFFFFF
         depth_bits[0] = np.int32(key >> 32)
-        pix_to_face[pixel], zbuf[pixel] = face_id % num_faces, depth[0]
-        row = row_of_id[face_id]
+        pix_to_face[pixel], zbuf[pixel] = t % num_faces, depth[0]
         within = pixel % (size * size)
-        dx = np.float32(within % size - origin[0, row])
-        dy = np.float32(within // size - origin[1, row])
+        dx = np.float32(within % size - origin[0, t])
+        dy = np.float32(within // size - origin[1, t])
         for i in range(3):  # addcmul(c + b·dy, a, dx) · 1/z of corner i: b·dy and its sum are two roundings
-            weighted[i] = fused(planes[i, 0, row], dx, planes[i, 2, row] + planes[i, 1, row] * dy) * corner_inverse_depth[i, row]
+            weighted[i] = fused(planes[i, 0, t], dx, planes[i, 2, t] + planes[i, 1, t] * dy) * inverse_depth[i, t]
         total = (weighted[0] + weighted[1]) + weighted[2]
         for i in range(3):
             bary[pixel, i] = weighted[i] / total

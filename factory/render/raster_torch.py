@@ -62,15 +62,20 @@ def screen_triangles(screen: torch.Tensor, faces: torch.Tensor, size: int, cull_
     """The triangles of meshes `screen` (N, V, 3) set up for an image of `size`² (`setup_triangles`), whether each
     faces the camera, and (T,) the flat index in the (N·S·S,) images of each one's box's top-left pixel."""
     batch, num_faces = screen.shape[0], faces.shape[0]
-    if size > WINDOW_SIDES[-1]:
-        raise ValueError(f"image_size {size} is larger than the torch rasterizer supports ({WINDOW_SIDES[-1]})")
-    if batch * num_faces >= 2**31:
-        raise ValueError(f"{batch} meshes × {num_faces} faces is too many for one call; split the batch")
+    check_size(size, batch * num_faces)
     # (xyz, corner, N·F): corners[0, 1, f] is the x of triangle f's corner 1.
     corners = screen.float().index_select(1, faces.reshape(-1)).reshape(batch * num_faces, 3, 3).permute(2, 1, 0).contiguous()
     triangles, front_facing = setup_triangles(corners, size, cull_backfaces)
     first_pixel = triangles.ids // num_faces * (size * size) + triangles.origin[1] * size + triangles.origin[0]
     return triangles, front_facing, first_pixel
+
+
+def check_size(size: int, triangles: int) -> None:
+    """The image side and the triangles of one call must fit the keys: a window side and a 32-bit triangle id."""
+    if size > WINDOW_SIDES[-1]:
+        raise ValueError(f"image_size {size} is larger than the torch rasterizer supports ({WINDOW_SIDES[-1]})")
+    if triangles >= 2**31:
+        raise ValueError(f"{triangles} triangles (meshes × faces) are too many for one call; split the batch")
 
 
 def fragments_from_keys(keys: torch.Tensor, triangles: "Triangles", num_faces: int, batch: int, size: int):
