@@ -1,7 +1,9 @@
 """The compiled CPU loops (factory/render/loops.py) against the torch code they replace: the same bits.
 
-The raster backends are compared in tests/test_raster.py; here the covered pixels' packing and interpolation, and a
-whole identity rendered and encoded both ways (only meta.json's record of the raster backend differs)."""
+The raster backends are compared in tests/test_raster.py; here the covered pixels' packing and interpolation, the
+sensor, and a whole identity rendered and encoded both ways (only meta.json's record of the raster backend differs).
+Bit-equality here depends on how LLVM compiles each loop (a fused multiply-add it drops in one branch changes a
+last bit), so each loop is held to it on real data."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 
 from factory.render import compiled
 from factory.render.pixels import CoveredPixels
+from factory.render.sensor import Sensor, expose
 from factory.run.identity import IdentityRenderer, RenderConfig
 from factory.spec.plan import plan_identity
 
@@ -45,6 +48,19 @@ def test_covered_pixels_pack_and_interpolate_as_the_torch_code(renderer, monkeyp
     assert ours["flat_index"].numel() > 0.2 * fragments.pix_to_face.numel()
     for name, value in ours.items():
         assert value.dtype == theirs[name].dtype and torch.equal(value, theirs[name]), name
+
+
+@pytest.mark.parametrize("sensor", [Sensor(0.4, 0.0041, 11), Sensor(0.5, 0.0, 3), Sensor(0.674, 0.0187, 5), Sensor(0.1, 0.01, 7)],
+                         ids=["blur-and-noise", "blur-only", "strong", "noise-only"])
+def test_the_sensor_exposes_as_the_torch_code(renderer, sensor, monkeypatch):
+    """Defocus (weights that float32 rounds, and 0.5's exact ones; below MIN_DEFOCUS_PX none), noise, clamping."""
+    prepared = renderer.prepare(plan_identity(0, seed=0))
+    view, _ = renderer.render_view(prepared, 0, renderer.renderer.rasterizer(prepared.meshes, prepared.scene.cameras[0]))
+    images = torch.from_numpy(view["rgb"]).float() / 255  # the view's images, any 0..1 content will do
+    ours = expose(images, sensor)
+    without_loops(monkeypatch)
+    theirs = expose(images, sensor)
+    assert not torch.equal(ours, images) and torch.equal(ours, theirs)
 
 
 def test_an_identity_is_the_same_bytes_with_and_without_the_loops(renderer, monkeypatch):

@@ -169,3 +169,50 @@ def blend_rows(values, rows, bary, out):
         b0, b1, b2 = bary[0, p], bary[1, p], bary[2, p]
         for c in range(values.shape[1]):
             out[c, p] = fused(values[row2, c], b2, fused(values[row1, c], b1, values[row0, c] * b0))
+
+
+@numba.njit(cache=True, nogil=True)
+def expose(images, blur, keep, weight, add_noise, tile, offsets, level_scale, level_base, level_cap, out):
+    """sensor.expose on (N, H, W, 3) images into `out`: the defocus (when `blur`: along x, then y, with weight w:
+    v·keep (keep = 1 - 2w), then + w·left, + w·right, each fused as torch's add with alpha, an edge pixel counting
+    itself as its missing neighbour), then (when `add_noise`) the tile's noise at each image's offset times a level from the
+    pixel's mean ((r + g) + b) / 3, fused as addcmul, then clamped to 0..1."""
+    count, height, width = images.shape[0], images.shape[1], images.shape[2]
+    along_x = np.empty((height, width, 3), np.float32)
+    for n in range(count):
+        image = images[n]
+        if blur:
+            blur_line(image, along_x, keep, weight, True)
+            blur_line(along_x, out[n], keep, weight, False)
+        else:
+            out[n] = image
+        top, left = offsets[n, 0], offsets[n, 1]
+        for row in range(height):
+            for column in range(width):
+                pixel = out[n, row, column]
+                if add_noise:
+                    level = ((pixel[0] + pixel[1]) + pixel[2]) / np.float32(3)
+                    level = min(level * level_scale + level_base, level_cap)
+                    for c in range(3):
+                        pixel[c] = fused(tile[top + row, left + column, c], level, pixel[c])
+                for c in range(3):
+                    pixel[c] = min(max(pixel[c], np.float32(0)), np.float32(1))
+
+
+@numba.njit(cache=True, nogil=True)
+def blur_line(source, target, keep, weight, along_x):
+    """One axis of sensor.defocus: target = source blurred along x (columns) or y (rows), (H, W, 3) each. Per pixel
+    v·keep, then + w·(the previous neighbour), then + w·(the next one), each fused."""
+    height, width = source.shape[0], source.shape[1]
+    size = width if along_x else height
+    for row in range(height):
+        for column in range(width):
+            i = column if along_x else row
+            step_row, step_column = (0, 1) if along_x else (1, 0)
+            # defocus adds the previous neighbour, then the next; an edge pixel's missing one is itself, added last
+            first = (row - step_row, column - step_column) if i > 0 else (row + step_row, column + step_column)
+            second = (row + step_row, column + step_column) if 0 < i < size - 1 else (row, column)
+            for c in range(3):
+                value = source[row, column, c] * keep
+                value = fused(source[first[0], first[1], c], weight, value)
+                target[row, column, c] = fused(source[second[0], second[1], c], weight, value)

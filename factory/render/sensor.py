@@ -20,6 +20,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from factory.render import compiled
+
 TILE_MARGIN = 128  # the noise tile is this much larger than the image: offsets in 0..TILE_MARGIN-1 on each axis
 NOISE_TILE_SEED = 0x5E5
 LUMA_SHARE, CHROMA_SHARE = 0.85, 0.35  # how the noise splits between grey and coloured
@@ -40,11 +42,28 @@ class Sensor:
 
 
 def expose(images: torch.Tensor, sensor: Sensor) -> torch.Tensor:
-    """(N, H, W, 3) sRGB images in 0..1 → the same with the sensor's defocus and noise, clamped to 0..1."""
+    """(N, H, W, 3) sRGB images in 0..1 → the same with the sensor's defocus and noise, clamped to 0..1. On a CPU in
+    one compiled pass (factory/render/loops.py), with the same results as the steps below."""
+    if compiled.runs_on(images):
+        return expose_compiled(images, sensor)
     images = defocus(images, sensor.defocus_px)
     if sensor.noise > 0:
         images = add_sensor_noise(images, sensor)
     return images.clamp(0, 1)
+
+
+def expose_compiled(images: torch.Tensor, sensor: Sensor) -> torch.Tensor:
+    from factory.render import loops
+
+    count, height, width, _ = images.shape
+    add_noise = sensor.noise > 0
+    tile = noise_tile(max(height, width)) if add_noise else torch.zeros(1, 1, 3)
+    weight = sensor.defocus_px * sensor.defocus_px / 2  # as defocus computes them: Python floats, used as float32
+    out = torch.empty(images.shape, dtype=torch.float32)
+    loops.expose(images.float().contiguous().numpy(), sensor.defocus_px >= MIN_DEFOCUS_PX, np.float32(1 - 2 * weight),
+                 np.float32(weight), add_noise, tile.numpy(), noise_offsets(sensor, count), np.float32(1.3 * sensor.noise),
+                 np.float32(0.35 * sensor.noise), np.float32(sensor.noise), out.numpy())
+    return out
 
 
 def defocus(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -74,12 +93,17 @@ def noise_tile(size: int) -> torch.Tensor:
     return LUMA_SHARE * grey + CHROMA_SHARE * noise
 
 
+def noise_offsets(sensor: Sensor, count: int) -> np.ndarray:
+    """(count, 2) row and column of each image's noise in the tile, drawn from the sensor's seed."""
+    return np.random.default_rng([sensor.seed, 0x7011]).integers(0, TILE_MARGIN, size=(count, 2))
+
+
 def add_sensor_noise(images: torch.Tensor, sensor: Sensor) -> torch.Tensor:
     """(N, H, W, 3) images plus each one's noise: the tile at a seeded offset, stronger in the mid-tones than at
     black (a sensor's shot noise, after the camera's tone curve). One fused multiply-add per image."""
     count, height, width, _ = images.shape
     tile = noise_tile(max(height, width)).to(images.device)
-    offsets = np.random.default_rng([sensor.seed, 0x7011]).integers(0, TILE_MARGIN, size=(count, 2))
+    offsets = noise_offsets(sensor, count)
     level = images.mean(dim=-1, keepdim=True).mul_(1.3 * sensor.noise).add_(0.35 * sensor.noise).clamp_(max=sensor.noise)
     noisy = torch.empty_like(images)
     for image, (row, column) in enumerate(offsets.tolist()):
