@@ -13,6 +13,9 @@ COPY --chown=ray:users factory ./factory
 COPY --chown=ray:users trainer ./trainer
 RUN pip install --no-cache-dir . \
  && python -c "import factory, trainer, pytorch3d, torch; print('painfactory image: torch', torch.__version__)"
+# Compile the CPU render loops (numba, factory/render/loops.py) into the package's cache, so CPU workers on nodes with
+# the build machine's CPU skip the first render's ~7 s of compiling (another CPU compiles once on first use).
+RUN factory render-identity --image-size 32 --texture-size 64 --out /tmp/warm-up && rm -rf /tmp/warm-up
 
 # Optional: bake the diffusion models (--texturer diffusion, --background inpaint) into the image, about 10 GB:
 #   docker build --build-arg FETCH_MODELS=1 -t <registry>/painfactory:0.1.0-diffusion .

@@ -50,12 +50,12 @@ def measure(image_size: int, identities: int, baseline: int) -> dict:
     from factory.spec.plan import plan_identity
 
     torch.set_num_threads(1)
-    renderer = IdentityRenderer(RenderConfig(image_size=image_size, backend="torch"))
+    renderer = IdentityRenderer(RenderConfig(image_size=image_size))  # the default backend, as a worker has it
     after_setup = rss_bytes()
     rss, started = [], time.process_time()
     for index in range(identities):
         spec = plan_identity(index, seed=0)
-        renderer.encode_sample(spec, renderer.render(spec))
+        renderer.encode_sample(spec, renderer.render(spec), "glb")  # as a worker writes it
         rss.append(rss_bytes())
     return {"image_size": image_size, "identities": identities, "after_setup": after_setup, "peak": peak_rss_bytes(),
             "rss": rss, "baseline": min(baseline, identities), "cpu_s_per_identity": (time.process_time() - started) / identities}
@@ -80,13 +80,31 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
         f"{args.peak_identities}` on {machine()}, "
         f"{time.strftime('%Y-%m-%d', time.gmtime())}. One fresh process per image size, as a render worker: the "
         "renderer set up once, then identities rendered and encoded one after another on one thread (1024 px texture, "
-        "torch raster backend). Peak is the process's high-water mark (ru_maxrss).", "",
+        "the default raster backend, mesh.glb). Peak is the process's high-water mark (ru_maxrss).", "",
         "| image | RSS after setup (MiB) | peak RSS (MiB) | identities | CPU s per identity |", "|---|---|---|---|---|",
         *rows, "",
         f"Leak check at {leak['image_size']} px: RSS after identity {leak['baseline']} {first / MIB:.0f} MiB, after identity "
         f"{leak['identities']} {last / MIB:.0f} MiB ({growth:+.0f} MiB over {leak['identities'] - leak['baseline']} identities; "
-        f"highest after any identity: {max(leak['rss']) / MIB:.0f} MiB).", "",
+        f"highest after any identity: {max(leak['rss']) / MIB:.0f} MiB). RSS along the way: {checkpoints(leak['rss'])}; "
+        f"{trend(leak['rss'], leak['baseline'])}.", "",
     ])
+
+
+def checkpoints(rss: list[int], count: int = 6) -> str:
+    """RSS after evenly spaced identities: a leak grows steadily, allocator churn wanders and settles."""
+    picks = sorted({round(k * (len(rss) - 1) / (count - 1)) for k in range(count)})
+    return ", ".join(f"{index + 1}: {rss[index] / MIB:.0f} MiB" for index in picks)
+
+
+def trend(rss: list[int], baseline: int) -> str:
+    """The least-squares slope of RSS after `baseline` identities, per 100 identities."""
+    tail = rss[baseline - 1:]
+    if len(tail) < 3:
+        return "too few identities for a trend"
+    x = list(range(len(tail)))
+    mean_x, mean_y = sum(x) / len(x), sum(tail) / len(tail)
+    slope = sum((a - mean_x) * (b - mean_y) for a, b in zip(x, tail)) / sum((a - mean_x) ** 2 for a in x)
+    return f"least-squares trend after identity {baseline}: {100 * slope / MIB:+.1f} MiB per 100 identities"
 
 
 def main() -> None:

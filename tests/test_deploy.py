@@ -68,7 +68,8 @@ def test_kuberay_manifests_are_well_formed(path):
 
 
 def test_deployment_commands_parse_with_the_real_cli():
-    """Every `factory …`/`trainer …` command in the deployment files is accepted by the real argument parser."""
+    """Every `factory …`/`trainer …` command in the deployment files (and the Dockerfile) is accepted by the real
+    argument parser."""
     import typer.main
 
     from factory.cli import app as factory_app
@@ -77,6 +78,7 @@ def test_deployment_commands_parse_with_the_real_cli():
     apps = {"factory": factory_app, "trainer": trainer_app}
     commands = [yaml.safe_load(p.read_text())["spec"].get("entrypoint") for p in MANIFESTS]
     commands += re.findall(r"^#\s+((?:factory|trainer) .+)$", (ROOT / "cluster.yaml").read_text(), flags=re.M)
+    commands += re.findall(r"^RUN ((?:factory|trainer) [^&]+?) &&", (ROOT / "Dockerfile").read_text(), flags=re.M)
     checked = 0
     for command in filter(None, commands):
         program, *args = shlex.split(command)
@@ -85,4 +87,4 @@ def test_deployment_commands_parse_with_the_real_cli():
         assert sub is not None, f"{command!r}: no such command"
         sub.make_context(name, rest)  # raises on an unknown option or a bad value
         checked += 1
-    assert checked == 5  # 3 RayJobs + 2 example commands in cluster.yaml
+    assert checked == 6  # 3 RayJobs + 2 example commands in cluster.yaml + the Dockerfile's warm-up render
