@@ -15,6 +15,7 @@ import torch
 from factory.render import compiled
 from factory.render.pixels import CoveredPixels
 from factory.render.sensor import Sensor, expose
+from factory.render.shading import antialias_edges
 from factory.run.identity import IdentityRenderer, RenderConfig
 from factory.spec.plan import plan_identity
 
@@ -60,6 +61,19 @@ def test_the_sensor_exposes_as_the_torch_code(renderer, sensor, monkeypatch):
     ours = expose(images, sensor)
     without_loops(monkeypatch)
     theirs = expose(images, sensor)
+    assert not torch.equal(ours, images) and torch.equal(ours, theirs)
+
+
+def test_silhouettes_are_antialiased_as_the_torch_code(renderer, monkeypatch):
+    """Edges at the image border too: a mask touching every side, over a real view's colours."""
+    prepared = renderer.prepare(plan_identity(3, seed=0))
+    fragments = renderer.renderer.rasterizer(prepared.meshes, prepared.scene.cameras[2])
+    mask = fragments.pix_to_face[..., 0] >= 0
+    mask[:, :, :3], mask[:, -2:, :] = True, False  # face on the left border, background at the bottom
+    images = torch.rand(*mask.shape, 3, generator=torch.Generator().manual_seed(0))
+    ours = antialias_edges(images.clone(), mask)
+    without_loops(monkeypatch)
+    theirs = antialias_edges(images.clone(), mask)
     assert not torch.equal(ours, images) and torch.equal(ours, theirs)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from factory.render import compiled
 from factory.render.background import Background
 from factory.render.camera import Camera
 from factory.render.detail import SurfaceDetail
@@ -263,7 +264,12 @@ def antialias_edges(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Soften the silhouette, in place: pixels with both face and background among their 4 neighbours get the mean
     of their 3×3 block. (N, H, W, C) contiguous images, (N, H, W) masks. Only the edge pixels (about 1 % at 512 px)
     are touched, so it costs a few ms where 2× supersampling would cost 4× the raster and shading; see
-    bench/RESULTS.md."""
+    bench/RESULTS.md. On a CPU as a compiled loop (factory/render/loops.py), with the same results."""
+    if compiled.runs_on(image):
+        from factory.render import loops
+
+        loops.antialias_edges(image.numpy(), mask.numpy())
+        return image
     across = mask[:, :, 1:] != mask[:, :, :-1]  # a change between horizontal neighbours
     down = mask[:, 1:, :] != mask[:, :-1, :]
     edge = torch.zeros_like(mask)
