@@ -244,6 +244,13 @@ def test_bad_input_is_refused_clearly():
         rasterize(torch.cat([verts, verts]), faces, [camera, pinhole(16)])
 
 
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_an_image_too_large_for_the_keys_is_refused(backend):
+    verts = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.5, 1.0], [0.5, 0.0, 1.0]]])
+    with pytest.raises(ValueError, match="image_size 5000 is larger than the torch rasterizer supports"):
+        rasterize(verts, torch.tensor([[0, 1, 2]]), pinhole(5000), backend=backend)
+
+
 def test_missing_pytorch3d_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(raster_pytorch3d, "available", lambda: False)
     verts = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.5, 1.0], [0.5, 0.0, 1.0]]])

@@ -119,7 +119,7 @@ def draw_keys(screen, faces, size, near, cull_backfaces, keys, planes, origin, b
 @numba.njit(cache=True, nogil=True)
 def resolve_keys(keys, planes, origin, inverse_depth, num_faces, size, pix_to_face, zbuf, bary):
     """From the z-test's keys (N·S·S,), per pixel: the winner's face index within its mesh, its depth and its
-    perspective-correct barycentrics (raster_torch.fragments_from_keys and perspective_barycentrics, from the
+    perspective-correct barycentrics (the end of raster_torch.rasterize_screen, and perspective_barycentrics, from the
     winner's planes as draw_keys set them up); -1 where empty."""
     depth_bits = np.empty(1, dtype=np.int32)
     depth = depth_bits.view(np.float32)

@@ -42,7 +42,11 @@ EMPTY_KEY = torch.iinfo(torch.int64).max
 def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int, cull_backfaces: bool):
     """screen (N, V, 3): pixel x, pixel y, depth z; faces (F, 3) → pix_to_face, zbuf (N, S, S), bary (N, S, S, 3)."""
     batch, num_faces, size = screen.shape[0], faces.shape[0], image_size
-    triangles, front_facing, first_pixel = screen_triangles(screen, faces, size, cull_backfaces)
+    check_size(size, batch * num_faces)
+    # (xyz, corner, N·F): corners[0, 1, f] is the x of triangle f's corner 1.
+    corners = screen.float().index_select(1, faces.reshape(-1)).reshape(batch * num_faces, 3, 3).permute(2, 1, 0).contiguous()
+    triangles, front_facing = setup_triangles(corners, size, cull_backfaces)
+    first_pixel = triangles.ids // num_faces * (size * size) + triangles.origin[1] * size + triangles.origin[0]
 
     # z-test: a candidate's key is (depth bits << 32 | triangle id); positive floats order like their bit patterns,
     # so the minimum key is the nearest triangle, and on equal depth the lower face index, as in pytorch3d.
@@ -55,19 +59,20 @@ def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int,
     visible = back_facing[~hidden_by_keys(keys, triangles, back_facing, num_faces, size)]
     draw_triangles(keys, triangles, visible, first_pixel, size)
 
-    return fragments_from_keys(keys, triangles, num_faces, batch, size)
+    pixel = (keys != EMPTY_KEY).nonzero().squeeze(1)
+    winner = keys.index_select(0, pixel)
+    face_id = winner & 0xFFFFFFFF
+    depth = (winner >> 32).to(torch.int32).view(torch.float32)
+    row_of_id = torch.empty(batch * num_faces, dtype=torch.int64, device=screen.device)
+    row_of_id.index_copy_(0, triangles.ids, torch.arange(len(triangles.ids), device=screen.device))
+    bary = perspective_barycentrics(triangles, row_of_id.index_select(0, face_id), pixel % (size * size), size)
 
-
-def screen_triangles(screen: torch.Tensor, faces: torch.Tensor, size: int, cull_backfaces: bool):
-    """The triangles of meshes `screen` (N, V, 3) set up for an image of `size`² (`setup_triangles`), whether each
-    faces the camera, and (T,) the flat index in the (N·S·S,) images of each one's box's top-left pixel."""
-    batch, num_faces = screen.shape[0], faces.shape[0]
-    check_size(size, batch * num_faces)
-    # (xyz, corner, N·F): corners[0, 1, f] is the x of triangle f's corner 1.
-    corners = screen.float().index_select(1, faces.reshape(-1)).reshape(batch * num_faces, 3, 3).permute(2, 1, 0).contiguous()
-    triangles, front_facing = setup_triangles(corners, size, cull_backfaces)
-    first_pixel = triangles.ids // num_faces * (size * size) + triangles.origin[1] * size + triangles.origin[0]
-    return triangles, front_facing, first_pixel
+    pixels = batch * size * size
+    pix_to_face = torch.full((pixels,), -1, dtype=torch.int64, device=screen.device).index_copy_(0, pixel, face_id % num_faces)
+    zbuf = torch.full((pixels,), -1.0, device=screen.device).index_copy_(0, pixel, depth)
+    bary_coords = torch.full((pixels, 3), -1.0, device=screen.device).index_copy_(0, pixel, bary)
+    shape = (batch, size, size)
+    return pix_to_face.view(shape), zbuf.view(shape), bary_coords.view(*shape, 3)
 
 
 def check_size(size: int, triangles: int) -> None:
@@ -76,24 +81,6 @@ def check_size(size: int, triangles: int) -> None:
         raise ValueError(f"image_size {size} is larger than the torch rasterizer supports ({WINDOW_SIDES[-1]})")
     if triangles >= 2**31:
         raise ValueError(f"{triangles} triangles (meshes × faces) are too many for one call; split the batch")
-
-
-def fragments_from_keys(keys: torch.Tensor, triangles: "Triangles", num_faces: int, batch: int, size: int):
-    """pix_to_face, zbuf (N, S, S) and bary (N, S, S, 3) from the z-test's keys (N·S·S,) of `triangles`."""
-    pixel = (keys != EMPTY_KEY).nonzero().squeeze(1)
-    winner = keys.index_select(0, pixel)
-    face_id = winner & 0xFFFFFFFF
-    depth = (winner >> 32).to(torch.int32).view(torch.float32)
-    row_of_id = torch.empty(batch * num_faces, dtype=torch.int64, device=keys.device)
-    row_of_id.index_copy_(0, triangles.ids, torch.arange(len(triangles.ids), device=keys.device))
-    bary = perspective_barycentrics(triangles, row_of_id.index_select(0, face_id), pixel % (size * size), size)
-
-    pixels = batch * size * size
-    pix_to_face = torch.full((pixels,), -1, dtype=torch.int64, device=keys.device).index_copy_(0, pixel, face_id % num_faces)
-    zbuf = torch.full((pixels,), -1.0, device=keys.device).index_copy_(0, pixel, depth)
-    bary_coords = torch.full((pixels, 3), -1.0, device=keys.device).index_copy_(0, pixel, bary)
-    shape = (batch, size, size)
-    return pix_to_face.view(shape), zbuf.view(shape), bary_coords.view(*shape, 3)
 
 
 def draw_triangles(keys: torch.Tensor, triangles: "Triangles", rows: torch.Tensor, first_pixel: torch.Tensor, size: int) -> None:
