@@ -58,20 +58,32 @@ def expose_compiled(images: torch.Tensor, sensor: Sensor) -> torch.Tensor:
     count, height, width, _ = images.shape
     add_noise = sensor.noise > 0
     tile = noise_tile(max(height, width)) if add_noise else torch.zeros(1, 1, 3)
-    weight = sensor.defocus_px * sensor.defocus_px / 2  # as defocus computes them: Python floats, used as float32
+    weight = blur_weight(sensor.defocus_px)  # Python floats, as the torch steps take them; the loop's are float32
+    slope, floor, cap = noise_level(sensor)
     out = torch.empty(images.shape, dtype=torch.float32)
     loops.expose(images.float().contiguous().numpy(), sensor.defocus_px >= MIN_DEFOCUS_PX, np.float32(1 - 2 * weight),
-                 np.float32(weight), add_noise, tile.numpy(), noise_offsets(sensor, count), np.float32(1.3 * sensor.noise),
-                 np.float32(0.35 * sensor.noise), np.float32(sensor.noise), out.numpy())
+                 np.float32(weight), add_noise, tile.numpy(), noise_offsets(sensor, count), np.float32(slope),
+                 np.float32(floor), np.float32(cap), out.numpy())
     return out
+
+
+def blur_weight(sigma: float) -> float:
+    """w of the defocus kernel (w, 1 - 2w, w) whose variance is sigma² per axis."""
+    return sigma * sigma / 2
+
+
+def noise_level(sensor: Sensor) -> tuple[float, float, float]:
+    """The noise's strength over a pixel's mean value m: min(slope·m + floor, cap), stronger in the mid-tones than
+    at black (a sensor's shot noise, after the camera's tone curve)."""
+    return 1.3 * sensor.noise, 0.35 * sensor.noise, sensor.noise
 
 
 def defocus(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """Blur along x then y with the kernel (w, 1 - 2w, w), w = sigma² / 2: its variance is sigma² per axis (edge
     pixels count themselves as their missing neighbour). Below MIN_DEFOCUS_PX a blur would not show: none is done."""
-    weight = sigma * sigma / 2
     if sigma < MIN_DEFOCUS_PX:
         return images
+    weight = blur_weight(sigma)
     for axis in (2, 1):
         size = images.shape[axis]
         out = images * (1 - 2 * weight)
@@ -99,12 +111,13 @@ def noise_offsets(sensor: Sensor, count: int) -> np.ndarray:
 
 
 def add_sensor_noise(images: torch.Tensor, sensor: Sensor) -> torch.Tensor:
-    """(N, H, W, 3) images plus each one's noise: the tile at a seeded offset, stronger in the mid-tones than at
-    black (a sensor's shot noise, after the camera's tone curve). One fused multiply-add per image."""
+    """(N, H, W, 3) images plus each one's noise: the tile at a seeded offset, times `noise_level`. One fused
+    multiply-add per image."""
     count, height, width, _ = images.shape
     tile = noise_tile(max(height, width)).to(images.device)
     offsets = noise_offsets(sensor, count)
-    level = images.mean(dim=-1, keepdim=True).mul_(1.3 * sensor.noise).add_(0.35 * sensor.noise).clamp_(max=sensor.noise)
+    slope, floor, cap = noise_level(sensor)
+    level = images.mean(dim=-1, keepdim=True).mul_(slope).add_(floor).clamp_(max=cap)
     noisy = torch.empty_like(images)
     for image, (row, column) in enumerate(offsets.tolist()):
         torch.addcmul(images[image], tile[row:row + height, column:column + width], level[image], out=noisy[image])
