@@ -25,6 +25,7 @@ PNG_COMPRESS_LEVEL = 2  # texture.png beside mesh.obj: zlib-ng's level 1 is a mu
 # level 4 against 6: 0.21 against 0.57 s CPU, 2.34 against 2.18 MB (level 1: 0.12 s, 2.95 MB); lossless JPEG 2000
 # would be smaller still but is no WebDataset or `datasets` default. bench/RESULTS.md, "Shard sets".
 COMPACT_PNG_LEVEL = 4
+OBJ_COORDINATE = "%.4f"  # mesh.obj's vertex coordinates, cm: 0.1 mm steps
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_COLOUR_TYPES = {2: 0, 3: 2}  # array dimensions → PNG colour type: (H, W) grey, (H, W, 3) RGB
 PNG_UP_FILTER = 2  # each byte minus the one above it
@@ -82,15 +83,11 @@ class ObjWriter:
                      + ("f %d/%d %d/%d %d/%d\n" * len(faces)) % tuple(corners.tolist())).encode()
 
     def encode(self, vertices: np.ndarray) -> bytes:
-        block = ("v %s %s %s\n" * len(vertices)) % tuple(obj_numbers(vertices))
+        block = (f"v {OBJ_COORDINATE} {OBJ_COORDINATE} {OBJ_COORDINATE}\n" * len(vertices)) % tuple(vertices.astype(np.float64).ravel())
         return (self.header + block).encode() + self.tail
 
 
-def obj_numbers(vertices: np.ndarray) -> list[str]:
-    """mesh.obj's text of each coordinate of (V, 3) vertices in cm: 0.1 mm steps."""
-    return ("%.4f " * vertices.size % tuple(vertices.astype(np.float64).ravel())).split()
-
-
 def obj_vertices(vertices: np.ndarray) -> np.ndarray:
-    """(V, 3) vertices as a reader of mesh.obj gets them back: its text parsed (float64)."""
-    return np.array(obj_numbers(vertices), np.float64).reshape(-1, 3)
+    """(V, 3) vertices as a reader of mesh.obj gets them back: their OBJ text parsed (float64)."""
+    text = f"{OBJ_COORDINATE} " * vertices.size % tuple(vertices.astype(np.float64).ravel())
+    return np.array(text.split(), np.float64).reshape(-1, 3)

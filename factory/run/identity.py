@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
@@ -225,7 +226,6 @@ class IdentityRenderer:
         self.texturer = make_texturer(self.config.texturer, self.model, self.config.texture_size)
         atlas = self.texturer.atlas
         self.obj_writer = ObjWriter(atlas.faces.numpy(), atlas.corner_uvs.numpy())
-        self.glb_writer = GlbWriter(self.obj_writer, self.model.num_vertices)
         self.part_names = self.model.part_names + HAIR_PARTS + (bedside.OCCLUDER_PART,)
         self.hair = HairShells(self.model, atlas.faces, atlas.corner_uvs, atlas.face_part,
                                *(self.part_names.index(name) for name in HAIR_PARTS))
@@ -480,6 +480,11 @@ class IdentityRenderer:
     def parts_of(self, spec: IdentitySpec) -> list[str]:
         """The segmentation's class names, by id: the occluder class only where the bedside marks the sample."""
         return list(self.part_names if bedside.marked(spec) else self.part_names[:-1])
+
+    @cached_property
+    def glb_writer(self) -> GlbWriter:
+        """Made on the first mesh.glb (it parses one whole OBJ): a renderer that writes OBJs never needs it."""
+        return GlbWriter(self.obj_writer, self.model.num_vertices)
 
     def encode_sample(self, spec: IdentitySpec, layers: dict[str, object], mesh_format: str = "obj") -> dict[str, bytes]:
         """The sample members of docs/DATA.md (names without the sample key), in a fixed order; the mesh as
