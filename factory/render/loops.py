@@ -28,10 +28,11 @@ def fused(a, x, b):
 
 
 @numba.njit(cache=True, nogil=True)
-def set_up_triangle(screen, faces, triangle, size, near, cull_backfaces, planes, origin, box, inverse_depth):
+def set_up_triangle(screen, faces, triangle, size, near, min_area2, cull_backfaces, planes, origin, box, inverse_depth):
     """raster_torch.setup_triangles for triangle `triangle` (mesh · F + face) of screen (N, V, 3): fills its column of
     planes (4, 3, N·F), origin and box (2, N·F) and inverse_depth (3, N·F); False where it is dropped (no pixel
-    centre, degenerate, (partly) behind the camera or, when culling, facing away)."""
+    centre, degenerate, (partly) behind the camera or, when culling, facing away). `near` and `min_area2` are
+    raster_torch's NEAR and MIN_AREA2 as float32, as its comparisons take them."""
     num_faces = faces.shape[0]
     mesh, face = triangle // num_faces, triangle % num_faces
     corner0, corner1, corner2 = screen[mesh, faces[face, 0]], screen[mesh, faces[face, 1]], screen[mesh, faces[face, 2]]
@@ -43,7 +44,7 @@ def set_up_triangle(screen, faces, triangle, size, near, cull_backfaces, planes,
     width = min(np.floor(max(max(x0, x1), x2)), np.float32(size - 1)) - low_x + np.float32(1)
     height = min(np.floor(max(max(y0, y1), y2)), np.float32(size - 1)) - low_y + np.float32(1)
     area2 = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
-    if not (width >= 1 and height >= 1 and min(min(z0, z1), z2) > near and abs(area2) > np.float32(1e-12)):
+    if not (width >= 1 and height >= 1 and min(min(z0, z1), z2) > near and abs(area2) > min_area2):
         return False
     if cull_backfaces and not area2 < 0:
         return False
@@ -73,7 +74,7 @@ def edge_plane(planes, i, triangle, x_start, y_start, x_end, y_end, inverse_area
 
 
 @numba.njit(cache=True, nogil=True)
-def draw_keys(screen, faces, size, near, cull_backfaces, keys, planes, origin, box, inverse_depth):
+def draw_keys(screen, faces, size, near, min_area2, cull_backfaces, keys, planes, origin, box, inverse_depth):
     """Set up every triangle of screen (N, V, 3) (`set_up_triangle`) and lower `keys` (N·S·S,) to the key (depth
     bits << 32 | triangle) of the nearest triangle at each pixel: raster_torch.rasterize_screen's z-test.
 
@@ -86,7 +87,7 @@ def draw_keys(screen, faces, size, near, cull_backfaces, keys, planes, origin, b
     depth_bits = depth.view(np.int32)
     image_pixels = size * size
     for t in range(planes.shape[2]):
-        if not set_up_triangle(screen, faces, t, size, near, cull_backfaces, planes, origin, box, inverse_depth):
+        if not set_up_triangle(screen, faces, t, size, near, min_area2, cull_backfaces, planes, origin, box, inverse_depth):
             continue
         width, height = box[0, t], box[1, t]
         x0, y0 = origin[0, t], origin[1, t]

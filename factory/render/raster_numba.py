@@ -39,7 +39,8 @@ def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int,
     keys = torch.full((pixels,), raster_torch.EMPTY_KEY, dtype=torch.int64)
     pix_to_face, zbuf, bary = torch.empty(pixels, dtype=torch.int64), torch.empty(pixels), torch.empty(pixels, 3)
     loops.draw_keys(screen.float().contiguous().numpy(), faces.contiguous().numpy(), size, np.float32(raster_torch.NEAR),
-                    cull_backfaces, keys.numpy(), planes.numpy(), origin.numpy(), box.numpy(), inverse_depth.numpy())
+                    np.float32(raster_torch.MIN_AREA2), cull_backfaces, keys.numpy(), planes.numpy(), origin.numpy(),
+                    box.numpy(), inverse_depth.numpy())
     loops.resolve_keys(keys.numpy(), planes.numpy(), origin.numpy(), inverse_depth.numpy(), num_faces, size,
                        pix_to_face.numpy(), zbuf.numpy(), bary.numpy())
     shape = (batch, size, size)

@@ -32,6 +32,7 @@ import torch
 NAME = "torch"  # the backend's name in RenderConfig.backend and meta.json
 
 NEAR = 1e-3  # triangles with a vertex nearer than this (camera units) are dropped, not clipped
+MIN_AREA2 = 1e-12  # triangles whose twice-signed screen area is not above this (pixels²) are degenerate: dropped
 # Window sides for bucketing: powers of two keep the number of buckets (each a handful of torch calls) small;
 # finer steps (1.5×) test fewer pixels but measured no faster.
 WINDOW_SIDES = tuple(2**k for k in range(13))  # 1 … 4096
@@ -129,7 +130,7 @@ def setup_triangles(corners: torch.Tensor, size: int, cull_backfaces: bool) -> t
     height = torch.maximum(torch.maximum(y[0], y[1]), y[2]).floor().clamp(max=size - 1) - low_y + 1
     # Twice the signed area; > 0 is clockwise on screen (y down).
     area2 = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
-    keep = (width >= 1) & (height >= 1) & (torch.minimum(torch.minimum(z[0], z[1]), z[2]) > NEAR) & (area2.abs() > 1e-12)
+    keep = (width >= 1) & (height >= 1) & (torch.minimum(torch.minimum(z[0], z[1]), z[2]) > NEAR) & (area2.abs() > MIN_AREA2)
     if cull_backfaces:
         # Counter-clockwise as seen by the camera is front-facing, as in pytorch3d (y down flips the sign).
         keep &= area2 < 0
