@@ -27,12 +27,20 @@ def fused(a, x, b):
     return a * x + b
 
 
+# Each triangle's set-up, one row per triangle so that its set-up is written and read in one place (rather than
+# across raster_torch.Triangles' columns): PLANE (i, k) at column 3·i + k holds coefficient k (a, b, c) of plane i
+# (the three barycentrics, then 1/z), INVERSE_DEPTH + i the 1/z of corner i; and the box: x, y of its origin, width,
+# height.
+SETUP_COLUMNS, INVERSE_DEPTH = 15, 12
+BOX_COLUMNS = 4
+
+
 @numba.njit(cache=True, nogil=True)
-def set_up_triangle(screen, faces, triangle, size, near, min_area2, cull_backfaces, planes, origin, box, inverse_depth):
-    """raster_torch.setup_triangles for triangle `triangle` (mesh · F + face) of screen (N, V, 3): fills its column of
-    planes (4, 3, N·F), origin and box (2, N·F) and inverse_depth (3, N·F); False where it is dropped (no pixel
-    centre, degenerate, (partly) behind the camera or, when culling, facing away). `near` and `min_area2` are
-    raster_torch's NEAR and MIN_AREA2 as float32, as its comparisons take them."""
+def set_up_triangle(screen, faces, triangle, size, near, min_area2, cull_backfaces, setup, box):
+    """raster_torch.setup_triangles for triangle `triangle` (mesh · F + face) of screen (N, V, 3): fills its row of
+    setup (N·F, SETUP_COLUMNS) and box (N·F, BOX_COLUMNS); False where it is dropped (no pixel centre, degenerate,
+    (partly) behind the camera or, when culling, facing away). `near` and `min_area2` are raster_torch's NEAR and
+    MIN_AREA2 as float32, as its comparisons take them."""
     num_faces = faces.shape[0]
     mesh, face = triangle // num_faces, triangle % num_faces
     corner0, corner1, corner2 = screen[mesh, faces[face, 0]], screen[mesh, faces[face, 1]], screen[mesh, faces[face, 2]]
@@ -48,49 +56,49 @@ def set_up_triangle(screen, faces, triangle, size, near, min_area2, cull_backfac
         return False
     if cull_backfaces and not area2 < 0:
         return False
-    origin[0, triangle], origin[1, triangle] = np.int64(low_x), np.int64(low_y)
-    box[0, triangle], box[1, triangle] = np.int64(width), np.int64(height)
+    out, corner = setup[triangle], box[triangle]
+    corner[0], corner[1], corner[2], corner[3] = np.int64(low_x), np.int64(low_y), np.int64(width), np.int64(height)
     # Relative to the box, for precision (the integer origin, as a float32).
     x0, x1, x2 = x0 - low_x, x1 - low_x, x2 - low_x
     y0, y1, y2 = y0 - low_y, y1 - low_y, y2 - low_y
     inverse_area2 = np.float32(1.0) / area2
     depth0, depth1, depth2 = np.float32(1.0) / z0, np.float32(1.0) / z1, np.float32(1.0) / z2
-    inverse_depth[0, triangle], inverse_depth[1, triangle], inverse_depth[2, triangle] = depth0, depth1, depth2
+    out[INVERSE_DEPTH], out[INVERSE_DEPTH + 1], out[INVERSE_DEPTH + 2] = depth0, depth1, depth2
     # Barycentric i is the edge function of the edge from corner i+1 to corner i+2, divided by the area.
-    edge_plane(planes, 0, triangle, x1, y1, x2, y2, inverse_area2)
-    edge_plane(planes, 1, triangle, x2, y2, x0, y0, inverse_area2)
-    edge_plane(planes, 2, triangle, x0, y0, x1, y1, inverse_area2)
+    edge_plane(out, 0, x1, y1, x2, y2, inverse_area2)
+    edge_plane(out, 3, x2, y2, x0, y0, inverse_area2)
+    edge_plane(out, 6, x0, y0, x1, y1, inverse_area2)
     for k in range(3):  # the 1/z plane: Python's sum over the corners, which starts from 0
-        planes[3, k, triangle] = ((np.float32(0) + planes[0, k, triangle] * depth0) + planes[1, k, triangle] * depth1) \
-            + planes[2, k, triangle] * depth2
+        out[9 + k] = ((np.float32(0) + out[k] * depth0) + out[3 + k] * depth1) + out[6 + k] * depth2
     return True
 
 
 @numba.njit(cache=True, nogil=True)
-def edge_plane(planes, i, triangle, x_start, y_start, x_end, y_end, inverse_area2):
-    planes[i, 0, triangle] = (y_start - y_end) * inverse_area2
-    planes[i, 1, triangle] = (x_end - x_start) * inverse_area2
-    planes[i, 2, triangle] = (x_start * y_end - x_end * y_start) * inverse_area2
+def edge_plane(out, column, x_start, y_start, x_end, y_end, inverse_area2):
+    out[column] = (y_start - y_end) * inverse_area2
+    out[column + 1] = (x_end - x_start) * inverse_area2
+    out[column + 2] = (x_start * y_end - x_end * y_start) * inverse_area2
 
 
 @numba.njit(cache=True, nogil=True)
-def draw_keys(screen, faces, size, near, min_area2, cull_backfaces, keys, planes, origin, box, inverse_depth):
+def draw_keys(screen, faces, size, near, min_area2, cull_backfaces, keys, setup, box):
     """Set up every triangle of screen (N, V, 3) (`set_up_triangle`) and lower `keys` (N·S·S,) to the key (depth
     bits << 32 | triangle) of the nearest triangle at each pixel: raster_torch.rasterize_screen's z-test.
 
     The pixels tested are raster_torch's window over the triangle's box (each side the smallest power of two that
     holds it), cut to the box only where the window crosses the image's right or bottom edge: a window pixel just
     beyond the box can pass the edge tests by rounding, and the torch backend draws it, so this loop does too.
+    Along a row, a pixel is inside where three tests pass, each monotone in dx (a·dx + row rounded once, `fused`):
+    the inside pixels of a row are one run, so the row ends at the first pixel out after one in.
     """
     one = np.float32(1.0)
     depth = np.empty(1, dtype=np.float32)  # a float32 and its bits, as torch's `depth.view(torch.int32)`
     depth_bits = depth.view(np.int32)
     image_pixels = size * size
-    for t in range(planes.shape[2]):
-        if not set_up_triangle(screen, faces, t, size, near, min_area2, cull_backfaces, planes, origin, box, inverse_depth):
+    for t in range(setup.shape[0]):
+        if not set_up_triangle(screen, faces, t, size, near, min_area2, cull_backfaces, setup, box):
             continue
-        width, height = box[0, t], box[1, t]
-        x0, y0 = origin[0, t], origin[1, t]
+        x0, y0, width, height = box[t, 0], box[t, 1], box[t, 2], box[t, 3]
         start = t // faces.shape[0] * image_pixels + y0 * size + x0
         window_width, window_height = 1, 1
         while window_width < width:
@@ -99,29 +107,32 @@ def draw_keys(screen, faces, size, near, min_area2, cull_backfaces, keys, planes
             window_height *= 2
         if x0 + window_width > size or y0 + window_height > size:  # raster_torch's `at_border`: cut to the box
             window_width, window_height = width, height
-        a0, b0, c0 = planes[0, 0, t], planes[0, 1, t], planes[0, 2, t]
-        a1, b1, c1 = planes[1, 0, t], planes[1, 1, t], planes[1, 2, t]
-        a2, b2, c2 = planes[2, 0, t], planes[2, 1, t], planes[2, 2, t]
-        a3, b3, c3 = planes[3, 0, t], planes[3, 1, t], planes[3, 2, t]
+        plane = setup[t]
+        a0, b0, c0, a1, b1, c1, a2, b2, c2 = plane[0], plane[1], plane[2], plane[3], plane[4], plane[5], plane[6], plane[7], plane[8]
+        a3, b3, c3 = plane[9], plane[10], plane[11]
         for dy in range(window_height):
             fy = np.float32(dy)
             # raster_torch.window_candidates: addcmul(addcmul(c, b, dy), a, dx)
             row0, row1, row2, row3 = fused(b0, fy, c0), fused(b1, fy, c1), fused(b2, fy, c2), fused(b3, fy, c3)
+            inside = False
             for dx in range(window_width):
                 fx = np.float32(dx)
                 if fused(a0, fx, row0) >= 0 and fused(a1, fx, row1) >= 0 and fused(a2, fx, row2) >= 0:
+                    inside = True
                     depth[0] = one / fused(a3, fx, row3)
                     key = (np.int64(depth_bits[0]) << 32) | t
                     pixel = start + dy * size + dx
                     if key < keys[pixel]:
                         keys[pixel] = key
+                elif inside:
+                    break
 
 
 @numba.njit(cache=True, nogil=True)
-def resolve_keys(keys, planes, origin, inverse_depth, num_faces, size, pix_to_face, zbuf, bary):
+def resolve_keys(keys, setup, box, num_faces, size, pix_to_face, zbuf, bary):
     """From the z-test's keys (N·S·S,), per pixel: the winner's face index within its mesh, its depth and its
     perspective-correct barycentrics (the end of raster_torch.rasterize_screen, and perspective_barycentrics, from the
-    winner's planes as draw_keys set them up); -1 where empty."""
+    winner's set-up as draw_keys left it); -1 where empty."""
     depth_bits = np.empty(1, dtype=np.int32)
     depth = depth_bits.view(np.float32)
     weighted = np.empty(3, dtype=np.float32)
@@ -135,10 +146,11 @@ def resolve_keys(keys, planes, origin, inverse_depth, num_faces, size, pix_to_fa
         depth_bits[0] = np.int32(key >> 32)
         pix_to_face[pixel], zbuf[pixel] = t % num_faces, depth[0]
         within = pixel % (size * size)
-        dx = np.float32(within % size - origin[0, t])
-        dy = np.float32(within // size - origin[1, t])
+        dx = np.float32(within % size - box[t, 0])
+        dy = np.float32(within // size - box[t, 1])
+        plane = setup[t]
         for i in range(3):  # addcmul(c + b·dy, a, dx) · 1/z of corner i: b·dy and its sum are two roundings
-            weighted[i] = fused(planes[i, 0, t], dx, planes[i, 2, t] + planes[i, 1, t] * dy) * inverse_depth[i, t]
+            weighted[i] = fused(plane[3 * i], dx, plane[3 * i + 2] + plane[3 * i + 1] * dy) * plane[INVERSE_DEPTH + i]
         total = (weighted[0] + weighted[1]) + weighted[2]
         for i in range(3):
             bary[pixel, i] = weighted[i] / total

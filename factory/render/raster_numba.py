@@ -32,16 +32,14 @@ def rasterize_screen(screen: torch.Tensor, faces: torch.Tensor, image_size: int,
     batch, num_faces, size = screen.shape[0], faces.shape[0], image_size
     raster_torch.check_size(size, batch * num_faces)
     triangles, pixels = batch * num_faces, batch * size * size
-    # Per triangle, its set-up (raster_torch.Triangles, indexed by triangle rather than packed); then per pixel, the
-    # z-test's key and the fragments. The loops read and write numpy views of these tensors' memory.
-    planes, inverse_depth = torch.empty(4, 3, triangles), torch.empty(3, triangles)
-    origin, box = torch.empty(2, triangles, dtype=torch.int64), torch.empty(2, triangles, dtype=torch.int64)
+    # Per triangle, its set-up (loops.SETUP_COLUMNS: raster_torch.Triangles' planes and inverse depths, one row per
+    # triangle) and box; then per pixel, the z-test's key and the fragments. The loops read and write numpy views.
+    setup = np.empty((triangles, loops.SETUP_COLUMNS), np.float32)
+    box = np.empty((triangles, loops.BOX_COLUMNS), np.int64)
     keys = torch.full((pixels,), raster_torch.EMPTY_KEY, dtype=torch.int64)
     pix_to_face, zbuf, bary = torch.empty(pixels, dtype=torch.int64), torch.empty(pixels), torch.empty(pixels, 3)
     loops.draw_keys(screen.float().contiguous().numpy(), faces.contiguous().numpy(), size, np.float32(raster_torch.NEAR),
-                    np.float32(raster_torch.MIN_AREA2), cull_backfaces, keys.numpy(), planes.numpy(), origin.numpy(),
-                    box.numpy(), inverse_depth.numpy())
-    loops.resolve_keys(keys.numpy(), planes.numpy(), origin.numpy(), inverse_depth.numpy(), num_faces, size,
-                       pix_to_face.numpy(), zbuf.numpy(), bary.numpy())
+                    np.float32(raster_torch.MIN_AREA2), cull_backfaces, keys.numpy(), setup, box)
+    loops.resolve_keys(keys.numpy(), setup, box, num_faces, size, pix_to_face.numpy(), zbuf.numpy(), bary.numpy())
     shape = (batch, size, size)
     return pix_to_face.view(shape), zbuf.view(shape), bary.view(*shape, 3)
