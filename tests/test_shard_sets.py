@@ -36,15 +36,32 @@ PLAN = PlanConfig(expressions=ExpressionConfig(pain_expressions=2), view_yaws=(0
 
 
 @pytest.fixture(scope="module")
-def encoded() -> dict[str, dict[str, dict[str, bytes]]]:
-    """Two identities' members as the renderer encodes them, by mesh format ("obj": mesh.obj + texture.png, "glb":
-    mesh.glb), then by key."""
+def renderer_and_layers():
+    """A renderer (64 px) and two identities' layers, by key: (spec, layers)."""
     from factory.run.identity import IdentityRenderer, RenderConfig
 
     renderer = IdentityRenderer(RenderConfig(image_size=64, texture_size=128))
-    layers = {spec.id: (spec, renderer.render(spec)) for spec in (plan_identity(index, 0, PLAN) for index in range(IDENTITIES))}
+    return renderer, {spec.id: (spec, renderer.render(spec)) for spec in (plan_identity(index, 0, PLAN) for index in range(IDENTITIES))}
+
+
+@pytest.fixture(scope="module")
+def encoded(renderer_and_layers) -> dict[str, dict[str, dict[str, bytes]]]:
+    """Two identities' members as the renderer encodes them, by mesh format ("obj": mesh.obj + texture.png, "glb":
+    mesh.glb), then by key."""
+    renderer, layers = renderer_and_layers
     return {mesh_format: {key: renderer.encode_sample(spec, one, mesh_format) for key, (spec, one) in layers.items()}
             for mesh_format in MESH_FORMATS}
+
+
+@pytest.mark.parametrize("sets", [(IMAGES,), (IMAGES, "layers"), (IMAGES, "assets")])
+def test_the_renderer_encodes_only_the_members_of_the_sets_asked_for(renderer_and_layers, encoded, sets):
+    """A run without depth or meshes does not pay for encoding them; what it encodes is byte for byte the same."""
+    renderer, layers = renderer_and_layers
+    for key, (spec, one) in layers.items():
+        members = renderer.encode_sample(spec, one, "glb", sets)
+        assert members == {member: data for member, data in encoded["glb"][key].items() if member_set(member) in sets}
+    with pytest.raises(ValueError, match="unknown shard set.* meshes; choose from images, layers, assets"):
+        renderer.encode_sample(spec, one, "glb", (IMAGES, "meshes"))
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 
 import torch
 
+from factory.format.members import SETS
 from factory.render.raster_batch import RasterGroup, rasterize_groups
 from factory.run.identity import IdentityRenderer, Prepared
 from factory.run.stage import Diffusion, identity_inputs
@@ -61,9 +62,9 @@ def raster_groups(prepared: Sequence[Prepared]) -> list[RasterGroup]:
 
 def batched_samples(renderer: IdentityRenderer, specs: Sequence[IdentitySpec], batch_identities: int,
                     diffusion: Diffusion | None = None, cpu_threads: int = CPU_THREADS,
-                    mesh_format: str = "obj") -> Iterator[tuple[IdentitySpec, dict[str, bytes]]]:
+                    mesh_format: str = "obj", sets: tuple[str, ...] = SETS) -> Iterator[tuple[IdentitySpec, dict[str, bytes]]]:
     """(spec, sample members) of every identity of `specs`, in order, rendered `batch_identities` at a time; batch
-    k + 1 renders while batch k is encoded and consumed. `mesh_format`: encode_sample's."""
+    k + 1 renders while batch k is encoded and consumed. `mesh_format`, `sets`: encode_sample's."""
     batches = [specs[start:start + batch_identities] for start in range(0, len(specs), batch_identities)]
     threads = torch.get_num_threads()  # the render thread uses the caller's torch thread count
 
@@ -77,7 +78,7 @@ def batched_samples(renderer: IdentityRenderer, specs: Sequence[IdentitySpec], b
         for k, batch in enumerate(batches):
             layers = rendering.result()
             rendering = render_pool.submit(render, batches[k + 1]) if k + 1 < len(batches) else None
-            encoding = [cpu_pool.submit(renderer.encode_sample, spec, one, mesh_format) for spec, one in zip(batch, layers)]
+            encoding = [cpu_pool.submit(renderer.encode_sample, spec, one, mesh_format, sets) for spec, one in zip(batch, layers)]
             del layers  # the encoders hold what they need; the next batch's layers take its place
             try:
                 for spec, members in zip(batch, encoding):

@@ -49,7 +49,7 @@ from factory.face.texture.palette import hair_srgb, skin_base_srgb
 from factory.face.wrinkles import CreaseModel
 from factory.format.encoders import COMPACT_PNG_LEVEL, DEPTH_UNIT_CM, ObjWriter, encode_depth, encode_jpeg, encode_png
 from factory.format.glb import GlbWriter
-from factory.format.members import MESH, MESH_FORMATS, MESH_GLB, META, TEXTURE, heatmap_member, view_member
+from factory.format.members import ASSETS, LAYERS, MESH, MESH_FORMATS, MESH_GLB, META, SETS, TEXTURE, heatmap_member, view_member
 from factory.options import ConfigError, build
 from factory.render.background import Background
 from factory.render.bedding import bed_camera
@@ -486,22 +486,32 @@ class IdentityRenderer:
         """Made on the first mesh.glb (it parses one whole OBJ): a renderer that writes OBJs never needs it."""
         return GlbWriter(self.obj_writer, self.model.num_vertices)
 
-    def encode_sample(self, spec: IdentitySpec, layers: dict[str, object], mesh_format: str = "obj") -> dict[str, bytes]:
+    def encode_sample(self, spec: IdentitySpec, layers: dict[str, object], mesh_format: str = "obj",
+                      sets: tuple[str, ...] = SETS) -> dict[str, bytes]:
         """The sample members of docs/DATA.md (names without the sample key), in a fixed order; the mesh as
-        `mesh_format` (MESH_FORMATS): mesh.obj + texture.png, or one mesh.glb with the texture in it."""
+        `mesh_format` (MESH_FORMATS): mesh.obj + texture.png, or one mesh.glb with the texture in it. Only the
+        members of the shard sets in `sets` (factory/format/sets.py) are encoded: a run that writes no depth or mesh
+        does not pay for encoding them."""
         if mesh_format not in MESH_FORMATS:
             raise ValueError(f"mesh format must be one of {', '.join(MESH_FORMATS)}, got {mesh_format!r}")
+        unknown = sorted(set(sets) - set(SETS))
+        if unknown:
+            raise ValueError(f"unknown shard set(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
+        with_layers = LAYERS in sets
         members = {META: json.dumps(self.meta(spec, layers), sort_keys=True, separators=(",", ":")).encode()}
         for x, expression in enumerate(spec.expressions):
             for v, view in enumerate(spec.views):
                 members[view_member(expression.name, view.name)] = encode_jpeg(layers["rgb"][x, v], self.jpeg_quality(view.jpeg_quality))
-                segmentation = layers["segmentation"][x, v]
-                members[view_member(expression.name, view.name, "segmentation")] = encode_png(segmentation, COMPACT_PNG_LEVEL)
-                members[view_member(expression.name, view.name, "depth")] = encode_depth(layers["depth"][x, v])
+                if with_layers:
+                    segmentation = layers["segmentation"][x, v]
+                    members[view_member(expression.name, view.name, "segmentation")] = encode_png(segmentation, COMPACT_PNG_LEVEL)
+                    members[view_member(expression.name, view.name, "depth")] = encode_depth(layers["depth"][x, v])
             if x > 0:
                 members[heatmap_member(expression.name)] = encode_png(layers["heatmap"][x], COMPACT_PNG_LEVEL)
         for sequence, frames in layers.get("sequences", ()):
-            members.update(encode_frames(sequence, frames, spec.views, self.jpeg_quality))
+            members.update(encode_frames(sequence, frames, spec.views, self.jpeg_quality, with_layers))
+        if ASSETS not in sets:
+            return members
         if mesh_format == "glb":
             members[MESH_GLB] = self.glb_writer.encode(layers["vertices"][0], layers["texture"])
         else:

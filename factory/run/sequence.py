@@ -67,13 +67,16 @@ def turned(verts: torch.Tensor, head: HeadPose, pivot: torch.Tensor) -> torch.Te
     return (verts - pivot) @ rotation(head).T + pivot
 
 
-def encode_frames(sequence: Sequence, frames: dict[str, np.ndarray], views, jpeg_quality) -> dict[str, bytes]:
+def encode_frames(sequence: Sequence, frames: dict[str, np.ndarray], views, jpeg_quality, with_layers: bool = True) -> dict[str, bytes]:
     """The members of one sequence's frames, frame by frame and view by view (docs/DATA.md); `jpeg_quality` maps a
-    view's planned quality to the one written (IdentityRenderer.jpeg_quality)."""
+    view's planned quality to the one written (IdentityRenderer.jpeg_quality); `with_layers`: with segmentation and
+    depth."""
     members = {}
     for f, frame in enumerate(sequence.frames):
         for v, view in enumerate(views):
             members[view_member(frame.name, view.name)] = encode_jpeg(frames["rgb"][f, v], jpeg_quality(view.jpeg_quality))
+            if not with_layers:
+                continue
             members[view_member(frame.name, view.name, "segmentation")] = encode_png(frames["segmentation"][f, v], COMPACT_PNG_LEVEL)
             members[view_member(frame.name, view.name, "depth")] = encode_depth(frames["depth"][f, v])
     return members

@@ -68,10 +68,11 @@ class ShardWorker:
     def encoded(self, specs: list[IdentitySpec]) -> Iterator[tuple[IdentitySpec, dict[str, bytes]]]:
         """(spec, sample members) of each identity, in order: one at a time, or in batches (factory/run/batch.py)."""
         if self.batch_identities > 1:
-            yield from batched_samples(self.renderer, specs, self.batch_identities, self.diffusion, mesh_format=self.mesh_format)
+            yield from batched_samples(self.renderer, specs, self.batch_identities, self.diffusion, mesh_format=self.mesh_format,
+                                       sets=self.sets)
             return
         for spec, layers in render_identities(self.renderer, specs, self.diffusion):
-            yield spec, self.renderer.encode_sample(spec, layers, self.mesh_format)
+            yield spec, self.renderer.encode_sample(spec, layers, self.mesh_format, self.sets)
 
     def placement(self) -> dict:
         """Where this worker runs: its process, the GPUs Ray gave it, and what CUDA_VISIBLE_DEVICES shows."""
