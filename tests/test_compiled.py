@@ -87,3 +87,33 @@ def test_an_identity_is_the_same_bytes_with_and_without_the_loops(renderer, monk
     meta, their_meta = json.loads(ours["meta.json"]), json.loads(theirs["meta.json"])
     assert (meta["generator"].pop("backend"), their_meta["generator"].pop("backend")) == ("numba", "torch")
     assert meta == their_meta
+
+
+
+def test_the_loops_run_on_torchs_threads_and_give_the_same_bits_on_one_or_two(renderer):
+    """The rasterizer's loops split over threads (meshes, then pixels; compiled.in_parts) use torch's thread count,
+    and the threads change nothing: the fragments, and what is interpolated and exposed from them, are the same bits
+    on one thread (a pinned worker) and on two (`render-identity` on a laptop)."""
+    from factory.render import raster_numba
+    from factory.render.raster import screen_coordinates
+
+    prepared = renderer.prepare(plan_identity(4, seed=0))
+    meshes, camera = prepared.meshes, prepared.scene.cameras[1]
+    screen = torch.stack([screen_coordinates(mesh, camera) for mesh in meshes.verts])
+    images = torch.rand(len(screen), 96, 96, 3, generator=torch.Generator().manual_seed(0))
+    values = torch.cat([meshes.vertex_normals, prepared.lighting.terms.packed.expand_as(meshes.vertex_normals)], dim=-1)
+    threads, results = torch.get_num_threads(), {}
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            parts = []
+            compiled.in_parts(lambda first, stop: parts.append((first, stop)), 11)
+            assert sorted(parts) == ([(0, 11)] if count == 1 else [(0, 5), (5, 11)])
+            fragments = raster_numba.rasterize_screen(screen, meshes.faces, camera.image_size, False)
+            assert torch.get_num_threads() == count  # nothing the loops do changes torch's own thread count
+            pixels = CoveredPixels(renderer.renderer.rasterizer(meshes, camera), meshes)
+            results[count] = [*fragments, pixels.interpolate_vertex(meshes.vertex_normals),
+                              torch.stack(pixels.interpolate_vertex_channels(values)), expose(images, Sensor(0.4, 0.0041, 11))]
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(one, two) for one, two in zip(results[1], results[2]))

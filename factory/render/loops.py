@@ -10,7 +10,8 @@ They round step for step as the tensor code does, so both give the same bits (te
 - every other operation rounds as the tensor operation does: float32 throughout (`np.float32` constants, never a
   Python float, which would widen to float64).
 Plain loops over pixels and triangles cost here what the arithmetic costs; as tensor code on a CPU, most of the
-time went to building, gathering and copying intermediate tensors.
+time went to building, gathering and copying intermediate tensors. The raster's loops take a range (first, stop)
+of meshes or pixels and write only that range's outputs: compiled.in_parts runs the ranges on several threads.
 """
 
 from __future__ import annotations
@@ -81,9 +82,10 @@ def edge_plane(out, column, x_start, y_start, x_end, y_end, inverse_area2):
 
 
 @numba.njit(cache=True, nogil=True)
-def draw_keys(screen, faces, size, near, min_area2, cull_backfaces, keys, setup, box):
-    """Set up every triangle of screen (N, V, 3) (`set_up_triangle`) and lower `keys` (N·S·S,) to the key (depth
-    bits << 32 | triangle) of the nearest triangle at each pixel: raster_torch.rasterize_screen's z-test.
+def draw_keys(screen, faces, size, near, min_area2, cull_backfaces, keys, setup, box, first_mesh, stop_mesh):
+    """Set up every triangle of meshes first_mesh..stop_mesh-1 of screen (N, V, 3) (`set_up_triangle`) and lower
+    `keys` (N·S·S,) to the key (depth bits << 32 | triangle) of the nearest triangle at each pixel of their images:
+    raster_torch.rasterize_screen's z-test.
 
     The pixels tested are raster_torch's window over the triangle's box (each side the smallest power of two that
     holds it), cut to the box only where the window crosses the image's right or bottom edge: a window pixel just
@@ -95,7 +97,7 @@ def draw_keys(screen, faces, size, near, min_area2, cull_backfaces, keys, setup,
     depth = np.empty(1, dtype=np.float32)  # a float32 and its bits, as torch's `depth.view(torch.int32)`
     depth_bits = depth.view(np.int32)
     image_pixels = size * size
-    for t in range(setup.shape[0]):
+    for t in range(first_mesh * faces.shape[0], stop_mesh * faces.shape[0]):
         if not set_up_triangle(screen, faces, t, size, near, min_area2, cull_backfaces, setup, box):
             continue
         x0, y0, width, height = box[t, 0], box[t, 1], box[t, 2], box[t, 3]
@@ -129,14 +131,14 @@ def draw_keys(screen, faces, size, near, min_area2, cull_backfaces, keys, setup,
 
 
 @numba.njit(cache=True, nogil=True)
-def resolve_keys(keys, setup, box, num_faces, size, pix_to_face, zbuf, bary):
-    """From the z-test's keys (N·S·S,), per pixel: the winner's face index within its mesh, its depth and its
-    perspective-correct barycentrics (the end of raster_torch.rasterize_screen, and perspective_barycentrics, from the
-    winner's set-up as draw_keys left it); -1 where empty."""
+def resolve_keys(keys, setup, box, num_faces, size, pix_to_face, zbuf, bary, first, stop):
+    """From the z-test's keys (N·S·S,), per pixel first..stop-1: the winner's face index within its mesh, its depth
+    and its perspective-correct barycentrics (the end of raster_torch.rasterize_screen, and perspective_barycentrics,
+    from the winner's set-up as draw_keys left it); -1 where empty."""
     depth_bits = np.empty(1, dtype=np.int32)
     depth = depth_bits.view(np.float32)
     weighted = np.empty(3, dtype=np.float32)
-    for pixel in range(keys.shape[0]):
+    for pixel in range(first, stop):
         key = keys[pixel]
         if key == EMPTY_KEY:
             pix_to_face[pixel], zbuf[pixel] = -1, np.float32(-1.0)

@@ -46,14 +46,12 @@ class CoveredPixels:
 
     def _pack_compiled(self, pix_to_face: torch.Tensor, bary: torch.Tensor, num_vertices: int, covered: int) -> None:
         """flat_index, face, bary and corner_rows as the torch code makes them, in one pass (loops.py)."""
-        from factory.render import loops
-
         self.flat_index, self.face = torch.empty(covered, dtype=torch.int64), torch.empty(covered, dtype=pix_to_face.dtype)
         self.bary = torch.empty(3, covered, dtype=bary.dtype)
         self.corner_rows = torch.empty(3, covered, dtype=self.faces.dtype)
-        loops.pack_covered_pixels(pix_to_face.reshape(-1).contiguous().numpy(), bary.reshape(-1, 3).contiguous().numpy(),
-                                  self.faces.contiguous().numpy(), num_vertices, self.shape[1] * self.shape[2],
-                                  self.flat_index.numpy(), self.face.numpy(), self.bary.numpy(), self.corner_rows.numpy())
+        compiled.loops().pack_covered_pixels(pix_to_face.reshape(-1).contiguous().numpy(), bary.reshape(-1, 3).contiguous().numpy(),
+                                             self.faces.contiguous().numpy(), num_vertices, self.shape[1] * self.shape[2],
+                                             self.flat_index.numpy(), self.face.numpy(), self.bary.numpy(), self.corner_rows.numpy())
 
     def blend(self, values: torch.Tensor, rows: torch.Tensor, bary: torch.Tensor | None = None) -> torch.Tensor:
         """(C, Q): each channel of (M, C) `values` at Q pixels, from the rows (3, Q) of each pixel's three corners in
@@ -61,10 +59,8 @@ class CoveredPixels:
         + v2·b2 (addcmul, fused)."""
         bary = self.bary if bary is None else bary
         if compiled.runs_on(values):
-            from factory.render import loops
-
             out = torch.empty(values.shape[1], rows.shape[1], dtype=values.dtype)
-            loops.blend_rows(values.contiguous().numpy(), rows.contiguous().numpy(), bary.contiguous().numpy(), out.numpy())
+            compiled.loops().blend_rows(values.contiguous().numpy(), rows.contiguous().numpy(), bary.contiguous().numpy(), out.numpy())
             return out
         out = torch.empty(values.shape[1], rows.shape[1], dtype=values.dtype, device=values.device)
         for channel, column in zip(out, values.T.contiguous()):  # one channel at a time: contiguous gathers

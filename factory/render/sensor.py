@@ -53,8 +53,7 @@ def expose(images: torch.Tensor, sensor: Sensor) -> torch.Tensor:
 
 
 def expose_compiled(images: torch.Tensor, sensor: Sensor) -> torch.Tensor:
-    from factory.render import loops
-
+    loops = compiled.loops()
     count, height, width, _ = images.shape
     add_noise = sensor.noise > 0
     tile = noise_tile(max(height, width)) if add_noise else torch.zeros(1, 1, 3)

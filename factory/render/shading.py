@@ -266,9 +266,7 @@ def antialias_edges(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     are touched, so it costs a few ms where 2× supersampling would cost 4× the raster and shading; see
     bench/RESULTS.md. On a CPU as a compiled loop (factory/render/loops.py), with the same results."""
     if compiled.runs_on(image):
-        from factory.render import loops
-
-        loops.antialias_edges(image.numpy(), mask.numpy())
+        compiled.loops().antialias_edges(image.numpy(), mask.numpy())
         return image
     across = mask[:, :, 1:] != mask[:, :, :-1]  # a change between horizontal neighbours
     down = mask[:, 1:, :] != mask[:, :-1, :]
