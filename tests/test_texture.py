@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from factory.face.model import FaceModel
 from factory.face.texture import TEXTURERS, ProceduralTexturer, make_texturer
 from factory.face.texture.palette import IRIS_SRGB, PUPIL_SRGB, SCLERA_SRGB
-from factory.face.texture.procedural import SKIN_STEPS
+from factory.face.texture.procedural import SKIN_STEPS, Look, brow_strokes
 from factory.face.texture.template import BROWS
 from factory.spec.plan import Demographics, Skin
 
@@ -105,6 +105,25 @@ def test_brows_and_scalp_hair_are_darker_than_the_forehead(texturer, image):
     # The lash line is the darkest of the three: hair colour at 40 %.
     lash = on_skin(texturer, image, maps.lash_line > 0.4) @ LUMA
     assert float(lash.mean()) < 0.5 * forehead_luma
+
+
+def test_brow_hair_lies_in_strokes_along_each_brow(texturer):
+    """Brow hair is drawn as thin strokes laid along each brow (standing up at its inner end), not a painted band:
+    over a brow's frame, the strokes vary between hair and skin, and change far faster across the hair than along it."""
+    maps = texturer.skin_maps
+    look = Look.draw(SKIN, ADULT, maps.box, maps.points)
+    in_brows = maps.brows > 0.5
+    assert float(brow_strokes(look, maps)[in_brows].std()) > 0.15  # hair and skin between (a noise outside its box: 0.04)
+    # A brow's frame sampled every 0.1 mm: 1–5 cm from its inner end (the body), 3 mm above and below its line.
+    along, above = torch.meshgrid(torch.arange(1.0, 5.0, 0.01), torch.arange(-0.3, 0.3, 0.01), indexing="ij")
+    frame = dataclasses.replace(maps, brow_place=torch.stack([along.reshape(-1), above.reshape(-1)], dim=1),
+                                points=torch.ones(along.numel(), 3))
+    strokes = brow_strokes(look, frame).reshape(along.shape)
+
+    def change(step: tuple[int, int]) -> float:  # mean |difference| between samples `step` apart (1 mm)
+        return float((strokes[step[0]:, step[1]:] - strokes[:strokes.shape[0] - step[0], :strokes.shape[1] - step[1]]).abs().mean())
+
+    assert change((0, 10)) > 2.5 * change((10, 0))  # 1 mm across the hair changes it far more than 1 mm along (3.4×)
 
 
 def test_eye_whites_are_bright_and_the_pupil_is_black(texturer, image):

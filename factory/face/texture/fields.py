@@ -35,9 +35,15 @@ def gaussian(points: torch.Tensor, centre, sigma) -> torch.Tensor:
 
 def segment_distance(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(P,) distance of each point to the segment from `a` to `b`."""
+    return segment_projection(points, a, b)[0]
+
+
+def segment_projection(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P,) distance of each point to the segment from `a` to `b`, and (P,) where its nearest point lies on it (0 at
+    `a`, 1 at `b`)."""
     ab = b - a
     t = (((points - a) * ab).sum(-1) / (ab * ab).sum()).clamp(0, 1)
-    return (points - (a + t[..., None] * ab)).norm(dim=-1)
+    return (points - (a + t[..., None] * ab)).norm(dim=-1), t
 
 
 def blur(mask: torch.Tensor, sigma_texels: float) -> torch.Tensor:

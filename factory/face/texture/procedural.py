@@ -57,7 +57,15 @@ from factory.spec.hair import elder_factor
 from factory.spec.plan import Demographics, Hair, Skin
 
 NOISE_STREAM = 0x7E47  # mixed with the plan's texture_seed: the texturer's own random stream
-BROW_STROKE_STRETCH = torch.tensor([0.3, 3.0, 1.0])  # noise stretched along the brows (x) into hair strokes
+# Scalp-hair strokes: noise stretched along x, by shrinking x toward the box's middle so that every point stays
+# inside the noise's box (outside it value noise is 0: stretching y × 3 instead left the brows and scalp outside).
+HAIR_STROKE_STRETCH = torch.tensor([0.3, 1.0, 1.0])
+# Brow hair: strokes of the finest noise laid along each brow, BROW_STROKE_WIDTH of its 1.2 mm cell across (a texel
+# or two of a 1024 px texture) and BROW_STROKE_LENGTH times longer; at the inner end the hairs stand up
+# (BROW_HEAD_CM), turning to lie along the brow over its body.
+BROW_STROKE_WIDTH = 0.4
+BROW_STROKE_LENGTH = 14.0
+BROW_HEAD_CM = 0.8
 
 
 class Noise(NamedTuple):
@@ -91,7 +99,7 @@ class Look:
     noise: Noise
     rng: np.random.Generator  # draws the pores, then the iris fibres
     fine_texture: torch.Tensor  # (P,) the fine noise at the skin texels: skin texture, and uneven age lines
-    hair_strokes: torch.Tensor  # (P,) 0..1 strokes stretched along the brows: brow and scalp hair
+    hair_strokes: torch.Tensor  # (P,) 0..1 strokes stretched along x: scalp hair
     hair: Hair | None  # the planned hair style, when given: the scalp is painted to match it
 
     @classmethod
@@ -103,7 +111,7 @@ class Look:
         return cls(plan=plan, aging=age_factor(demographics.age), elder=elder_factor(demographics.age), male=demographics.gender == "male",
                    skin_srgb=skin_srgb, hair_srgb=hair_srgb(plan.hair, skin_srgb), noise=noise, rng=rng,
                    fine_texture=noise.fine(skin_points),
-                   hair_strokes=noise.finest(skin_points * BROW_STROKE_STRETCH) * 0.5 + 0.5, hair=hair)
+                   hair_strokes=noise.finest(skin_points * HAIR_STROKE_STRETCH) * 0.5 + 0.5, hair=hair)
 
 
 # --- skin steps: each (P, 3) colour of the skin texels → the next -------------------------------------------------
@@ -177,13 +185,29 @@ def darken_age_lines(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.
 
 
 def draw_brows(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
-    """Brow hair: strokes of hair colour over the brow band."""
-    sparse = 1 - BROW_THINNING * look.elder * (1 - look.hair_strokes)  # old brows thin between their strokes
-    cover = (maps.brows * (0.25 + 0.9 * look.hair_strokes)).clamp(0, 1)[:, None] * (0.8 * sparse[:, None])
+    """Brow hair: strokes of hair colour along each brow, standing up at its inner end, with skin between them;
+    strokes reach past the band's soft edge and gaps open inside it, so the outline is ragged, not painted."""
+    strokes = brow_strokes(look, maps)
+    sparse = 1 - BROW_THINNING * look.elder * (1 - strokes)  # old brows thin between their strokes
+    band = (maps.brows * 1.3 - 0.15 + 0.8 * (strokes - 0.5) * (maps.brows * 3).clamp(max=1)).clamp(0, 1)
+    cover = (band * (0.2 + 0.85 * strokes)).clamp(0, 1)[:, None] * (0.85 * sparse[:, None])
     brow = look.hair_srgb
     if look.plan.hair in GREYING:  # grey brows keep some dark hairs and show the skin: no solid pale stripe
         brow = torch.lerp(brow, torch.tensor(look.skin_srgb, dtype=torch.float32) * 0.6, GREY_BROW_MIX)
     return torch.lerp(colour, brow.expand_as(colour), cover)
+
+
+def brow_strokes(look: Look, maps: SkinMaps) -> torch.Tensor:
+    """(P,) 0..1, sharpened: the finest noise over each brow's own frame (maps.brow_place), stretched along the hair.
+    Near the inner end the frame turns so that the strokes run up; the frame sits at the box's middle, inside it."""
+    along, above = maps.brow_place.unbind(dim=1)
+    rise = (1 - along / BROW_HEAD_CM).clamp(0, 1) * (math.pi / 4)  # hair direction: up at the head, along the body
+    across = above * torch.cos(rise) - along * torch.sin(rise)
+    lengthwise = along * torch.cos(rise) + above * torch.sin(rise)
+    side = torch.sign(maps.points[:, 0])  # the two brows apart in the noise: not mirror images
+    local = torch.stack([lengthwise / BROW_STROKE_LENGTH, across, side], dim=1) / BROW_STROKE_WIDTH
+    middle = (maps.box.low + maps.box.high) / 2
+    return (look.noise.finest(middle + local) / 0.6).clamp(-1, 1) * 0.5 + 0.5
 
 
 def draw_scalp_hair(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
@@ -264,7 +288,7 @@ class ProceduralTexturer(Texturer):
     """Skin tone, regional colour, noise, age lines, eyes, mouth and lash line from a few seeded numbers."""
 
     name = "procedural"
-    version = 2  # 2: the sclera darkens toward the eye's corners
+    version = 3  # 2: the sclera darkens toward the eye's corners; 3: brow hair in strokes along each brow
 
     def __init__(self, model: FaceModel, texture_size: int = 1024):
         super().__init__(model, texture_size)

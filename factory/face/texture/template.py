@@ -22,7 +22,7 @@ import torch
 
 from factory.face.model import FaceModel
 from factory.face.texture.atlas import UVAtlas
-from factory.face.texture.fields import ValueNoise, blur, gaussian, segment_distance
+from factory.face.texture.fields import ValueNoise, blur, gaussian, segment_distance, segment_projection
 from factory.face.topology import find_margins
 from factory.spec.plan import Hair
 
@@ -145,6 +145,7 @@ class SkinMaps:
     eye_sockets: torch.Tensor  # 1 inside the eye sockets
     lips: torch.Tensor  # the lip part, soft-edged
     brows: torch.Tensor  # brow density
+    brow_place: torch.Tensor  # (P, 2) cm along each brow from its inner end, and above its line
     lash_line: torch.Tensor  # 0..0.9 darkening along the lid margins
     age_lines: torch.Tensor  # darkening of the age lines at full age
     above_hairline: torch.Tensor  # cm above the hairline (negative below)
@@ -157,11 +158,12 @@ class SkinMaps:
         p = atlas.texel_position.reshape(-1, 3)[texels]
         lm = model.landmark_points(model.neutral)  # (68, 3)
         lips = blur(atlas.texel_part == model.part_names.index("lips"), atlas.size / LIP_EDGE_DIVISOR)
+        brows, brow_place = brow_density(p, lm)
         return cls(
             texels=texels, points=p, cheeks=cheek_flush(p, lm), nose_tip=gaussian(p, lm[NOSE_TIP], NOSE_TIP_SIGMA_CM),
             under_eyes=under_eye_shadow(p, lm), freckle_zone=freckle_zone(p, lm),
             eye_sockets=atlas.shows(model.layout.eye_sockets).float().reshape(-1)[texels], lips=lips.reshape(-1)[texels],
-            brows=brow_density(p, lm), lash_line=lash_line(p, lm, model), age_lines=age_lines(p, lm, box),
+            brows=brows, brow_place=brow_place, lash_line=lash_line(p, lm, model), age_lines=age_lines(p, lm, box),
             above_hairline=height_above_hairline(p, lm, box), scalp=ScalpFrame.of(model.neutral, lm), box=box,
         )
 
@@ -194,31 +196,44 @@ def freckle_zone(p: torch.Tensor, lm: torch.Tensor) -> torch.Tensor:
 
 BROW_TAIL_HALF_HEIGHT_CM = 0.22  # the brow band's half height at its tail …
 BROW_INNER_EXTRA_CM = 0.25  # … growing by this much toward its inner end
-BROW_EDGE_CM = 0.12  # soft edge of the band
+BROW_EDGE_CM = 0.2  # soft edge of the band, where its hairs thin out
 BROW_DEPTH_CM = 1.5  # only texels at most this far behind the brow's rearmost landmark: the front of the face
 
 
-def brow_density(p: torch.Tensor, lm: torch.Tensor) -> torch.Tensor:
+def brow_density(p: torch.Tensor, lm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(P,) 0..1 brow coverage: a band around each brow's landmark line (17–21, 22–26), thick at the inner
-    end and thin at the tail, soft at its edges, on the front of the face only."""
-    density = torch.zeros(p.shape[0])
+    end and thin at the tail, soft at its edges, on the front of the face only; and (P, 2) where each texel lies in
+    its brow, in cm: from the inner end along the line, and above the line (0, 0 away from the brows), which the
+    brow hair's strokes are laid out by."""
+    density, place = torch.zeros(p.shape[0]), torch.zeros(p.shape[0], 2)
     for line in (lm[RIGHT_BROW], lm[LEFT_BROW].flip(0)):  # each from the tail to the inner end
         distance, along = nearest_on_polyline(p[:, :2], line[:, :2])
         half_height = BROW_TAIL_HALF_HEIGHT_CM + BROW_INNER_EXTRA_CM * along
         front = (p[:, 2] > float(line[:, 2].min()) - BROW_DEPTH_CM).float()
-        density = density + front * (1 - ((distance - half_height) / BROW_EDGE_CM).clamp(0, 1))
-    return density.clamp(0, 1)
+        brow = front * (1 - ((distance - half_height) / BROW_EDGE_CM).clamp(0, 1))
+        length = float((line[1:, :2] - line[:-1, :2]).norm(dim=-1).sum())
+        height = p[:, 1] - torch_interp(along, torch.linspace(0, 1, len(line)), line[:, 1])  # above the line
+        place = torch.where((brow > 0)[:, None], torch.stack([(1 - along) * length, height], dim=1), place)
+        density = density + brow
+    return density.clamp(0, 1), place
+
+
+def torch_interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """np.interp for increasing `xp`: `fp` linearly interpolated at `x` (clamped to the ends)."""
+    index = torch.searchsorted(xp, x.clamp(float(xp[0]), float(xp[-1]))).clamp(1, len(xp) - 1)
+    t = (x - xp[index - 1]) / (xp[index] - xp[index - 1])
+    return torch.lerp(fp[index - 1], fp[index], t.clamp(0, 1))
 
 
 def nearest_on_polyline(points: torch.Tensor, line: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(P,) distance of each 2D point to a polyline (K, 2), and (P,) how far along it (0..1, by segment) the
-    nearest segment lies."""
+    """(P,) distance of each 2D point to a polyline (K, 2), and (P,) how far along it its nearest point lies (0 at
+    the first landmark, 1 at the last, evenly per segment: continuous, so what grows along the line has no steps)."""
     distance = torch.full((points.shape[0],), 1e3)
     along = torch.zeros(points.shape[0])
     for k, (a, b) in enumerate(zip(line[:-1], line[1:])):
-        d = segment_distance(points, a, b)
+        d, t = segment_projection(points, a, b)
         closer = d < distance
-        distance, along = torch.where(closer, d, distance), torch.where(closer, torch.full_like(d, k / (len(line) - 2)), along)
+        distance, along = torch.where(closer, d, distance), torch.where(closer, (k + t) / (len(line) - 1), along)
     return distance, along
 
 
