@@ -123,7 +123,7 @@ def test_brow_hair_lies_in_strokes_along_each_brow(texturer):
     def change(step: tuple[int, int]) -> float:  # mean |difference| between samples `step` apart (1 mm)
         return float((strokes[step[0]:, step[1]:] - strokes[:strokes.shape[0] - step[0], :strokes.shape[1] - step[1]]).abs().mean())
 
-    assert change((0, 10)) > 2.5 * change((10, 0))  # 1 mm across the hair changes it far more than 1 mm along (3.4×)
+    assert change((0, 10)) > 4 * change((10, 0))  # 1 mm across the hair changes it far more than 1 mm along (6×)
 
 
 def test_eye_whites_are_bright_and_the_pupil_is_black(texturer, image):
