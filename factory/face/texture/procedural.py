@@ -190,7 +190,7 @@ def draw_brows(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor
     strokes = brow_strokes(look, maps)
     sparse = 1 - BROW_THINNING * look.elder * (1 - strokes)  # old brows thin between their strokes
     band = (maps.brows * 1.3 - 0.15 + 0.8 * (strokes - 0.5) * (maps.brows * 3).clamp(max=1)).clamp(0, 1)
-    cover = (band * (0.2 + 0.85 * strokes)).clamp(0, 1)[:, None] * (0.85 * sparse[:, None])
+    cover = (band * (0.5 + 0.5 * strokes)).clamp(0, 1)[:, None] * (0.85 * sparse[:, None])
     brow = look.hair_srgb
     if look.plan.hair in GREYING:  # grey brows keep some dark hairs and show the skin: no solid pale stripe
         brow = torch.lerp(brow, torch.tensor(look.skin_srgb, dtype=torch.float32) * 0.6, GREY_BROW_MIX)
