@@ -186,28 +186,31 @@ def darken_age_lines(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.
 
 def draw_brows(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
     """Brow hair: strokes of hair colour along each brow, standing up at its inner end, with skin between them;
-    strokes reach past the band's soft edge and gaps open inside it, so the outline is ragged, not painted."""
-    strokes = brow_strokes(look, maps)
+    strokes reach past the band's soft edge and gaps open inside it, so the outline is ragged, not painted. Drawn on
+    the band's texels only (about 2 % of the skin's)."""
+    texels = torch.nonzero(maps.brows > 0).squeeze(1)
+    density = maps.brows[texels]
+    strokes = brow_strokes(look, maps.box, maps.brow_place[texels], torch.sign(maps.points[texels, 0]))
     sparse = 1 - BROW_THINNING * look.elder * (1 - strokes)  # old brows thin between their strokes
-    band = (maps.brows * 1.3 - 0.15 + 0.8 * (strokes - 0.5) * (maps.brows * 3).clamp(max=1)).clamp(0, 1)
+    band = (density * 1.3 - 0.15 + 0.8 * (strokes - 0.5) * (density * 3).clamp(max=1)).clamp(0, 1)
     cover = (band * (0.5 + 0.5 * strokes)).clamp(0, 1)[:, None] * (0.85 * sparse[:, None])
     brow = look.hair_srgb
     if look.plan.hair in GREYING:  # grey brows keep some dark hairs and show the skin: no solid pale stripe
         brow = torch.lerp(brow, torch.tensor(look.skin_srgb, dtype=torch.float32) * 0.6, GREY_BROW_MIX)
-    return torch.lerp(colour, brow.expand_as(colour), cover)
+    return colour.index_copy(0, texels, torch.lerp(colour[texels], brow.expand(len(texels), 3), cover))
 
 
-def brow_strokes(look: Look, maps: SkinMaps) -> torch.Tensor:
-    """(P,) 0..1, sharpened: the finest noise over each brow's own frame (maps.brow_place), stretched along the hair.
-    Near the inner end the frame turns so that the strokes run up; the frame sits at the box's middle, inside it."""
-    along, above = maps.brow_place.unbind(dim=1)
+def brow_strokes(look: Look, box: Box, place: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+    """(K,) 0..1, sharpened: the finest noise over a brow's own frame at `place` (K, 2) (SkinMaps.brow_place: cm along
+    from the inner end, cm above the line), stretched along the hair; `side` (K,) ±1 keeps the two brows apart in the
+    noise (not mirror images). Near the inner end the frame turns so that the strokes run up; it sits at the box's
+    middle, inside the box."""
+    along, above = place.unbind(dim=1)
     rise = (1 - along / BROW_HEAD_CM).clamp(0, 1) * (math.pi / 4)  # hair direction: up at the head, along the body
     across = above * torch.cos(rise) - along * torch.sin(rise)
     lengthwise = along * torch.cos(rise) + above * torch.sin(rise)
-    side = torch.sign(maps.points[:, 0])  # the two brows apart in the noise: not mirror images
     local = torch.stack([lengthwise / BROW_STROKE_LENGTH, across, side], dim=1) / BROW_STROKE_WIDTH
-    middle = (maps.box.low + maps.box.high) / 2
-    return (look.noise.finest(middle + local) / 0.6).clamp(-1, 1) * 0.5 + 0.5
+    return (look.noise.finest((box.low + box.high) / 2 + local) / 0.6).clamp(-1, 1) * 0.5 + 0.5
 
 
 def draw_scalp_hair(colour: torch.Tensor, look: Look, maps: SkinMaps) -> torch.Tensor:
