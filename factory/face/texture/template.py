@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from factory.face.geometry import interpolate
 from factory.face.model import FaceModel
 from factory.face.texture.atlas import UVAtlas
 from factory.face.texture.fields import ValueNoise, blur, gaussian, segment_distance, segment_projection
@@ -212,17 +213,10 @@ def brow_density(p: torch.Tensor, lm: torch.Tensor) -> tuple[torch.Tensor, torch
         front = (p[:, 2] > float(line[:, 2].min()) - BROW_DEPTH_CM).float()
         brow = front * (1 - ((distance - half_height) / BROW_EDGE_CM).clamp(0, 1))
         length = float((line[1:, :2] - line[:-1, :2]).norm(dim=-1).sum())
-        height = p[:, 1] - torch_interp(along, torch.linspace(0, 1, len(line)), line[:, 1])  # above the line
+        height = p[:, 1] - interpolate(along, torch.linspace(0, 1, len(line)), line[None, :, 1])[0]  # above the line
         place = torch.where((brow > 0)[:, None], torch.stack([(1 - along) * length, height], dim=1), place)
         density = density + brow
     return density.clamp(0, 1), place
-
-
-def torch_interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
-    """np.interp for increasing `xp`: `fp` linearly interpolated at `x` (clamped to the ends)."""
-    index = torch.searchsorted(xp, x.clamp(float(xp[0]), float(xp[-1]))).clamp(1, len(xp) - 1)
-    t = (x - xp[index - 1]) / (xp[index] - xp[index - 1])
-    return torch.lerp(fp[index - 1], fp[index], t.clamp(0, 1))
 
 
 def nearest_on_polyline(points: torch.Tensor, line: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
